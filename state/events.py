@@ -1,0 +1,121 @@
+"""The event schema: Segment Spec messages as frozen msgspec Structs.
+
+One tagged union on `type` is decoded by the gateway, the HTTP API and the
+dataflow alike, so a Segment or RudderStack client works unchanged and all
+three parts agree on what an event is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final
+
+import msgspec
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+OptionalText = Annotated[str, msgspec.Meta(max_length=1024)] | None
+Fields = dict[str, Any]
+
+
+class _Message(
+    msgspec.Struct,
+    frozen=True,
+    tag_field="type",
+    rename="camel",
+    omit_defaults=True,
+    kw_only=True,
+):
+    """Fields every Segment message has."""
+
+    message_id: Id | None = None
+    anonymous_id: Id | None = None
+    user_id: Id | None = None
+    timestamp: datetime | None = None
+    original_timestamp: datetime | None = None
+    sent_at: datetime | None = None
+    received_at: datetime | None = None
+    context: Fields = msgspec.field(default_factory=dict)
+    integrations: Fields = msgspec.field(default_factory=dict)
+
+
+class Page(_Message, frozen=True, tag="page"):
+    """A page was viewed."""
+
+    name: OptionalText = None
+    category: OptionalText = None
+    properties: Fields = msgspec.field(default_factory=dict)
+
+
+class Screen(_Message, frozen=True, tag="screen"):
+    """A mobile screen was viewed; treated like a page."""
+
+    name: OptionalText = None
+    category: OptionalText = None
+    properties: Fields = msgspec.field(default_factory=dict)
+
+
+class Track(_Message, frozen=True, tag="track"):
+    """Something the visitor did, named by `event` (e-commerce spec names)."""
+
+    event: Name
+    properties: Fields = msgspec.field(default_factory=dict)
+
+
+class Identify(_Message, frozen=True, tag="identify"):
+    """Who the visitor is: links ids and sets traits."""
+
+    traits: Fields = msgspec.field(default_factory=dict)
+
+
+class Alias(_Message, frozen=True, tag="alias"):
+    """Declares that `previous_id` and `user_id` are the same person."""
+
+    previous_id: Id
+
+
+class Group(_Message, frozen=True, tag="group"):
+    """The visitor belongs to a company or account."""
+
+    group_id: Id
+    traits: Fields = msgspec.field(default_factory=dict)
+
+
+Event = Page | Screen | Track | Identify | Alias | Group
+EVENT_TYPES: Final = {"page": Page, "screen": Screen, "track": Track,
+                      "identify": Identify, "alias": Alias, "group": Group}
+
+
+def routing_id(event: Event) -> str:
+    """The id that decides an event's shard: the device first, then the user.
+
+    Events of one browser always carry the same anonymous id, so they stay in
+    order on one shard; server-side events that only know the user id route
+    by it.
+    """
+    if isinstance(event, Alias):
+        return event.previous_id
+    return event.anonymous_id or event.user_id or ""
+
+
+def event_time(event: Event) -> datetime:
+    """When the event happened (skew-corrected at ingest)."""
+    assert event.timestamp is not None, "events are normalised at ingest"
+    return event.timestamp
+
+
+# Segment e-commerce and e-mail event names Attimo understands by name.
+PRODUCTS_SEARCHED: Final = "Products Searched"
+PRODUCT_LIST_VIEWED: Final = "Product List Viewed"
+PRODUCT_VIEWED: Final = "Product Viewed"
+PRODUCT_ADDED: Final = "Product Added"
+PRODUCT_REMOVED: Final = "Product Removed"
+CART_VIEWED: Final = "Cart Viewed"
+CHECKOUT_STARTED: Final = "Checkout Started"
+ORDER_COMPLETED: Final = "Order Completed"
+COUPON_APPLIED: Final = "Coupon Applied"
+EMAIL_OPENED: Final = "Email Opened"
+EMAIL_LINK_CLICKED: Final = "Email Link Clicked"
+UNSUBSCRIBED: Final = "Unsubscribed"
+FORM_SUBMITTED: Final = "Form Submitted"
+SIGNED_UP: Final = "Signed Up"

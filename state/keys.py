@@ -1,0 +1,49 @@
+"""Every Redis key and channel name Attimo uses; nothing else spells a key.
+
+Per-contact keys carry the contact id in a `{…}` hash tag so that a Redis
+Cluster keeps all of one contact's keys on one node.
+"""
+
+from __future__ import annotations
+
+PREFIX = "attimo"
+
+
+def event_stream(shard: int) -> str:
+    """The ingest stream of one shard."""
+    return f"{PREFIX}:events:{shard}"
+
+
+def contact_profile(contact_id: str) -> str:
+    """The contact's profile (JSON), written by the dataflow, read by the API."""
+    return f"{PREFIX}:contact:{{{contact_id}}}"
+
+
+def contact_alias(any_id: str) -> str:
+    """Maps an anonymous id, user id or e-mail to the contact id that owns it."""
+    return f"{PREFIX}:alias:{{{any_id}}}"
+
+
+def write_key(key: str) -> str:
+    """The write key's record (allowed origins)."""
+    return f"{PREFIX}:writekey:{key}"
+
+
+def dataflow_progress() -> str:
+    """Hash shard → last stream entry id the dataflow has processed."""
+    return f"{PREFIX}:progress"
+
+
+def dataflow_heartbeat() -> str:
+    """Last time (epoch seconds) the dataflow reported it was alive."""
+    return f"{PREFIX}:heartbeat:dataflow"
+
+
+def decision_push_channel() -> str:
+    """Pub/sub channel on which the dataflow pushes decisions to gateways."""
+    return f"{PREFIX}:push"
+
+
+def frame_dedup(frame_id: str) -> str:
+    """Marks a tracker frame as already appended (resend after reconnect)."""
+    return f"{PREFIX}:frame:{frame_id}"

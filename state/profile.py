@@ -1,0 +1,106 @@
+"""The contact profile: what the dataflow writes and the API serves.
+
+The dataflow owns the truth (its snapshotted state) and writes each changed
+contact's profile whole, as one JSON value: an overwrite is idempotent, so a
+replay after a crash rewrites the same bytes instead of counting twice. The
+API decodes with the same Struct, so both sides agree on every field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+import msgspec
+
+
+class CartLine(msgspec.Struct, kw_only=True):
+    """One product in a contact's current cart."""
+
+    product_id: str
+    name: str = ""
+    category: str = ""
+    price: float = 0.0
+    quantity: int = 1
+
+
+class Counters(msgspec.Struct, kw_only=True):
+    """All-time counts of what the contact did."""
+
+    events: int = 0
+    page_views: int = 0
+    product_views: int = 0
+    product_views_by_category: dict[str, int] = msgspec.field(default_factory=dict)
+    cart_adds: int = 0
+    cart_removes: int = 0
+    checkouts: int = 0
+    orders: int = 0
+    revenue: float = 0.0
+    sign_ups: int = 0
+    form_submits: int = 0
+    email_opens: int = 0
+    email_clicks: int = 0
+
+
+class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A contact as operators and widgets see it."""
+
+    contact_id: str
+    anonymous_ids: list[str] = msgspec.field(default_factory=list)
+    user_id: str | None = None
+    email: str | None = None
+    traits: dict[str, object] = msgspec.field(default_factory=dict)
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    counters: Counters = msgspec.field(default_factory=Counters)
+    cart: list[CartLine] = msgspec.field(default_factory=list)
+    cart_value: float = 0.0
+    cart_updated_at: datetime | None = None
+    score: float = 0.0
+    temperature: str = "cold"
+    stage: str = "awareness"
+    tags: list[str] = msgspec.field(default_factory=list)
+    segments: list[str] = msgspec.field(default_factory=list)
+    # Extensions owned by later capabilities (windows, sessions, RFM …).
+    extra: dict[str, object] = msgspec.field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+class Decisions(msgspec.Struct, kw_only=True):
+    """What on-site widgets should do for a visitor right now."""
+
+    contact_id: str | None = None
+    popups: list[dict[str, object]] = msgspec.field(default_factory=list)
+    recommendations: dict[str, list[dict[str, object]]] = msgspec.field(
+        default_factory=lambda: {"cross_sell": [], "up_sell": [], "personal": []})
+    segments: list[str] = msgspec.field(default_factory=list)
+    temperature: str = "cold"
+    score: float = 0.0
+    cart_value: float = 0.0
+
+
+_profile_encoder: Final = msgspec.json.Encoder()
+_profile_decoder: Final = msgspec.json.Decoder(Profile)
+
+
+def encode_profile(profile: Profile) -> bytes:
+    """Profile → JSON bytes for Redis."""
+    return _profile_encoder.encode(profile)
+
+
+def decode_profile(raw: bytes) -> Profile:
+    """JSON bytes from Redis → Profile."""
+    return _profile_decoder.decode(raw)
+
+
+def decisions_for(profile: Profile | None) -> Decisions:
+    """The decisions a profile implies; empty for a visitor with no state."""
+    if profile is None:
+        return Decisions()
+    return Decisions(
+        contact_id=profile.contact_id,
+        segments=list(profile.segments),
+        temperature=profile.temperature,
+        score=profile.score,
+        cart_value=profile.cart_value,
+    )

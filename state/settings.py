@@ -1,0 +1,76 @@
+"""One settings object per process, read from `ATTIMO_*` environment variables.
+
+Library code never reads the environment: entry points build `Settings()`
+once and pass the values down, so tests can run with seconds where
+production runs with days.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_ORIGINS = "http://127.0.0.1:8000,http://localhost:8000"
+
+
+class Settings(BaseSettings):
+    """Everything an Attimo process can be told from outside."""
+
+    model_config = SettingsConfigDict(env_prefix="ATTIMO_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    gateway_port: int = 8001
+    admin_token: str = Field(default_factory=lambda: "dev-admin-" + secrets.token_hex(8))
+    write_key: str = Field(default_factory=lambda: "dev-wk-" + secrets.token_hex(8))
+    allowed_origins: str = LOCAL_ORIGINS
+    # Public URLs the browser uses; empty means "derived from host and port".
+    gateway_public_url: str = ""
+    api_public_url: str = ""
+
+    # Streams: the shard count is fixed for the lifetime of a deployment
+    # (removing a shard breaks Bytewax resume), so choose a multiple of the
+    # dataflow process count.
+    stream_shards: int = 4
+    # Virtual shards the dataflow keys contact state by: bounded, so Bytewax
+    # recovery and timer scans stay cheap however many contacts exist.
+    contact_shards: int = 256
+
+    # Ingest limits (Segment's own: 32 KB per event, 500 KB per batch).
+    max_event_bytes: int = 32 * 1024
+    max_batch_bytes: int = 512 * 1024
+    max_events_per_batch: int = 100
+    max_future_skew_s: float = 24 * 3600
+    max_event_age_s: float = 365 * 24 * 3600
+    # Ingest pushes back (429 / ack withheld) when the dataflow lags more.
+    max_ingest_lag_s: float = 30.0
+
+    # Dataflow
+    data_dir: Path = Path("var")
+    recovery: bool = True
+    snapshot_interval_s: float = 10.0
+    backup_interval_s: float = 0.0
+    workers: int = 1
+    idle_poll_ms: float = 1.0
+
+    # Demo shoppers for `attimo demo`.
+    demo_shoppers: int = 20
+
+    @property
+    def origins(self) -> list[str]:
+        """Allowed origins for the default write key, as a list."""
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+    @property
+    def gateway_url(self) -> str:
+        """Websocket URL browsers use to reach the gateway."""
+        return self.gateway_public_url or f"ws://{self.host}:{self.gateway_port}"
+
+    @property
+    def api_url(self) -> str:
+        """HTTP URL browsers and clients use to reach the API."""
+        return self.api_public_url or f"http://{self.host}:{self.api_port}"

@@ -1,0 +1,208 @@
+"""Decode and validate incoming events one by one, keeping the good ones.
+
+A batch from a browser or a server is never all-or-nothing: each event is
+decoded on its own (from its raw bytes, so its size is known), and a bad one
+is reported with its index, its messageId and the field at fault while the
+rest of the batch is kept. Timestamps are corrected for clock skew the way
+Segment does: `timestamp = receivedAt - (sentAt - timestamp)`.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import msgspec
+
+from state.errors import BatchTooLargeError, InvalidBatchError, InvalidEventError
+from state.events import Alias, Event, Identify, Track
+
+# Numbers an event may carry: money and counts far beyond any real shop, but
+# finite, so a typo or an attack cannot poison a score or a sum.
+MAX_ABS_NUMBER: Final = 1e12
+NUMERIC_PROPERTIES: Final = ("price", "revenue", "total", "value", "quantity",
+                             "discount", "shipping", "tax", "subtotal")
+BLOCKED_IDS: Final = frozenset({"null", "undefined", "anonymous", "0", "-1", "nil", "none"})
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What an event may look like; every value comes from settings."""
+
+    max_event_bytes: int = 32 * 1024
+    max_batch_bytes: int = 512 * 1024
+    max_events_per_batch: int = 100
+    max_future_skew: timedelta = timedelta(hours=24)
+    max_event_age: timedelta = timedelta(days=365)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One rejected event: its position in the batch and the reason."""
+
+    index: int
+    error: str
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    """The accepted events of a batch, normalised, and the rejected ones."""
+
+    accepted: list[Event] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+class Frame(msgspec.Struct, rename="camel"):
+    """A tracker websocket frame: a numbered batch awaiting an ack."""
+
+    seq: int
+    batch: list[msgspec.Raw]
+    sent_at: datetime | None = None
+
+
+class HttpBatch(msgspec.Struct, rename="camel"):
+    """Body of Segment's `POST /v1/batch`."""
+
+    batch: list[msgspec.Raw]
+    sent_at: datetime | None = None
+    write_key: str | None = None
+    context: dict[str, Any] | None = None
+
+
+_event_decoder: Final = msgspec.json.Decoder(Event)
+_frame_decoder: Final = msgspec.json.Decoder(Frame)
+_http_batch_decoder: Final = msgspec.json.Decoder(HttpBatch)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _check_numbers(where: str, values: Mapping[str, Any]) -> None:
+    for name in NUMERIC_PROPERTIES:
+        value = values.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"`{where}.{name}` must be a number, got {type(value).__name__}")
+        if not math.isfinite(value) or abs(value) > MAX_ABS_NUMBER:
+            raise ValueError(f"`{where}.{name}` is out of range (|x| ≤ {MAX_ABS_NUMBER:g})")
+    products = values.get("products")
+    if products is not None:
+        if not isinstance(products, list):
+            raise ValueError(f"`{where}.products` must be a list")
+        for i, product in enumerate(products):
+            if not isinstance(product, dict):
+                raise ValueError(f"`{where}.products[{i}]` must be an object")
+            _check_numbers(f"{where}.products[{i}]", product)
+
+
+def is_blocked_id(value: str | None) -> bool:
+    """Ids that many clients send by mistake and that must never identify anyone."""
+    if value is None:
+        return False
+    stripped = value.strip().lower()
+    return not stripped or stripped in BLOCKED_IDS or set(stripped) <= {"0", "-"}
+
+
+class EventValidator:
+    """Turns raw JSON events into normalised, trusted `Event`s."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    def decode_frame(self, body: bytes, received_at: datetime) -> tuple[int, DecodedBatch]:
+        """Decode a tracker frame; returns its seq and the per-event outcome."""
+        try:
+            frame = _frame_decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            raise InvalidBatchError(f"frame: {exc}") from exc
+        return frame.seq, self.validate_all(frame.batch, received_at, frame.sent_at)
+
+    def decode_http_batch(self, body: bytes, received_at: datetime) -> tuple[HttpBatch, DecodedBatch]:
+        """Decode Segment's batch body; the write key may be inside it."""
+        try:
+            envelope = _http_batch_decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            raise InvalidBatchError(f"body: {exc}") from exc
+        return envelope, self.validate_all(envelope.batch, received_at, envelope.sent_at)
+
+    def validate_all(
+        self, raw_events: Iterable[msgspec.Raw | bytes], received_at: datetime,
+        batch_sent_at: datetime | None = None,
+    ) -> DecodedBatch:
+        """Validate each event on its own; bad ones are listed, good ones kept."""
+        raws = list(raw_events)
+        if len(raws) > self.limits.max_events_per_batch:
+            raise BatchTooLargeError(
+                f"batch has {len(raws)} events; at most {self.limits.max_events_per_batch} allowed")
+        out = DecodedBatch()
+        for index, raw in enumerate(raws):
+            try:
+                out.accepted.append(self.validate_one(bytes(raw), received_at, batch_sent_at, index))
+            except InvalidEventError as exc:
+                out.rejected.append(Rejection(index, exc.reason))
+        return out
+
+    def validate_one(self, raw: bytes, received_at: datetime,
+                     batch_sent_at: datetime | None = None, index: int = 0) -> Event:
+        """Decode one event and normalise ids and time; raise with the reason."""
+        if len(raw) > self.limits.max_event_bytes:
+            raise InvalidEventError(
+                index, f"event is {len(raw)} bytes; at most {self.limits.max_event_bytes} allowed")
+        try:
+            event = _event_decoder.decode(raw)
+        except msgspec.ValidationError as exc:
+            raise InvalidEventError(index, str(exc)) from exc
+        except msgspec.DecodeError as exc:
+            raise InvalidEventError(index, f"not valid JSON: {exc}") from exc
+        label = f"messageId {event.message_id}: " if event.message_id else ""
+        try:
+            return self._normalise(event, _utc(received_at), batch_sent_at)
+        except ValueError as exc:
+            raise InvalidEventError(index, f"{label}{exc}") from exc
+
+    def _normalise(self, event: Event, received_at: datetime, batch_sent_at: datetime | None) -> Event:
+        if not event.anonymous_id and not event.user_id:
+            raise ValueError("either `anonymousId` or `userId` is required")
+        if isinstance(event, Identify | Alias) and is_blocked_id(event.user_id):
+            raise ValueError(f"`userId` {event.user_id!r} is not a usable id")
+        if isinstance(event, Track):
+            _check_numbers("properties", event.properties)
+        if isinstance(event, Identify):
+            _check_numbers("traits", event.traits)
+        happened = event.timestamp or event.original_timestamp
+        sent_at = event.sent_at or batch_sent_at
+        if happened is None:
+            timestamp = received_at
+        elif sent_at is not None:
+            timestamp = received_at - (_utc(sent_at) - _utc(happened))
+        else:
+            timestamp = _utc(happened)
+        if timestamp - received_at > self.limits.max_future_skew:
+            raise ValueError(f"`timestamp` {timestamp.isoformat()} is in the future")
+        if received_at - timestamp > self.limits.max_event_age:
+            raise ValueError(f"`timestamp` {timestamp.isoformat()} is older than the allowed age")
+        return msgspec.structs.replace(
+            event,
+            message_id=event.message_id or str(uuid.uuid4()),
+            timestamp=timestamp,
+            original_timestamp=None,
+            sent_at=None,
+            received_at=received_at,
+        )
+
+
+def limits_from(settings: Any) -> Limits:
+    """Build `Limits` from a `Settings` object."""
+    return Limits(
+        max_event_bytes=settings.max_event_bytes,
+        max_batch_bytes=settings.max_batch_bytes,
+        max_events_per_batch=settings.max_events_per_batch,
+        max_future_skew=timedelta(seconds=settings.max_future_skew_s),
+        max_event_age=timedelta(seconds=settings.max_event_age_s),
+    )

@@ -1,0 +1,52 @@
+// Builds Segment Spec events, so that the same server accepts both this
+// tracker and stock Segment / RudderStack clients.
+import { uuid } from './ids.js'
+
+export const VERSION = '1.0.0'
+
+function pageInfo() {
+  return {
+    url: location.href,
+    path: location.pathname,
+    title: document.title,
+    referrer: document.referrer,
+    search: location.search,
+  }
+}
+
+export function buildEvent(type, who, fields) {
+  const ev = {
+    type,
+    messageId: uuid(),
+    anonymousId: who.anonymousId,
+    timestamp: new Date().toISOString(),
+    context: {
+      page: pageInfo(),
+      userAgent: navigator.userAgent,
+      locale: navigator.language,
+      library: { name: 'attimo.js', version: VERSION },
+    },
+  }
+  if (who.userId) ev.userId = who.userId
+  return Object.assign(ev, fields)
+}
+
+export function track(who, name, props) {
+  return buildEvent('track', who, { event: String(name), properties: props || {} })
+}
+
+// page(props?) or page(name, props?): Segment's page properties always carry
+// the url fields so that server-side rules can match on them directly.
+export function page(who, name, props) {
+  if (name && typeof name === 'object') {
+    props = name
+    name = null
+  }
+  const fields = { properties: Object.assign(pageInfo(), props) }
+  if (name) fields.name = String(name)
+  return buildEvent('page', who, fields)
+}
+
+export function identify(who, traits) {
+  return buildEvent('identify', who, { traits: traits || {} })
+}

@@ -1,0 +1,70 @@
+// The websocket to the gateway: numbered frames, acks and pushed decisions,
+// and reconnection with backoff. It knows nothing about the queue; index.js
+// decides what to (re)send when the socket opens or an ack arrives.
+import { backoff } from './retry.js'
+
+// Close codes that mean "this client is wrong" (bad write key, policy):
+// reconnecting would fail the same way forever.
+function fatal(code) {
+  return code === 1008 || (code >= 4400 && code < 4500)
+}
+
+export function createTransport(url, on, baseMs) {
+  let ws = null
+  let attempt = 0
+  let timer = 0
+  let seq = 0
+  let stopped = false
+
+  function retry() {
+    if (!timer && !stopped) timer = setTimeout(connect, backoff(attempt++, baseMs))
+  }
+
+  function connect() {
+    timer = 0
+    let sock
+    try {
+      sock = new WebSocket(url)
+    } catch (e) {
+      return retry()
+    }
+    ws = sock
+    sock.onopen = () => {
+      attempt = 0
+      seq = 0 // seq numbers are per connection
+      on.open()
+    }
+    sock.onmessage = (m) => {
+      let msg
+      try {
+        msg = JSON.parse(m.data)
+      } catch (e) {
+        return
+      }
+      if (!msg) return
+      if (msg.ack != null) on.ack(msg)
+      else if (msg.decision) on.decision(msg.decision)
+    }
+    // "error" is always followed by "close", so only close reconnects.
+    sock.onclose = (e) => {
+      if (ws !== sock) return
+      ws = null
+      on.close()
+      if (fatal(e.code)) {
+        stopped = true
+        console.warn('attimo: gateway refused connection', e.code, e.reason)
+      }
+      retry()
+    }
+  }
+
+  return {
+    connect,
+    isOpen: () => !!ws && ws.readyState === 1,
+    send(batch) {
+      seq += 1
+      ws.send(JSON.stringify({ seq, batch, sentAt: new Date().toISOString() }))
+      return seq
+    },
+  }
+}
