@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_event_age_s: float = 365 * 24 * 3600
     # Ingest pushes back (429 / ack withheld) when the dataflow lags more.
     max_ingest_lag_s: float = 30.0
+    # Longest the gateway withholds an ack while overloaded before closing
+    # with 1013 (try again later) so the client resends the frame.
+    max_ack_delay_s: float = 10.0
 
     # Dataflow
     data_dir: Path = Path("var")
@@ -56,6 +59,8 @@ class Settings(BaseSettings):
     backup_interval_s: float = 0.0
     workers: int = 1
     idle_poll_ms: float = 1.0
+    # A cart untouched this long counts as abandoned (30 min by default).
+    cart_idle_s: float = 30 * 60
 
     # Demo shoppers for `attimo demo`.
     demo_shoppers: int = 20

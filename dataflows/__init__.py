@@ -1,0 +1,1 @@
+"""Bytewax dataflows: Redis Streams in, per-contact state, Redis out."""

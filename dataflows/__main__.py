@@ -1,0 +1,30 @@
+"""`python -m dataflows`: run the Attimo dataflow (what `attimo dataflow` starts).
+
+For a multi-process cluster pass `--process-id` and `--addresses` exactly as
+Bytewax's `-i` / `-a` (every process gets the same address list).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+from dataflows.runner import run_dataflow
+from state.logs import configure_logging
+from state.settings import Settings
+
+
+def main() -> None:
+    """Parse the cluster flags, read settings once, run until interrupted."""
+    parser = argparse.ArgumentParser(prog="attimo dataflow", description=__doc__)
+    parser.add_argument("-i", "--process-id", type=int, default=None)
+    parser.add_argument("-a", "--addresses", default=None, help="host:port;host:port …")
+    args = parser.parse_args()
+    configure_logging("dataflow")
+    addresses = args.addresses.split(";") if args.addresses else None
+    with contextlib.suppress(KeyboardInterrupt):
+        run_dataflow(Settings(), process_id=args.process_id, addresses=addresses)
+
+
+if __name__ == "__main__":
+    main()
