@@ -47,3 +47,38 @@ def decision_push_channel() -> str:
 def frame_dedup(frame_id: str) -> str:
     """Marks a tracker frame as already appended (resend after reconnect)."""
     return f"{PREFIX}:frame:{frame_id}"
+
+
+def config_version(version: int) -> str:
+    """One immutable version of the live configuration (JSON)."""
+    return f"{PREFIX}:config:v{version}"
+
+
+def config_current() -> str:
+    """The number of the newest configuration version."""
+    return f"{PREFIX}:config:current"
+
+
+def segment_members(segment_id: str) -> str:
+    """Sorted set of a segment's members, scored by the time they entered."""
+    return f"{PREFIX}:segment:{segment_id}:members"
+
+
+def segment_changes() -> str:
+    """Stream of `Segment Entered` / `Segment Exited` events, for workflows."""
+    return f"{PREFIX}:segment-changes"
+
+
+def backfill_progress(version: int) -> str:
+    """Hash contact-shard → contacts re-evaluated under config `version`."""
+    return f"{PREFIX}:backfill:v{version}"
+
+
+def metrics() -> str:
+    """Hash of dataflow counters (late events, merges, purges …)."""
+    return f"{PREFIX}:metrics"
+
+
+def contact_index() -> str:
+    """Sorted set of every contact id by last activity, for listing and purge."""
+    return f"{PREFIX}:contacts"

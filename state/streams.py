@@ -22,6 +22,8 @@ from state.events import Event, routing_id
 from state.shards import shard_of
 
 ENTRY_FIELD: Final = b"e"
+# Entries with this field instead carry a control message (a config version).
+CONTROL_FIELD: Final = b"c"
 _encoder: Final = msgspec.json.Encoder()
 _decoder: Final = msgspec.json.Decoder(list[Event])
 

@@ -1,0 +1,298 @@
+"""Live configuration as data: scoring rules, thresholds, stages, segments.
+
+Marketers change these through the admin API while everything runs. Each
+change is stored as a new immutable *version* (`keys.config_version(n)`),
+and a control entry naming the version is appended to every ingest stream,
+so the dataflow switches at a well-defined position of each stream: a replay
+after a crash meets the same switch at the same place and uses the version
+that was in force for each event.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+CompareOp = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists"]
+
+DAY = 86_400.0
+
+
+class PropertyCondition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`properties[name] <op> value` on the event (or `traits` for identify)."""
+
+    name: str
+    op: CompareOp = "eq"
+    value: Any = None
+
+
+class EventMatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Which events a rule is about: a name (`page` for page views) and conditions."""
+
+    event: str
+    where: list[PropertyCondition] = msgspec.field(default_factory=list)
+
+
+class ScoringRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Points for an event: `once`, every time (`repeatable`) or `at_most` N per window."""
+
+    id: Identifier
+    match: EventMatch
+    points: float
+    mode: Literal["repeatable", "once", "at_most"] = "repeatable"
+    max_times: int = 1
+    per_window_s: Seconds = 0.0
+    group: str = "default"
+
+
+class AbsenceRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Points (usually negative) when `expect` does not follow `after` within `within_s`.
+
+    `correlate_on` names a property that must be equal on both events (for
+    example the e-mail id, so that opening one e-mail does not excuse another).
+    """
+
+    id: Identifier
+    after: EventMatch
+    expect: EventMatch
+    within_s: Seconds
+    points: float
+    correlate_on: str | None = None
+    group: str = "default"
+
+
+class ScoreGroup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Rules of a group decay together; half-life 0 turns decay off."""
+
+    half_life_s: Seconds = 30 * DAY
+
+
+class Thresholds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Temperature tags from the score: cold < warm ≤ … < hot ≤ …"""
+
+    warm: float = 20.0
+    hot: float = 50.0
+
+
+class StageRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The contact is in `stage` when `when` holds; the first matching rule wins."""
+
+    stage: str
+    when: Condition
+
+
+class WindowSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Sliding windows, sessions and lateness (event time)."""
+
+    windows_s: list[Seconds] = msgspec.field(
+        default_factory=lambda: [3600.0, DAY, 7 * DAY, 30 * DAY])
+    lateness_s: Seconds = 3600.0
+    session_idle_s: Seconds = 30 * 60.0
+    session_max_s: Seconds = DAY
+    max_log_entries: int = 1000
+
+
+class IdentitySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Guard rails of identity merge and the anonymous purge."""
+
+    max_anonymous_ids: int = 50
+    anonymous_ttl_s: Seconds = 395 * DAY
+
+
+# ---- segment condition tree -------------------------------------------------
+
+class All(msgspec.Struct, frozen=True, tag="all", tag_field="kind", forbid_unknown_fields=True):
+    """Every child holds."""
+
+    of: list[Condition]
+
+
+class AnyOf(msgspec.Struct, frozen=True, tag="any", tag_field="kind", forbid_unknown_fields=True):
+    """At least one child holds."""
+
+    of: list[Condition]
+
+
+class Not(msgspec.Struct, frozen=True, tag="not", tag_field="kind", forbid_unknown_fields=True):
+    """The child does not hold."""
+
+    of: Condition
+
+
+class Trait(msgspec.Struct, frozen=True, tag="trait", tag_field="kind", forbid_unknown_fields=True):
+    """A custom field from `identify`: `traits[name] <op> value`."""
+
+    name: str
+    op: CompareOp = "eq"
+    value: Any = None
+
+
+class HasTag(msgspec.Struct, frozen=True, tag="tag", tag_field="kind", forbid_unknown_fields=True):
+    """The contact carries the tag."""
+
+    tag: str
+
+
+class InList(msgspec.Struct, frozen=True, tag="list", tag_field="kind", forbid_unknown_fields=True):
+    """The contact is an explicit member of the list."""
+
+    list: str
+
+
+class Score(msgspec.Struct, frozen=True, tag="score", tag_field="kind", forbid_unknown_fields=True):
+    """The decayed score, read now: `score <op> value`."""
+
+    op: CompareOp
+    value: float
+
+
+class TemperatureIs(msgspec.Struct, frozen=True, tag="temperature", tag_field="kind",
+                    forbid_unknown_fields=True):
+    """Temperature is one of `values` (cold, warm, hot)."""
+
+    values: list[str]
+
+
+class StageIs(msgspec.Struct, frozen=True, tag="stage", tag_field="kind", forbid_unknown_fields=True):
+    """Journey stage is one of `values`."""
+
+    values: list[str]
+
+
+class WindowCount(msgspec.Struct, frozen=True, tag="count", tag_field="kind", forbid_unknown_fields=True):
+    """How often something happened in the last `window_s`.
+
+    `dimension` is `event` (event name; `page` for page views), `category`
+    (product category of product events) or `product` (product id).
+    Example: viewed category shoes ≥ 3 times in 7 d =
+    `{"kind": "count", "dimension": "category", "value": "shoes",
+    "event": "Product Viewed", "window_s": 604800, "op": "gte", "n": 3}`.
+    """
+
+    dimension: Literal["event", "category", "product"]
+    value: str
+    window_s: Seconds
+    op: CompareOp
+    n: int
+    event: str | None = None
+
+
+class NoEventWithin(msgspec.Struct, frozen=True, tag="absent", tag_field="kind", forbid_unknown_fields=True):
+    """Absence: no `event` in the last `window_s` (e.g. no order in 90 d).
+
+    `ever_happened` true requires the event to have happened at least once
+    before (a lapsed buyer), false also matches contacts who never did it.
+    """
+
+    event: str
+    window_s: Seconds
+    ever_happened: bool = False
+
+
+class Rfm(msgspec.Struct, frozen=True, tag="rfm", tag_field="kind", forbid_unknown_fields=True):
+    """RFM score (1–5) of `part` (`r`, `f`, `m`) compared with `value`."""
+
+    part: Literal["r", "f", "m"]
+    op: CompareOp
+    value: int
+
+
+class Cart(msgspec.Struct, frozen=True, tag="cart", tag_field="kind", forbid_unknown_fields=True):
+    """Cart state: non-empty, and optionally its value and age bounds."""
+
+    min_value: float | None = None
+    max_value: float | None = None
+    min_age_s: Seconds | None = None
+    max_age_s: Seconds | None = None
+
+
+class Anniversary(msgspec.Struct, frozen=True, tag="anniversary", tag_field="kind",
+                  forbid_unknown_fields=True):
+    """The date trait `field` (birthday, signed_up_at) recurs within `within_days` from today (UTC)."""
+
+    field: str
+    within_days: int = 0
+
+
+class Total(msgspec.Struct, frozen=True, tag="total", tag_field="kind", forbid_unknown_fields=True):
+    """An all-time figure: `orders`, `revenue`, `page_views`, `sessions`, `average_order_value` …"""
+
+    counter: str
+    op: CompareOp
+    value: float
+
+
+class InSegment(msgspec.Struct, frozen=True, tag="segment", tag_field="kind", forbid_unknown_fields=True):
+    """Member of another segment (evaluated first; cycles are rejected)."""
+
+    segment: str
+
+
+Condition = (All | AnyOf | Not | Trait | HasTag | InList | Score | TemperatureIs | StageIs
+             | WindowCount | NoEventWithin | Rfm | Cart | Anniversary | Total | InSegment)
+
+
+class SegmentDef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A named segment: its members are the contacts for which `when` holds."""
+
+    id: Identifier
+    when: Condition
+    name: str = ""
+
+
+class TagRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Add (or remove) a tag when an event matches."""
+
+    match: EventMatch
+    tag: str
+    remove: bool = False
+
+
+class RfmEdges(msgspec.Struct, frozen=True):
+    """Quantile edges (4 each) that cut the contact base into scores 1–5."""
+
+    recency_days: list[float] = msgspec.field(default_factory=lambda: [7.0, 30.0, 90.0, 180.0])
+    frequency: list[float] = msgspec.field(default_factory=lambda: [1.0, 2.0, 3.0, 5.0])
+    monetary: list[float] = msgspec.field(default_factory=lambda: [50.0, 100.0, 250.0, 500.0])
+
+
+def default_stage_rules() -> list[StageRule]:
+    """Journey stages from behaviour: advocacy > retention > decision > consideration."""
+    return [
+        StageRule("advocacy", All([Total("orders", "gte", 3), Score("gte", 50.0)])),
+        StageRule("retention", Total("orders", "gte", 1)),
+        StageRule("decision", AnyOf([Cart(), WindowCount("event", "Checkout Started", 30 * DAY, "gte", 1)])),
+        StageRule("consideration", WindowCount("event", "Product Viewed", 30 * DAY, "gte", 2)),
+    ]
+
+
+class ActiveConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One immutable version of everything marketers configure."""
+
+    version: int = 0
+    scoring_rules: list[ScoringRule] = msgspec.field(default_factory=list)
+    absence_rules: list[AbsenceRule] = msgspec.field(default_factory=list)
+    score_groups: dict[str, ScoreGroup] = msgspec.field(default_factory=lambda: {"default": ScoreGroup()})
+    thresholds: Thresholds = msgspec.field(default_factory=Thresholds)
+    stages: list[StageRule] = msgspec.field(default_factory=default_stage_rules)
+    tag_rules: list[TagRule] = msgspec.field(default_factory=list)
+    segments: list[SegmentDef] = msgspec.field(default_factory=list)
+    windows: WindowSettings = msgspec.field(default_factory=WindowSettings)
+    identity: IdentitySettings = msgspec.field(default_factory=IdentitySettings)
+    rfm: RfmEdges = msgspec.field(default_factory=RfmEdges)
+
+
+_decoder = msgspec.json.Decoder(ActiveConfig)
+
+
+def decode_config(raw: bytes) -> ActiveConfig:
+    """JSON → ActiveConfig, validating every rule and condition."""
+    return _decoder.decode(raw)
+
+
+def encode_config(config: ActiveConfig) -> bytes:
+    """ActiveConfig → JSON."""
+    return msgspec.json.encode(config)
