@@ -29,11 +29,18 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         for name, value in vars(record).items():
-            if name not in _STANDARD and not name.startswith("_"):
+            if name == "fields" and isinstance(value, dict):
+                entry.update(value)
+            elif name not in _STANDARD and not name.startswith("_"):
                 entry[name] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
+
+
+def is_configured() -> bool:
+    """Whether this process already logs JSON lines."""
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
 
 
 def configure_logging(process_name: str, level: str = "INFO") -> None:

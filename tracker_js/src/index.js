@@ -50,6 +50,9 @@ function main() {
 
   function onAck(msg) {
     const batch = inflight.get(msg.ack)
+    // {"ack": n, "error": ...} refuses a whole frame (too big, malformed):
+    // like a rejected event it would fail again, so it is dropped, not resent.
+    if (msg.error) console.warn('attimo: frame rejected', msg.error)
     if (!batch) return
     inflight.delete(msg.ack)
     // Rejected events are invalid, not unlucky: resending would fail again.
@@ -92,6 +95,7 @@ function main() {
 
   function onLeave(ev) {
     if (ev.type === 'pagehide' || document.visibilityState === 'hidden') {
+      queue.persist()
       if (transport.isOpen()) return flush()
       const pending = queue.all().filter((e) => !beaconed.has(e.messageId))
       // Beaconed events stay queued: a beacon's success only means "handed to

@@ -1,18 +1,27 @@
 // A capped, persistent queue of events not yet acknowledged by the server.
-// It is read from and written to storage on every change (not only at unload)
-// so that events survive a crash or a navigation, and so that two tabs of the
-// same shop do not overwrite each other's events (duplicates are harmless: the
-// server dedupes by messageId, losses are not).
+//
+// Storage is the source of truth between pages and tabs: before each use the
+// queue re-reads it (cheaply: the last raw string is remembered, so only a
+// change by another tab costs a parse), so two tabs do not overwrite each
+// other's events. Writes are coalesced into one per task, because a burst of
+// calls (or an offline visitor with a full queue) would otherwise serialise
+// the whole queue once per event. Duplicates between tabs are harmless (the
+// server dedupes by messageId); losses are not, so the page owner calls
+// persist() on pagehide.
 import { lsGet, lsSet } from './storage.js'
 
 export function createQueue(key, cap, get, set) {
   get = get || lsGet
   set = set || lsSet
   let mem = []
+  let lastRaw = null
+  let timer = 0
 
   function load() {
+    if (timer) return mem // unsaved local changes are the newest state
     const raw = get(key)
-    if (raw === undefined) return mem // storage unusable: keep the memory copy
+    if (raw === undefined || raw === lastRaw) return mem
+    lastRaw = raw
     try {
       const v = JSON.parse(raw || '[]')
       mem = Array.isArray(v) ? v : []
@@ -22,8 +31,17 @@ export function createQueue(key, cap, get, set) {
     return mem
   }
 
-  function save() {
-    set(key, mem.length ? JSON.stringify(mem) : null)
+  function persist() {
+    clearTimeout(timer)
+    timer = 0
+    const raw = mem.length ? JSON.stringify(mem) : null
+    // If the write fails (quota, disabled storage) remember what storage still
+    // holds, so the next load() keeps the in-memory copy instead of it.
+    lastRaw = set(key, raw) ? raw : get(key)
+  }
+
+  function changed() {
+    if (!timer) timer = setTimeout(persist, 0)
   }
 
   return {
@@ -31,14 +49,15 @@ export function createQueue(key, cap, get, set) {
       load().push(ev)
       // Drop the oldest: recent behaviour matters more for live decisions.
       if (mem.length > cap) mem.splice(0, mem.length - cap)
-      save()
+      changed()
     },
     all() {
       return load().slice()
     },
     remove(ids) {
       mem = load().filter((e) => !ids.has(e.messageId))
-      save()
+      changed()
     },
+    persist,
   }
 }

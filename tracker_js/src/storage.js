@@ -11,12 +11,15 @@ export function lsGet(key) {
   }
 }
 
+// Returns false when the write failed (quota, disabled storage); callers then
+// rely on their in-memory copy for this page.
 export function lsSet(key, value) {
   try {
     if (value == null) localStorage.removeItem(key)
     else localStorage.setItem(key, value)
+    return true
   } catch (e) {
-    // Quota or disabled storage: the in-memory copy still works for this page.
+    return false
   }
 }
 

@@ -41,8 +41,8 @@ export function createTransport(url, on, baseMs) {
       } catch (e) {
         return
       }
-      if (!msg) return
-      if (msg.ack != null) on.ack(msg)
+      if (!msg || typeof msg !== 'object') return
+      if ('ack' in msg) on.ack(msg)
       else if (msg.decision) on.decision(msg.decision)
     }
     // "error" is always followed by "close", so only close reconnects.

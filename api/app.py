@@ -1,0 +1,113 @@
+"""The HTTP API application: ingest, decisions, admin, health.
+
+`create_app(settings)` wires routers, CORS and the error → status mapping;
+the lifespan owns the process-wide Redis client and caches.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+import redis.asyncio as aioredis
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from redis.exceptions import RedisError
+
+from api.backpressure import Backpressure
+from api.deps import WRITE_KEY_HEADER
+from api.errors import OverloadedError, status_for
+from api.logging import configure_logging, log
+from api.routes import contacts, decisions, health, ingest
+from state.errors import AttimoError
+from state.settings import Settings
+from state.validation import EventValidator, limits_from
+from state.writekeys import WriteKey, WriteKeyCache, save_write_key
+
+logger = logging.getLogger("attimo.api")
+
+# Routers written alongside this module; the app runs without them.
+OPTIONAL_ROUTERS = ("api.demo_shop", "api.routes.tracker_script")
+REDIS_TIMEOUT_S = 5.0
+
+
+def _json_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps({"success": False, "error": message}), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+async def _attimo_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AttimoError)
+    status = status_for(exc)
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, OverloadedError) else None
+    if status >= 500:
+        log(logger, logging.ERROR, "request failed", path=request.url.path, error=str(exc))
+    return _json_error(status, str(exc), headers)
+
+
+async def _redis_error(request: Request, exc: Exception) -> Response:
+    log(logger, logging.ERROR, "redis unavailable", path=request.url.path, error=str(exc))
+    return _json_error(503, "store unavailable")
+
+
+def _optional_routers() -> list[APIRouter]:
+    found = []
+    for module_name in OPTIONAL_ROUTERS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            log(logger, logging.WARNING, "optional router missing", module=module_name, error=str(exc))
+            continue
+        router = getattr(module, "router", None)
+        if isinstance(router, APIRouter):
+            found.append(router)
+    return found
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API for these settings (Redis is connected when the lifespan starts)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+        app.state.settings = settings
+        app.state.redis = client
+        app.state.write_keys = WriteKeyCache(client)
+        app.state.backpressure = Backpressure(client, settings.stream_shards, settings.max_ingest_lag_s)
+        app.state.validator = EventValidator(limits_from(settings))
+        try:
+            await save_write_key(client, WriteKey(settings.write_key, settings.origins))
+        except (RedisError, OSError) as exc:
+            # Start anyway: /healthz reports the outage and requests get 503.
+            log(logger, logging.ERROR, "cannot save the default write key", error=str(exc))
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    app = FastAPI(title="Attimo", version="1", lifespan=lifespan,
+                  description="Real-time marketing automation: ingest, decisions, admin.")
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", WRITE_KEY_HEADER, "Content-Encoding"],
+        max_age=600,
+    )
+    app.add_exception_handler(AttimoError, _attimo_error)
+    app.add_exception_handler(RedisError, _redis_error)
+    for router in (ingest.router, decisions.router, contacts.router, health.router, *_optional_routers()):
+        app.include_router(router)
+    return app
+
+
+def run_api(settings: Settings) -> None:
+    """Serve the API with uvicorn (uvloop and httptools when installed) until interrupted."""
+    configure_logging()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.api_port,
+                log_level="warning", ws="none", loop="auto", http="auto")

@@ -1,0 +1,85 @@
+"""FastAPI dependencies, as `Annotated` aliases routes put in their signatures.
+
+Process-wide objects (settings, the Redis client, caches) live on
+`app.state`, created once by the lifespan in `api.app`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+import redis.asyncio as aioredis
+from fastapi import Depends, Request
+from redis.exceptions import RedisError
+
+from api.backpressure import Backpressure
+from api.errors import AdminAuthError, MissingWriteKeyError
+from state.errors import OriginNotAllowedError, StoreError, UnknownWriteKeyError
+from state.settings import Settings
+from state.writekeys import WriteKey, WriteKeyCache
+
+WRITE_KEY_HEADER = "X-Attimo-Key"
+
+
+def get_settings(request: Request) -> Settings:
+    """The process's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_redis(request: Request) -> aioredis.Redis:
+    """The process's shared Redis client."""
+    client: aioredis.Redis = request.app.state.redis
+    return client
+
+
+def get_write_keys(request: Request) -> WriteKeyCache:
+    """The process's write key cache."""
+    cache: WriteKeyCache = request.app.state.write_keys
+    return cache
+
+
+def get_backpressure(request: Request) -> Backpressure:
+    """The process's ingest backpressure gauge."""
+    gauge: Backpressure = request.app.state.backpressure
+    return gauge
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RedisDep = Annotated[aioredis.Redis, Depends(get_redis)]
+WriteKeysDep = Annotated[WriteKeyCache, Depends(get_write_keys)]
+BackpressureDep = Annotated[Backpressure, Depends(get_backpressure)]
+
+
+async def resolve_write_key(cache: WriteKeyCache, key: str | None, origin: str | None) -> WriteKey:
+    """The write key record for `key`, checked against the request's Origin."""
+    if not key:
+        raise MissingWriteKeyError("a write key is required")
+    try:
+        found = await cache.get(key)
+    except RedisError as exc:
+        raise StoreError(f"write key lookup failed: {exc}") from exc
+    if found is None:
+        raise UnknownWriteKeyError("unknown write key")
+    if not found.allows_origin(origin):
+        raise OriginNotAllowedError(f"origin {origin!r} is not allowed for this write key")
+    return found
+
+
+async def require_write_key(request: Request, cache: WriteKeysDep) -> WriteKey:
+    """The write key from `?key=` or the `X-Attimo-Key` header (public read routes)."""
+    key = request.query_params.get("key") or request.headers.get(WRITE_KEY_HEADER)
+    return await resolve_write_key(cache, key, request.headers.get("origin"))
+
+
+def require_admin(request: Request, settings: SettingsDep) -> None:
+    """Admin routes need `Authorization: Bearer <admin token>`."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), settings.admin_token.encode()):
+        raise AdminAuthError("admin bearer token required")
+
+
+WriteKeyDep = Annotated[WriteKey, Depends(require_write_key)]
+AdminDep = Annotated[None, Depends(require_admin)]

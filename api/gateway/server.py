@@ -1,0 +1,223 @@
+"""The websocket gateway: `GET /v1/stream?key=WRITE_KEY`.
+
+Each tracker frame is validated event by event, the good events are appended
+to the sharded streams in one pipeline, and only then is the frame acked, so
+an ack means "durably stored". The connection is checked once, at the
+handshake (write key, Origin); after that the per-frame path does no lookup.
+Decisions published by the dataflow come back over the same socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from api.backpressure import Backpressure
+from api.errors import CLOSE_UNSUPPORTED_DATA, OverloadedError, close_code_for
+from api.gateway.connections import Connections
+from api.gateway.push import listen_for_decisions
+from api.logging import configure_logging, log
+from state.errors import BatchTooLargeError, InvalidBatchError, StoreError
+from state.events import Alias, Event
+from state.settings import Settings
+from state.streams import append_events
+from state.validation import DecodedBatch, EventValidator, limits_from
+from state.writekeys import WriteKey, WriteKeyCache, save_write_key
+
+STREAM_PATH: Final = "/v1/stream"
+# Frames a little over the batch limit get a polite error reply; far bigger
+# ones are cut off by the websocket layer itself (close 1009) unread.
+FRAME_SLACK_BYTES: Final = 64 * 1024
+# Bounded Redis waits: a hung Redis must end in close 1011, not a stuck socket.
+REDIS_TIMEOUT_S: Final = 5.0
+# How long start-up waits for the push subscription before reporting ready.
+SUBSCRIBE_WAIT_S: Final = 5.0
+MAX_CLOSE_REASON: Final = 120
+
+logger = logging.getLogger("attimo.gateway")
+
+
+class _SeqOnly(msgspec.Struct):
+    seq: int | None = None
+
+
+_seq_decoder: Final = msgspec.json.Decoder(_SeqOnly)
+
+
+def peek_seq(body: bytes) -> int | None:
+    """The frame's `seq` if the body is at least a JSON object with one."""
+    try:
+        return _seq_decoder.decode(body).seq
+    except msgspec.DecodeError:
+        return None
+
+
+def visitor_ids(events: Iterable[Event]) -> set[str]:
+    """Every anonymous / user id the events speak for (decisions are addressed by them)."""
+    ids: set[str] = set()
+    for event in events:
+        if event.anonymous_id:
+            ids.add(event.anonymous_id)
+        if event.user_id:
+            ids.add(event.user_id)
+        if isinstance(event, Alias):
+            ids.add(event.previous_id)
+    return ids
+
+
+def ack_frame(seq: int, decoded: DecodedBatch) -> str:
+    """The reply that tells the client which events were stored and which were not."""
+    return orjson.dumps({
+        "ack": seq,
+        "accepted": len(decoded.accepted),
+        "rejected": [{"index": r.index, "error": r.error} for r in decoded.rejected],
+    }).decode()
+
+
+def error_frame(seq: int | None, error: str) -> str:
+    """The reply to a frame that could not be used at all."""
+    return orjson.dumps({"ack": seq, "error": error}).decode()
+
+
+class Gateway:
+    """Handshake checks and the per-connection frame loop."""
+
+    def __init__(self, settings: Settings, client: aioredis.Redis) -> None:
+        self.settings = settings
+        self.client = client
+        self.validator = EventValidator(limits_from(settings))
+        self.write_keys = WriteKeyCache(client)
+        self.backpressure = Backpressure(client, settings.stream_shards, settings.max_ingest_lag_s)
+        self.connections: Connections[ServerConnection] = Connections()
+
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuse the handshake for a wrong path (404), key (401) or Origin (403)."""
+        url = urlsplit(request.path)
+        if url.path != STREAM_PATH:
+            return connection.respond(404, "Not Found\n")
+        key = parse_qs(url.query).get("key", [""])[0]
+        if not key:
+            return connection.respond(401, "missing write key (?key=...)\n")
+        try:
+            write_key = await self.write_keys.get(key)
+        except (RedisError, OSError) as exc:
+            log(logger, logging.ERROR, "write key lookup failed", error=str(exc))
+            return connection.respond(503, "store unavailable\n")
+        if write_key is None:
+            return connection.respond(401, "unknown write key\n")
+        origin = request.headers.get("Origin")
+        if not write_key.allows_origin(origin):
+            log(logger, logging.INFO, "origin refused", origin=origin, key=key)
+            return connection.respond(403, "origin not allowed for this write key\n")
+        return None
+
+    async def handle(self, ws: ServerConnection) -> None:
+        """Serve one socket: reply to every frame until it closes."""
+        try:
+            async for message in ws:
+                if isinstance(message, bytes):
+                    await ws.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not supported")
+                    return
+                await ws.send(await self.handle_frame(ws, message.encode()))
+        except (StoreError, OverloadedError) as exc:
+            # No ack was sent for this frame: the client keeps it and resends.
+            log(logger, logging.WARNING, "closing connection", error=str(exc),
+                remote=str(ws.remote_address))
+            await ws.close(close_code_for(exc), str(exc)[:MAX_CLOSE_REASON])
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections.forget(ws)
+
+    async def handle_frame(self, ws: ServerConnection, body: bytes) -> str:
+        """Validate, append and ack one frame; returns the reply to send."""
+        limit = self.settings.max_batch_bytes
+        if len(body) > limit:
+            return error_frame(peek_seq(body), f"frame is {len(body)} bytes; at most {limit} allowed")
+        try:
+            seq, decoded = self.validator.decode_frame(body, datetime.now(UTC))
+        except BatchTooLargeError as exc:
+            return error_frame(peek_seq(body), str(exc))
+        except InvalidBatchError as exc:
+            return error_frame(None, str(exc))
+        if decoded.accepted:
+            if not await self.backpressure.wait_until_ready(self.settings.max_ack_delay_s):
+                raise OverloadedError(await self.backpressure.lag_s(), 1)
+            try:
+                await append_events(self.client, decoded.accepted, self.settings.stream_shards)
+            except (RedisError, OSError) as exc:
+                raise StoreError(f"append failed: {exc}") from exc
+            self.connections.learn(ws, visitor_ids(decoded.accepted))
+        if decoded.rejected:
+            log(logger, logging.DEBUG, "events rejected", seq=seq, rejected=len(decoded.rejected))
+        return ack_frame(seq, decoded)
+
+
+async def serve_gateway(settings: Settings, ready: asyncio.Event | None = None) -> None:
+    """Run the gateway on settings.host:settings.gateway_port until cancelled."""
+    client = aioredis.Redis.from_url(
+        settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+    # Pub/sub blocks on reads by design, so it gets a client without a read timeout.
+    pubsub_client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S)
+    gateway = Gateway(settings, client)
+    push_task: asyncio.Task[None] | None = None
+    try:
+        try:
+            await save_write_key(client, WriteKey(settings.write_key, settings.origins))
+        except (RedisError, OSError) as exc:
+            log(logger, logging.ERROR, "cannot save the default write key", error=str(exc))
+        subscribed = asyncio.Event()
+        push_task = asyncio.create_task(
+            listen_for_decisions(pubsub_client, gateway.connections, subscribed))
+        async with serve(
+            gateway.handle, settings.host, settings.gateway_port,
+            process_request=gateway.process_request,
+            # permessage-deflate costs +43..77 % CPU per event for little gain
+            # on small frames (notes/performance.md).
+            compression=None,
+            max_size=settings.max_batch_bytes + FRAME_SLACK_BYTES,
+        ) as server:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(subscribed.wait(), SUBSCRIBE_WAIT_S)
+            log(logger, logging.INFO, "gateway listening", host=settings.host, port=settings.gateway_port)
+            if ready is not None:
+                ready.set()
+            await server.serve_forever()
+    finally:
+        if push_task is not None:
+            push_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await push_task
+        await pubsub_client.aclose()
+        await client.aclose()
+
+
+def _runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    run: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
+    return run
+
+
+def run_gateway(settings: Settings) -> None:
+    """Run the gateway in the foreground (uvloop when installed) until interrupted."""
+    configure_logging(process_name="gateway")
+    # websockets logs every connection at INFO: too chatty for thousands of visitors.
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    with contextlib.suppress(KeyboardInterrupt):
+        _runner()(serve_gateway(settings))

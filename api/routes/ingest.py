@@ -1,0 +1,164 @@
+"""Segment-compatible HTTP ingest: `POST /v1/batch`, `/v1/track`, `/v1/page` …
+
+Server-side senders (the shop's back end, an e-mail service, any Segment or
+RudderStack library) and `navigator.sendBeacon` use this path. The body is
+read raw — any Content-Type, optionally gzip — with a hard cap before and
+after decompression, then validated with the same code as the gateway.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from redis.exceptions import RedisError
+
+from api.deps import BackpressureDep, RedisDep, SettingsDep, WriteKeysDep, resolve_write_key
+from api.errors import UnsupportedEncodingError
+from state.errors import BatchTooLargeError, InvalidBatchError, StoreError
+from state.streams import append_events
+from state.validation import DecodedBatch, EventValidator
+
+router = APIRouter(prefix="/v1", tags=["ingest"])
+
+SINGLE_EVENT_TYPES: Final = ("track", "page", "identify", "alias", "screen", "group")
+_GZIP_WBITS: Final = 16 + zlib.MAX_WBITS
+_BODY_DOC: Final[dict[str, Any]] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object"}},
+    "text/plain": {"schema": {"type": "string"}}}}}
+
+
+def _too_large(limit: int) -> BatchTooLargeError:
+    return BatchTooLargeError(f"body is over the {limit}-byte limit")
+
+
+def inflate(data: bytes, wbits: int, limit: int) -> bytes:
+    """Decompress at most `limit` bytes; a bigger output (a zip bomb) is refused, never held."""
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise InvalidBatchError(f"body is not valid compressed data: {exc}") from exc
+    if len(out) > limit:
+        raise _too_large(limit)
+    if not inflater.eof:
+        raise InvalidBatchError("compressed body is truncated")
+    return out
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, decoded per Content-Encoding, never more than `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding in ("gzip", "x-gzip"):
+        return inflate(raw, _GZIP_WBITS, limit)
+    if encoding == "deflate":
+        return inflate(raw, zlib.MAX_WBITS, limit)
+    raise UnsupportedEncodingError(f"Content-Encoding {encoding!r} is not supported (use gzip)")
+
+
+def basic_username(authorization: str | None) -> str | None:
+    """The username of an HTTP Basic header (Segment puts the write key there)."""
+    if not authorization:
+        return None
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None
+
+
+def _validator(request: Request) -> EventValidator:
+    validator: EventValidator = request.app.state.validator
+    return validator
+
+
+def _json(payload: dict[str, Any], status_code: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status_code, media_type="application/json")
+
+
+async def _store(
+    request: Request, key: str | None, decoded: DecodedBatch,
+    settings: SettingsDep, client: RedisDep, write_keys: WriteKeysDep, backpressure: BackpressureDep,
+) -> Response:
+    """Authenticate, push back if overloaded, append the good events, report the bad ones."""
+    await resolve_write_key(write_keys, key, request.headers.get("origin"))
+    await backpressure.check()
+    try:
+        await append_events(client, decoded.accepted, settings.stream_shards)
+    except RedisError as exc:
+        raise StoreError(f"append failed: {exc}") from exc
+    if not decoded.rejected:
+        return _json({"success": True})
+    return _json({
+        "success": False,
+        "accepted": len(decoded.accepted),
+        "rejected": [{"index": r.index, "error": r.error} for r in decoded.rejected],
+    }, status_code=400)
+
+
+@router.post("/batch", openapi_extra=_BODY_DOC)
+async def batch(
+    request: Request, settings: SettingsDep, client: RedisDep,
+    write_keys: WriteKeysDep, backpressure: BackpressureDep,
+) -> Response:
+    """Append a batch of Segment events: `{"batch": [...], "sentAt"?, "writeKey"?}`."""
+    basic_key = basic_username(request.headers.get("authorization"))
+    if basic_key is not None:
+        # Refuse a bad key before spending CPU on its body.
+        await resolve_write_key(write_keys, basic_key, request.headers.get("origin"))
+    body = await read_body(request, settings.max_batch_bytes)
+    envelope, decoded = _validator(request).decode_http_batch(body, datetime.now(UTC))
+    key = basic_key or envelope.write_key
+    return await _store(request, key, decoded, settings, client, write_keys, backpressure)
+
+
+def _single_event_route(kind: str) -> Callable[..., Awaitable[Response]]:
+    async def single_event(
+        request: Request, settings: SettingsDep, client: RedisDep,
+        write_keys: WriteKeysDep, backpressure: BackpressureDep,
+    ) -> Response:
+        body = await read_body(request, settings.max_batch_bytes)
+        try:
+            event: Any = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidBatchError(f"body: not valid JSON: {exc}") from exc
+        if not isinstance(event, dict):
+            raise InvalidBatchError("body: expected a JSON object (one event)")
+        body_key = event.pop("writeKey", None)
+        key = basic_username(request.headers.get("authorization")) or (
+            body_key if isinstance(body_key, str) else None)
+        event.setdefault("type", kind)
+        decoded = _validator(request).validate_all([orjson.dumps(event)], datetime.now(UTC))
+        return await _store(request, key, decoded, settings, client, write_keys, backpressure)
+
+    single_event.__name__ = f"{kind}_event"
+    single_event.__doc__ = f"Append one `{kind}` event (its `type` may be left out)."
+    return single_event
+
+
+for _kind in SINGLE_EVENT_TYPES:
+    router.add_api_route(f"/{_kind}", _single_event_route(_kind), methods=["POST"],
+                         response_class=Response, openapi_extra=_BODY_DOC)
+

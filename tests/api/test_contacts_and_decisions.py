@@ -1,0 +1,141 @@
+"""Admin contact reads, public decisions per write key, and the health check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from state import keys
+from state.profile import Counters, Profile, encode_profile
+from state.settings import Settings
+from tests.helpers import RedisServer, free_port
+
+WRITE_KEY = "wk-read"
+ADMIN = "admin-secret"
+SHOP = "https://shop.example"
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[TestClient]:
+    settings = Settings(redis_url=redis_server.url, write_key=WRITE_KEY, admin_token=ADMIN,
+                        api_port=free_port(), allowed_origins=SHOP)
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN}"}
+
+
+@pytest.fixture
+def profile(redis_client: redis.Redis) -> Profile:
+    """A profile as the dataflow writes it, plus an alias from the user id."""
+    saved = Profile(contact_id="anon-7", anonymous_ids=["anon-7"], user_id="user-7",
+                    email="ada@example.com", score=37.5, temperature="warm",
+                    segments=["cart-abandoners"], cart_value=120.0,
+                    counters=Counters(events=12, orders=1, revenue=80.0),
+                    last_seen=datetime(2025, 3, 1, 12, 0, tzinfo=UTC))
+    redis_client.set(keys.contact_profile("anon-7"), encode_profile(saved))
+    redis_client.set(keys.contact_alias("user-7"), "anon-7")
+    return saved
+
+
+class TestContacts:
+    """`GET /v1/contacts/{id}` needs the admin token and returns the stored profile."""
+
+    def test_admin_token_is_required(self, client: TestClient, profile: Profile) -> None:
+        """No token, a wrong token or another scheme are all 401."""
+        assert client.get("/v1/contacts/anon-7").status_code == 401
+        assert client.get("/v1/contacts/anon-7", headers={"Authorization": "Bearer nope"}).status_code == 401
+        basic_scheme = {"Authorization": f"Basic {ADMIN}"}
+        assert client.get("/v1/contacts/anon-7", headers=basic_scheme).status_code == 401
+
+    def test_stored_profile_is_returned(self, client: TestClient, profile: Profile) -> None:
+        """The JSON is the profile the dataflow wrote."""
+        response = client.get("/v1/contacts/anon-7", headers=admin())
+        assert response.status_code == 200
+        body = response.json()
+        assert body["contact_id"] == "anon-7"
+        assert body["score"] == 37.5 and body["temperature"] == "warm"
+        assert body["counters"]["revenue"] == 80.0
+        assert body["last_seen"] == "2025-03-01T12:00:00Z"
+
+    def test_profile_is_found_by_an_alias(self, client: TestClient, profile: Profile) -> None:
+        """A user id merged into the contact leads to the same profile."""
+        response = client.get("/v1/contacts/user-7", headers=admin())
+        assert response.status_code == 200 and response.json()["contact_id"] == "anon-7"
+
+    def test_unknown_contact_is_404(self, client: TestClient) -> None:
+        """Nobody by that id."""
+        response = client.get("/v1/contacts/nobody", headers=admin())
+        assert response.status_code == 404
+        assert "nobody" in response.json()["error"]
+
+
+class TestDecisions:
+    """`GET /v1/decisions/{id}` is public per write key, and never 404s."""
+
+    def test_unknown_visitor_gets_200_and_empty_decisions(self, client: TestClient) -> None:
+        """A first-time visitor has no state yet."""
+        response = client.get(f"/v1/decisions/brand-new?key={WRITE_KEY}")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["popups"] == [] and body["segments"] == [] and body["temperature"] == "cold"
+        assert body["recommendations"] == {"cross_sell": [], "up_sell": [], "personal": []}
+
+    def test_known_visitor_gets_decisions_from_the_profile_via_query_key(
+            self, client: TestClient, profile: Profile) -> None:
+        """Segments, temperature and score come from the stored profile."""
+        body = client.get(f"/v1/decisions/anon-7?key={WRITE_KEY}").json()
+        assert body["contact_id"] == "anon-7"
+        assert body["segments"] == ["cart-abandoners"] and body["temperature"] == "warm"
+        assert body["score"] == 37.5 and body["cart_value"] == 120.0
+
+    def test_key_may_come_as_x_attimo_key_header(self, client: TestClient, profile: Profile) -> None:
+        """Widgets may keep the key out of the URL."""
+        response = client.get("/v1/decisions/user-7", headers={"X-Attimo-Key": WRITE_KEY})
+        assert response.status_code == 200 and response.json()["contact_id"] == "anon-7"
+
+    def test_bad_or_missing_key_is_401(self, client: TestClient) -> None:
+        """Decisions are per site."""
+        assert client.get("/v1/decisions/anon-7?key=nope").status_code == 401
+        assert client.get("/v1/decisions/anon-7").status_code == 401
+
+    def test_foreign_origin_is_403_and_shop_origin_gets_cors_headers(self, client: TestClient) -> None:
+        """Only the key's origins may read decisions from a browser."""
+        url = f"/v1/decisions/anon-7?key={WRITE_KEY}"
+        assert client.get(url, headers={"Origin": "https://evil.example"}).status_code == 403
+        response = client.get(url, headers={"Origin": SHOP})
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == SHOP
+
+
+class TestHealth:
+    """`/healthz` reports Redis and the ingest lag; 503 when Redis is down."""
+
+    def test_healthy(self, client: TestClient) -> None:
+        """Redis answers and nothing lags."""
+        response = client.get("/healthz")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "redis": True, "ingest_lag_s": 0.0}
+
+    def test_redis_down_is_503(self, client: TestClient, redis_server: RedisServer) -> None:
+        """A stopped Redis makes the API unhealthy and reads fail with 503, not 500."""
+        redis_server.process.terminate()
+        redis_server.process.wait(10)
+        response = client.get("/healthz")
+        assert response.status_code == 503
+        assert response.json()["redis"] is False
+        assert client.get("/v1/contacts/x", headers=admin()).status_code == 503
+
+    def test_openapi_docs_are_served(self, client: TestClient) -> None:
+        """The API documents itself at /docs."""
+        assert client.get("/docs").status_code == 200
+        paths = client.get("/openapi.json").json()["paths"]
+        assert {"/v1/batch", "/v1/track", "/v1/decisions/{visitor_id}",
+                "/v1/contacts/{contact_id}", "/healthz"} <= set(paths)

@@ -1,0 +1,332 @@
+"""The websocket gateway: handshake checks, acks after append, bad input, push, pushback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
+
+from api.gateway import serve_gateway
+from state import keys
+from state.settings import Settings
+from state.streams import decode_entry
+from tests.helpers import RedisServer, free_port
+
+WRITE_KEY = "wk-test"
+SHOP = "https://shop.example"
+SHARDS = 4
+pytestmark = pytest.mark.timeout(60)
+
+
+def make_settings(redis_server: RedisServer, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        redis_url=redis_server.url, write_key=WRITE_KEY, admin_token="admin-test",
+        gateway_port=free_port(), allowed_origins=SHOP, stream_shards=SHARDS,
+        max_batch_bytes=8 * 1024, max_event_bytes=4 * 1024, max_events_per_batch=10,
+        max_ingest_lag_s=1.0, max_ack_delay_s=5.0)
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[str]:
+    """Run the gateway as a task; yields the stream URL with the default key."""
+    ready = asyncio.Event()
+    task = asyncio.create_task(serve_gateway(settings, ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    try:
+        yield f"ws://{settings.host}:{settings.gateway_port}/v1/stream?key={WRITE_KEY}"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer) -> Settings:
+    return make_settings(redis_server)
+
+
+@pytest.fixture
+async def url(settings: Settings) -> AsyncIterator[str]:
+    async with running_gateway(settings) as stream_url:
+        yield stream_url
+
+
+def event(anonymous_id: str = "anon-1", **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "type": "track", "event": "Product Viewed", "anonymousId": anonymous_id,
+        "messageId": str(uuid.uuid4()), "timestamp": datetime.now(UTC).isoformat(),
+        "properties": {"product_id": "p1", "price": 10.0}}
+    base.update(fields)
+    return base
+
+
+def frame(seq: int, *events: dict[str, Any]) -> str:
+    return orjson.dumps({"seq": seq, "batch": list(events),
+                         "sentAt": datetime.now(UTC).isoformat()}).decode()
+
+
+async def reply(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    message = await asyncio.wait_for(ws.recv(), timeout)
+    assert isinstance(message, str), "the server answers in text frames"
+    parsed: dict[str, Any] = orjson.loads(message)
+    return parsed
+
+
+def stored_message_ids(client: redis.Redis) -> list[str]:
+    """Every messageId in every shard stream."""
+    ids = []
+    for shard in range(SHARDS):
+        for _entry_id, fields in client.xrange(keys.event_stream(shard)):
+            ids.extend(e.message_id or "" for e in decode_entry(fields[b"e"]))
+    return ids
+
+
+async def close_code(ws: ClientConnection) -> int | None:
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)
+    return closed.value.rcvd.code if closed.value.rcvd else None
+
+
+class TestHandshake:
+    """Only `/v1/stream` with a known key, from an allowed origin, opens a socket."""
+
+    async def test_unknown_key_is_refused_with_401(self, url: str) -> None:
+        """A key that does not exist gets HTTP 401 instead of a socket."""
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url.replace(WRITE_KEY, "nope")):
+                pass
+        assert refused.value.response.status_code == 401
+
+    async def test_missing_key_is_refused_with_401(self, url: str) -> None:
+        """No `?key=` at all is refused too."""
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url.split("?")[0]):
+                pass
+        assert refused.value.response.status_code == 401
+
+    async def test_origin_not_allowed_for_the_key_is_refused_with_403(self, url: str) -> None:
+        """A browser on another site cannot use the shop's key."""
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url, origin=Origin("https://evil.example")):
+                pass
+        assert refused.value.response.status_code == 403
+
+    async def test_allowed_origin_connects(self, url: str) -> None:
+        """The shop's own pages connect and get acks."""
+        async with connect(url, origin=Origin(SHOP)) as ws:
+            await ws.send(frame(1, event()))
+            assert (await reply(ws))["ack"] == 1
+
+    async def test_other_paths_are_404(self, url: str) -> None:
+        """The gateway serves `/v1/stream` only."""
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url.replace("/v1/stream", "/v1/other")):
+                pass
+        assert refused.value.response.status_code == 404
+
+    async def test_default_write_key_is_saved_on_start(self, url: str, redis_client: redis.Redis) -> None:
+        """Start-up creates the configured write key with its origins."""
+        assert orjson.loads(redis_client.get(keys.write_key(WRITE_KEY)) or b"null") == {
+            "key": WRITE_KEY, "origins": [SHOP]}
+
+
+class TestAcks:
+    """A frame is acked after its good events are in the stream; bad events are listed."""
+
+    async def test_ack_lists_bad_indexes_and_good_events_are_already_stored(
+            self, url: str, redis_client: redis.Redis) -> None:
+        """The ack names exactly the rejected indexes; the accepted events are in Redis when it arrives."""
+        good = [event("anon-1"), event("anon-2"), event("anon-3", type="page", name="Home")]
+        batch = [good[0], {"type": "track", "anonymousId": "anon-1"}, good[1],
+                 {"type": "track", "event": "No Ids"}, event(properties={"price": "cheap"}), good[2]]
+        async with connect(url) as ws:
+            await ws.send(frame(7, *batch))
+            ack = await reply(ws)
+            stored = stored_message_ids(redis_client)  # read right after the ack, no waiting
+        assert ack["ack"] == 7
+        assert ack["accepted"] == 3
+        assert [r["index"] for r in ack["rejected"]] == [1, 3, 4]
+        assert "event" in ack["rejected"][0]["error"]
+        assert "anonymousId" in ack["rejected"][1]["error"]
+        assert "price" in ack["rejected"][2]["error"]
+        assert sorted(stored) == sorted(e["messageId"] for e in good)
+
+    async def test_frames_are_acked_in_order_with_their_seq(self, url: str) -> None:
+        """Each frame gets its own ack carrying its seq."""
+        async with connect(url) as ws:
+            for seq in range(1, 6):
+                await ws.send(frame(seq, event()))
+            assert [(await reply(ws))["ack"] for _ in range(5)] == [1, 2, 3, 4, 5]
+
+    async def test_frame_of_only_bad_events_is_acked_with_every_rejection(
+            self, url: str, redis_client: redis.Redis) -> None:
+        """Nothing is stored and every index is reported."""
+        async with connect(url) as ws:
+            await ws.send(frame(2, {"type": "nope"}, {"type": "track"}))
+            ack = await reply(ws)
+        assert ack == {"ack": 2, "accepted": 0, "rejected": [
+            {"index": 0, "error": ack["rejected"][0]["error"]},
+            {"index": 1, "error": ack["rejected"][1]["error"]}]}
+        assert stored_message_ids(redis_client) == []
+
+
+class TestBadInput:
+    """Bad frames get an error reply or a precise close code; the server never crashes."""
+
+    async def test_non_json_frame_gets_an_error_and_the_connection_still_works(self, url: str) -> None:
+        """Garbage is answered with `ack: null` and the next frame is acked normally."""
+        async with connect(url) as ws:
+            await ws.send("this is not json")
+            error = await reply(ws)
+            await ws.send(orjson.dumps({"batch": []}).decode())
+            no_seq = await reply(ws)
+            await ws.send(frame(3, event()))
+            ack = await reply(ws)
+        assert error["ack"] is None and error["error"]
+        assert no_seq["ack"] is None and "seq" in no_seq["error"]
+        assert ack["ack"] == 3 and ack["accepted"] == 1
+
+    async def test_oversize_frame_gets_an_error_with_its_seq_and_the_connection_survives(
+            self, url: str, settings: Settings) -> None:
+        """A frame a little over the limit is refused politely; the socket stays usable."""
+        padding = "x" * 900
+        events = [event(properties={"note": padding}) for _ in range(10)]
+        body = frame(4, *events)
+        assert len(body) > settings.max_batch_bytes
+        async with connect(url) as ws:
+            await ws.send(body)
+            refused = await reply(ws)
+            await ws.send(frame(5, event()))
+            ack = await reply(ws)
+        assert refused["ack"] == 4 and "at most" in refused["error"]
+        assert ack["ack"] == 5
+
+    async def test_too_many_events_in_a_frame_gets_an_error_with_its_seq(self, url: str) -> None:
+        """The per-batch event count limit is reported, not silently truncated."""
+        async with connect(url) as ws:
+            await ws.send(frame(6, *[event() for _ in range(11)]))
+            refused = await reply(ws)
+        assert refused["ack"] == 6 and "at most 10" in refused["error"]
+
+    async def test_huge_frame_closes_with_1009(self, url: str, settings: Settings) -> None:
+        """Frames far over the limit are cut off by the websocket layer."""
+        async with connect(url, max_size=None) as ws:
+            await ws.send("x" * (settings.max_batch_bytes * 20))
+            assert await close_code(ws) == 1009
+
+    async def test_binary_frame_closes_with_1003(self, url: str) -> None:
+        """The protocol is JSON text; binary data is unsupported."""
+        async with connect(url) as ws:
+            await ws.send(b"\x00\x01")
+            assert await close_code(ws) == 1003
+
+    async def test_server_keeps_serving_after_a_client_misbehaves(self, url: str) -> None:
+        """One bad client does not affect the next."""
+        async with connect(url) as ws:
+            await ws.send(b"\x00")
+            await close_code(ws)
+        async with connect(url) as ws:
+            await ws.send(frame(1, event()))
+            assert (await reply(ws))["accepted"] == 1
+
+
+class TestPush:
+    """Decisions published on the push channel reach the sockets of that visitor only."""
+
+    async def test_decision_reaches_the_socket_that_sent_the_visitors_events(
+            self, url: str, redis_client: redis.Redis) -> None:
+        """The registry learns anonymousIds from events; other visitors get nothing."""
+        async with connect(url) as mine, connect(url) as other:
+            await mine.send(frame(1, event("anon-mine")))
+            await other.send(frame(1, event("anon-other")))
+            await reply(mine)
+            await reply(other)
+            decision = {"popups": [{"id": "welcome"}], "temperature": "hot"}
+            redis_client.publish(keys.decision_push_channel(),
+                                 orjson.dumps({"ids": ["anon-mine"], "decision": decision}))
+            assert await reply(mine) == {"decision": decision}
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(other.recv(), 0.3)
+
+    async def test_decision_addressed_by_user_id_reaches_the_socket(
+            self, url: str, redis_client: redis.Redis) -> None:
+        """A socket that sent an identify is reachable by its userId as well."""
+        async with connect(url) as ws:
+            await ws.send(frame(1, {"type": "identify", "anonymousId": "anon-9", "userId": "user-9",
+                                    "traits": {"email": "a@b.example"}}))
+            await reply(ws)
+            redis_client.publish(keys.decision_push_channel(),
+                                 orjson.dumps({"ids": ["user-9"], "decision": {"score": 42}}))
+            assert await reply(ws) == {"decision": {"score": 42}}
+
+    async def test_malformed_push_message_is_ignored(self, url: str, redis_client: redis.Redis) -> None:
+        """Garbage on the channel neither crashes the listener nor reaches sockets."""
+        async with connect(url) as ws:
+            await ws.send(frame(1, event("anon-1")))
+            await reply(ws)
+            redis_client.publish(keys.decision_push_channel(), b"not json")
+            redis_client.publish(keys.decision_push_channel(), orjson.dumps({"ids": "anon-1"}))
+            redis_client.publish(keys.decision_push_channel(),
+                                 orjson.dumps({"ids": ["anon-1"], "decision": {"ok": True}}))
+            assert await reply(ws) == {"decision": {"ok": True}}
+
+
+def write_stale_entry(client: redis.Redis, age_s: float) -> bytes:
+    """An entry the dataflow has not processed, `age_s` old: the lag is `age_s`."""
+    millis = int(time.time() * 1000 - age_s * 1000)
+    entry_id: bytes = client.xadd(keys.event_stream(0), {b"e": b"[]"}, id=f"{millis}-0")
+    return entry_id
+
+
+class TestPushback:
+    """When the dataflow lags, acks are withheld; nothing is dropped."""
+
+    async def test_ack_is_withheld_while_the_dataflow_lags_and_sent_once_it_catches_up(
+            self, url: str, redis_client: redis.Redis) -> None:
+        """No ack while lag > max; the ack follows when progress catches up."""
+        stale = write_stale_entry(redis_client, age_s=10)
+        async with connect(url) as ws:
+            await ws.send(frame(1, event()))
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ws.recv(), 0.6)
+            redis_client.hset(keys.dataflow_progress(), "0", stale)
+            ack = await reply(ws)
+        assert ack["ack"] == 1 and ack["accepted"] == 1
+
+    async def test_connection_closes_with_1013_when_lag_persists(
+            self, redis_server: RedisServer, redis_client: redis.Redis) -> None:
+        """After the bounded wait the frame is not acked and not stored: the client resends later."""
+        write_stale_entry(redis_client, age_s=10)
+        settings = make_settings(redis_server, max_ack_delay_s=0.3)
+        async with running_gateway(settings) as url, connect(url) as ws:
+            sent = event()
+            await ws.send(frame(1, sent))
+            assert await close_code(ws) == 1013
+        assert sent["messageId"] not in stored_message_ids(redis_client)
+
+
+class TestStoreFailure:
+    """Redis down: no ack, close 1011, so the client keeps the frame and resends."""
+
+    async def test_redis_down_closes_with_1011_without_ack(self, url: str, redis_server: RedisServer) -> None:
+        """The frame is never acked when it could not be stored."""
+        async with connect(url) as ws:
+            await ws.send(frame(1, event()))
+            await reply(ws)
+            redis_server.process.terminate()
+            redis_server.process.wait(10)
+            await ws.send(frame(2, event()))
+            assert await close_code(ws) == 1011

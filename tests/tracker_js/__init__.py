@@ -1,0 +1,1 @@
+"""Browser tests of the tracker (tracker_js/) against its built bundle."""
