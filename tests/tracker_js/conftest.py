@@ -3,7 +3,6 @@ a fresh browser profile per test, a fake gateway and a fixture page server."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,24 +21,8 @@ def tracker_dist() -> Path:
     return DIST
 
 
-@pytest.fixture(scope="session")
-def browser(tracker_dist: Path) -> Iterator[Any]:
-    """One system Chromium for the session (never a downloaded browser)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("no system chromium on PATH")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=exe,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
-
-
 @pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
+def context(browser: Any, tracker_dist: Path) -> Iterator[Any]:
     """A fresh browser profile per test: empty cookies and localStorage."""
     ctx = browser.new_context()
     ctx.set_default_timeout(WAIT_S * 1000)
