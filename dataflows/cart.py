@@ -60,7 +60,6 @@ def apply_cart(state: ContactState, event: Event, at: float, idle_s: float) -> N
         return
     state.cart_updated_at = at
     state.cart_abandoned = False
-    state.due_at = at + idle_s if state.cart else None
 
 
 def check_cart_idle(state: ContactState, now: float, idle_s: float) -> bool:
@@ -70,5 +69,11 @@ def check_cart_idle(state: ContactState, now: float, idle_s: float) -> bool:
     if now < state.cart_updated_at + idle_s:
         return False
     state.cart_abandoned = True
-    state.due_at = None
     return True
+
+
+def cart_due(state: ContactState, idle_s: float) -> float | None:
+    """When the cart will count as abandoned, if it is waiting for that."""
+    if not state.cart or state.cart_abandoned or state.cart_updated_at is None:
+        return None
+    return state.cart_updated_at + idle_s

@@ -1,171 +1,255 @@
-"""The per-contact stateful operator: every event updates its contact's state.
+"""The per-contact stateful operators: visitors, then known contacts.
 
-State is keyed by *contact shard* (a stable hash of the contact id into a
-bounded number of virtual shards), not by contact: each Bytewax key holds the
-contacts of its shard and one min-heap of their deadlines. This keeps the two
+State is keyed by *contact shard* (a stable hash of the id into a bounded
+number of virtual shards), not by contact: each Bytewax key holds the
+contacts of its shard and one heap of their deadlines. This keeps the two
 costs that grow with keys in Bytewax bounded at 10⁵–10⁶ contacts: the scan
 over keys with a pending timer on every activation, and recovery resume
-time, which grows with the number of distinct keys ever stored. A shard's
-snapshot is its contacts encoded to msgpack in one call.
+time, which grows with the number of distinct keys ever stored.
 
-Per activation each touched contact emits its profile once (coalesced), and
-a decision push only when what a widget would show changed.
+Two stages, so that identity can merge (see `identity`): the visitor stage
+holds anonymous visitors and the links from anonymous ids to user ids; the
+contact stage holds known contacts. Each touched contact is evaluated once
+per activation and emits its profile once.
+
+Configuration switches arrive as `ShardControl`s in stream order; a switch
+re-evaluates every contact of the shard (the backfill of a new or edited
+segment) and reports progress.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
 from zlib import crc32
 
-import bytewax.operators as op
 import msgspec
-from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulBatchLogic
 
-from dataflows.cart import apply_cart, check_cart_idle
-from dataflows.contact_state import ContactState, to_profile
-from dataflows.counters import apply_counters
-from dataflows.outputs import DecisionPush, Output, ProfileWrite
-from dataflows.scoring import points_for
-from state.events import Event, Identify, event_time, routing_id
-from state.profile import decisions_for, encode_profile
+from dataflows.contact_book import ContactBook, decode_states, encode_states
+from dataflows.contact_state import ContactState
+from dataflows.contact_update import apply_event, apply_time
+from dataflows.identity import device_id, known_user, merge_contacts
+from dataflows.live_config import ConfigLoader, LiveConfig
+from dataflows.outputs import (
+    AliasWrite,
+    BackfillProgress,
+    Handoff,
+    MetricAdd,
+    Output,
+    ProfileDelete,
+    Routed,
+    ShardControl,
+)
+from state.events import Event, Identify
 from state.shards import shard_of
-
-MAX_ANONYMOUS_IDS: Final = 50
-_snapshot_encoder: Final = msgspec.msgpack.Encoder()
-_snapshot_decoder: Final = msgspec.msgpack.Decoder(list[ContactState])
-_json: Final = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
 class ContactConfig:
-    """Tunables of the contact operator (all from settings)."""
+    """Tunables of the contact operators (all from settings)."""
 
     contact_shards: int = 256
     cart_idle_s: float = 30 * 60
 
 
-def contact_id_of(event: Event) -> str:
-    """Which contact an event belongs to (identity merge refines this later)."""
-    return routing_id(event)
-
-
-def _wall_clock() -> float:
+def wall_clock() -> float:
+    """Now, in epoch seconds (UTC)."""
     return datetime.now(UTC).timestamp()
 
 
-class _ContactShardLogic(StatefulBatchLogic[Event, Output, bytes]):
-    """The contacts of one contact shard, with their timers."""
+def shard_key(contact_id: str, shards: int) -> str:
+    """The Bytewax key of the contact shard owning `contact_id`."""
+    return str(shard_of(contact_id, shards))
 
-    def __init__(self, config: ContactConfig, now: Callable[[], float], resume: bytes | None) -> None:
+
+class _Snapshot(msgspec.Struct, array_like=True):
+    version: int
+    shard: str
+    states: bytes
+    links: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+_snapshot_encoder = msgspec.msgpack.Encoder()
+_snapshot_decoder = msgspec.msgpack.Decoder(_Snapshot)
+
+
+class _ShardLogic:
+    """What both stages share: a contact book, a config version, timers, backfill."""
+
+    def __init__(self, config: ContactConfig, loader: ConfigLoader, now: Callable[[], float],
+                 resume: bytes | None, anonymous: bool) -> None:
+        self.stage = "visitors" if anonymous else "contacts"
         self._config = config
+        self._loader = loader
         self._now = now
-        self._contacts: dict[str, ContactState] = {}
-        self._timers: list[tuple[float, str]] = []
-        self._scheduled: dict[str, float] = {}
+        self.book = ContactBook(config.cart_idle_s, anonymous)
+        self.shard = ""
+        self.links: dict[str, str] = {}
+        self.live: LiveConfig = loader.get(0)
         if resume is not None:
-            for state in _snapshot_decoder.decode(resume):
-                self._contacts[state.contact_id] = state
-                self._schedule(state)
+            snapshot = _snapshot_decoder.decode(resume)
+            self.live = loader.get(snapshot.version)
+            self.shard = snapshot.shard
+            self.links = dict(snapshot.links)
+            self.book.restore(decode_states(snapshot.states))
 
-    def on_batch(self, values: list[Event]) -> tuple[Iterable[Output], bool]:
-        touched: dict[str, ContactState] = {}
-        for event in values:
-            contact_id = contact_id_of(event)
-            state = self._contacts.get(contact_id)
-            if state is None:
-                state = self._contacts[contact_id] = ContactState(contact_id=contact_id)
-            if not state.remember(crc32((event.message_id or "").encode())):
-                continue
-            self._apply(state, event)
-            touched[contact_id] = state
-        return self._emit(touched.values()), StatefulBatchLogic.RETAIN
-
-    def _apply(self, state: ContactState, event: Event) -> None:
-        at = event_time(event).timestamp()
-        if not state.first_seen or at < state.first_seen:
-            state.first_seen = at
-        state.last_seen = max(state.last_seen, at)
-        anonymous_id = event.anonymous_id
-        if anonymous_id and anonymous_id not in state.anonymous_ids and (
-                len(state.anonymous_ids) < MAX_ANONYMOUS_IDS):
-            state.anonymous_ids.append(anonymous_id)
-        if isinstance(event, Identify):
-            state.user_id = event.user_id or state.user_id
-            state.traits.update(event.traits)
-        apply_counters(state, event)
-        apply_cart(state, event, at, self._config.cart_idle_s)
-        state.score += points_for(event)
-        state.updated_at = self._now()
-        self._schedule(state)
-
-    def on_notify(self) -> tuple[Iterable[Output], bool]:
-        now = self._now()
-        touched: list[ContactState] = []
-        while self._timers and self._timers[0][0] <= now:
-            due, contact_id = heapq.heappop(self._timers)
-            if self._scheduled.get(contact_id) != due:
-                continue  # superseded by an earlier deadline
-            del self._scheduled[contact_id]
-            state = self._contacts.get(contact_id)
-            if state is None:
-                continue
-            if check_cart_idle(state, now, self._config.cart_idle_s):
-                state.updated_at = now
-                touched.append(state)
-            self._schedule(state)
-        return self._emit(touched), StatefulBatchLogic.RETAIN
-
-    def _schedule(self, state: ContactState) -> None:
-        """Keep at most one live heap entry per contact, at its earliest deadline."""
-        due = state.due_at
-        if due is None:
-            return
-        current = self._scheduled.get(state.contact_id)
-        if current is None or due < current:
-            self._scheduled[state.contact_id] = due
-            heapq.heappush(self._timers, (due, state.contact_id))
-
-    def notify_at(self) -> datetime | None:
-        if not self._timers:
-            return None
-        return datetime.fromtimestamp(self._timers[0][0], UTC)
-
-    def snapshot(self) -> bytes:
-        return _snapshot_encoder.encode(list(self._contacts.values()))
-
-    def _emit(self, states: Iterable[ContactState]) -> list[Output]:
-        out: list[Output] = []
-        for state in states:
-            profile = to_profile(state)
-            out.append(ProfileWrite(state.contact_id, encode_profile(profile)))
-            if state.anonymous_ids:
-                decision = decisions_for(profile)
-                digest = crc32(_json.encode((decision.temperature, decision.segments, decision.popups)))
-                if digest != state.pushed_digest:
-                    state.pushed_digest = digest
-                    ids = (*state.anonymous_ids, *((state.user_id,) if state.user_id else ()))
-                    out.append(DecisionPush(ids, _json.encode(decision)))
+    def switch_config(self, control: ShardControl, now: float) -> list[Output]:
+        """Adopt a newer configuration and re-evaluate every contact (the backfill)."""
+        self.shard = control.shard
+        if control.version <= self.live.version:
+            return []
+        self.live = self._loader.get(control.version)
+        out = self.book.emit(list(self.book.contacts.values()), self.live, now)
+        out.append(BackfillProgress(control.version, f"{self.stage}:{self.shard}", len(self.book.contacts)))
         return out
 
+    def accept(self, state: ContactState, event: Event) -> bool:
+        """Apply an event unless it is a resend of one already applied."""
+        if not state.remember(crc32((event.message_id or "").encode())):
+            return False
+        apply_event(state, event, self.live, self._config.cart_idle_s)
+        return True
 
-@operator
-def contact_state(
-    step_id: str,
-    up: Stream[Event],
-    config: ContactConfig,
-    now: Callable[[], float] = _wall_clock,
-) -> Stream[Output]:
-    """Apply each event to its contact's state; emit what must be written."""
-    keyed = op.key_on("by_contact_shard", up,
-                      lambda event: str(shard_of(contact_id_of(event), config.contact_shards)))
+    def on_time(self) -> list[Output]:
+        now = self._now()
+        due = self.book.due_contacts(now)
+        purged: list[Output] = []
+        alive: list[ContactState] = []
+        ttl = self.live.config.identity.anonymous_ttl_s
+        for state in due:
+            if self.book.anonymous and now >= state.last_seen + ttl:
+                purged += self.book.purge(state)
+            else:
+                apply_time(state, now, self.live, self._config.cart_idle_s)
+                alive.append(state)
+        if purged:
+            purged.append(MetricAdd("anonymous_purged", sum(isinstance(o, ProfileDelete) for o in purged)))
+        return purged + self.book.emit(alive, self.live, now)
 
-    def build(resume: bytes | None) -> _ContactShardLogic:
-        return _ContactShardLogic(config, now, resume)
+    def due(self) -> datetime | None:
+        at = self.book.next_due()
+        return None if at is None else datetime.fromtimestamp(at, UTC)
 
-    outputs = op.stateful_batch("contacts", keyed, build)
-    return op.map("unkey", outputs, lambda key_output: key_output[1])
+    def encode(self) -> bytes:
+        return _snapshot_encoder.encode(_Snapshot(self.live.version, self.shard,
+                                                  encode_states(self.book.contacts.values()), self.links))
+
+
+VisitorItem = Event | ShardControl
+ContactItem = Routed | Handoff | ShardControl
+VisitorOutput = Output | Routed | Handoff
+
+
+class _VisitorShardLogic(StatefulBatchLogic[VisitorItem, VisitorOutput, bytes]):
+    """Anonymous visitors of one shard; resolves identity and forwards known contacts' events."""
+
+    def __init__(self, shared: _ShardLogic) -> None:
+        self.s = shared
+
+    def on_batch(self, values: list[VisitorItem]) -> tuple[Iterable[VisitorOutput], bool]:
+        out: list[VisitorOutput] = []
+        touched: dict[str, ContactState] = {}
+        s = self.s
+        for item in values:
+            if isinstance(item, ShardControl):
+                out += s.switch_config(item, s._now())
+                continue
+            anonymous_id = device_id(item)
+            user_id = known_user(item)
+            if user_id is None and anonymous_id is not None:
+                owner = s.links.get(anonymous_id)
+                if owner is not None:
+                    out.append(Routed(owner, item))
+                    continue
+                state = s.book.get_or_create(anonymous_id)
+                if s.accept(state, item):
+                    touched[anonymous_id] = state
+                continue
+            if user_id is None:
+                continue  # validation guarantees an id; a blocked user id alone identifies nobody
+            if anonymous_id is not None and s.links.get(anonymous_id) != user_id:
+                out += self._identify(anonymous_id, user_id, touched)
+            out.append(Routed(user_id, item))
+        out += s.book.emit(touched.values(), s.live, s._now())
+        return out, StatefulBatchLogic.RETAIN
+
+    def _identify(self, anonymous_id: str, user_id: str,
+                  touched: dict[str, ContactState]) -> list[VisitorOutput]:
+        """Link the visitor to the user and hand its history over."""
+        s = self.s
+        s.links[anonymous_id] = user_id
+        touched.pop(anonymous_id, None)
+        visitor = s.book.pop(anonymous_id)
+        out: list[VisitorOutput] = [AliasWrite(anonymous_id, user_id)]
+        if visitor is not None:
+            out.append(ProfileDelete(anonymous_id))
+        out.append(Handoff(user_id, anonymous_id, encode_states([visitor]) if visitor else None))
+        return out
+
+    def on_notify(self) -> tuple[Iterable[VisitorOutput], bool]:
+        return self.s.on_time(), StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        return self.s.due()
+
+    def snapshot(self) -> bytes:
+        return self.s.encode()
+
+
+class _ContactShardLogic(StatefulBatchLogic[ContactItem, Output, bytes]):
+    """Known contacts of one shard: merges hand-offs and applies routed events."""
+
+    def __init__(self, shared: _ShardLogic) -> None:
+        self.s = shared
+
+    def on_batch(self, values: list[ContactItem]) -> tuple[Iterable[Output], bool]:
+        out: list[Output] = []
+        touched: dict[str, ContactState] = {}
+        s = self.s
+        now = s._now()
+        for item in values:
+            if isinstance(item, ShardControl):
+                out += s.switch_config(item, now)
+                continue
+            state = s.book.get_or_create(item.contact_id)
+            if state.user_id is None:
+                state.user_id = item.contact_id
+            if isinstance(item, Handoff):
+                if item.state_msgpack is not None:
+                    visitor = decode_states(item.state_msgpack)[0]
+                    if merge_contacts(state, visitor, now, s.live.config):
+                        out.append(MetricAdd("identity_merges", 1))
+                    else:
+                        out.append(MetricAdd("identity_merge_cap_reached", 1))
+                touched[state.contact_id] = state
+                continue
+            if s.accept(state, item.event):
+                touched[state.contact_id] = state
+                email = state.traits.get("email") if isinstance(item.event, Identify) else None
+                if isinstance(email, str) and email and email != state.contact_id:
+                    out.append(AliasWrite(email.lower(), state.contact_id))
+        out += s.book.emit(touched.values(), s.live, now)
+        return out, StatefulBatchLogic.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[Output], bool]:
+        return self.s.on_time(), StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        return self.s.due()
+
+    def snapshot(self) -> bytes:
+        return self.s.encode()
+
+
+def visitor_logic(config: ContactConfig, loader: ConfigLoader, now: Callable[[], float] = wall_clock,
+                  ) -> Callable[[bytes | None], _VisitorShardLogic]:
+    """Builder of the visitor stage's logic (one per contact shard)."""
+    return lambda resume: _VisitorShardLogic(_ShardLogic(config, loader, now, resume, anonymous=True))
+
+
+def contact_logic(config: ContactConfig, loader: ConfigLoader, now: Callable[[], float] = wall_clock,
+                  ) -> Callable[[bytes | None], _ContactShardLogic]:
+    """Builder of the contact stage's logic (one per contact shard)."""
+    return lambda resume: _ContactShardLogic(_ShardLogic(config, loader, now, resume, anonymous=False))

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from dataflows.contact_state import ContactState
+from dataflows.orders import order_revenue
 from state import events as ev
 from state.events import Event, Identify, Page, Screen, Track
-
-
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def order_revenue(properties: dict[str, Any]) -> float:
-    """Revenue of an order as Segment defines it: revenue, else total, else value."""
-    for name in ("revenue", "total", "value"):
-        if name in properties:
-            return _number(properties[name])
-    return 0.0
 
 
 def apply_counters(state: ContactState, event: Event) -> None:

@@ -1,13 +1,16 @@
-"""What the per-contact operator emits, for the sink to write.
+"""What the stateful operators emit: for the sink to write, or for the next stage.
 
-The sink takes a small closed set of output kinds; each later capability
-(segment changes, triggers, decisions) adds one kind here and one branch in
-the sink, rather than a sink of its own.
+The sink takes a small closed set of output kinds; each capability adds one
+kind here and one branch in the sink, rather than a sink of its own. Every
+kind is written idempotently (overwrites, set operations, ids derived from
+the state), so the replay after a crash changes nothing twice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from state.events import Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +19,13 @@ class ProfileWrite:
 
     contact_id: str
     profile_json: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileDelete:
+    """Remove a contact's profile (merged into another contact, or purged)."""
+
+    contact_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,4 +44,62 @@ class DecisionPush:
     decision_json: bytes
 
 
-Output = ProfileWrite | AliasWrite | DecisionPush
+@dataclass(frozen=True, slots=True)
+class SegmentChange:
+    """A contact entered or left a segment: membership set + `Segment Entered/Exited` event.
+
+    `change_id` numbers the contact's changes, so a replayed change carries
+    the same id and consumers (workflows) can drop the duplicate.
+    """
+
+    change_id: str
+    contact_id: str
+    segment_id: str
+    entered: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillProgress:
+    """A contact shard has re-evaluated its `contacts` under config `version`."""
+
+    version: int
+    shard: str
+    contacts: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricAdd:
+    """Add to a dataflow counter (late events, merges, purges); approximate under replay."""
+
+    name: str
+    amount: int
+
+
+Output = (ProfileWrite | ProfileDelete | AliasWrite | DecisionPush | SegmentChange | BackfillProgress
+          | MetricAdd)
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """An event on its way to the known contact it was resolved to."""
+
+    contact_id: str
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """An anonymous visitor's state, moving to the contact it was identified as."""
+
+    contact_id: str
+    anonymous_id: str
+    state_msgpack: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ShardControl:
+    """Configuration `version` is in force; addressed to one contact shard."""
+
+    version: int
+    shard: str

@@ -27,8 +27,11 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from dataflows.errors import SourceError
 from state import keys
+from state.config_store import ConfigControl, decode_control
 from state.events import Event
-from state.streams import ENTRY_FIELD, decode_entry
+from state.streams import CONTROL_FIELD, ENTRY_FIELD, decode_entry
+
+SourceItem = Event | ConfigControl
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class StreamSourceConfig:
     trim_after_s: float | None = None
 
 
-class _ShardPartition(StatefulSourcePartition[Event, str]):
+class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
     def __init__(self, config: StreamSourceConfig, shard: int, resume_from: str | None) -> None:
         self._config = config
         self._shard = shard
@@ -61,15 +64,19 @@ class _ShardPartition(StatefulSourcePartition[Event, str]):
         self._progress_at = 0.0
         self._snapshots: deque[tuple[float, str]] = deque()
 
-    def next_batch(self) -> list[Event]:
+    def next_batch(self) -> list[SourceItem]:
         try:
             reply: Any = self._client.xread({self._stream: self._last_id}, count=self._config.read_count)
         except redis.RedisError as exc:
             raise SourceError(f"reading {self._stream}: {exc}") from exc
-        events: list[Event] = []
+        events: list[SourceItem] = []
         if reply:
             for entry_id, fields in reply[0][1]:
-                events.extend(decode_entry(fields[ENTRY_FIELD]))
+                payload = fields.get(ENTRY_FIELD)
+                if payload is not None:
+                    events.extend(decode_entry(payload))
+                elif CONTROL_FIELD in fields:
+                    events.append(decode_control(fields[CONTROL_FIELD]))
                 self._last_id = entry_id.decode()
         self._pace(bool(reply))
         self._report_progress()
@@ -123,7 +130,7 @@ class _ShardPartition(StatefulSourcePartition[Event, str]):
         self._client.close()
 
 
-class RedisStreamSource(FixedPartitionedSource[Event, str]):
+class RedisStreamSource(FixedPartitionedSource[SourceItem, str]):
     """Reads every shard stream; Bytewax gives each shard to one worker."""
 
     def __init__(self, config: StreamSourceConfig) -> None:

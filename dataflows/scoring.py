@@ -1,36 +1,291 @@
-"""A first lead score: points per kind of event.
+"""Lead scoring from rules as data: points per event, penalties for silence, and decay.
 
-Rules as data, decay and thresholds per contact group come with the live
-state capability; this table gives every contact a meaningful score from
-the first event.
+A `ScoringRule` gives points when an event matches: on every match
+(`repeatable`), on the first match ever (`once`), or at most `max_times`
+within any sliding `per_window_s` (`at_most`; window 0 means ever). An
+`AbsenceRule` takes points when an expected event does not follow another
+one in time, e.g. −5 when the nurturing e-mail sent is not opened within 3
+days; `correlate_on` ties the two events by a property (the e-mail id).
+
+Points decay per score group, exponentially with the group's half-life.
+Each group keeps `(value, as_of)` and decay is folded in lazily, only when
+points are added or the score is read, so a contact costs nothing between
+events. Decay is linear, so points may arrive out of order: points older
+than `as_of` are decayed forward to it.
+
+Everything uses event time passed in by the caller (the time of the event,
+or the deadline for absences), never the wall clock: a replay gives the
+same scores. The operator calls `apply_scoring` per event, schedules a
+timer at `scoring_due`, and calls `on_scoring_time` when it passes.
+
+Rules are looked up by id when they act, so a new configuration applies to
+later events and to deadlines that fire after it (a deleted absence rule
+takes no points; a changed one takes its new points).
 """
 
 from __future__ import annotations
 
+import bisect
+import math
+from dataclasses import dataclass, field
 from typing import Final
 
-from state import events as ev
-from state.events import Event, Identify, Page, Screen, Track
+import msgspec
 
-DEFAULT_POINTS: Final[dict[str, float]] = {
-    "page": 1.0,
-    ev.PRODUCT_VIEWED: 2.0,
-    ev.PRODUCT_ADDED: 5.0,
-    ev.CHECKOUT_STARTED: 10.0,
-    ev.ORDER_COMPLETED: 20.0,
-    ev.SIGNED_UP: 15.0,
-    ev.FORM_SUBMITTED: 10.0,
-    ev.EMAIL_OPENED: 1.0,
-    ev.EMAIL_LINK_CLICKED: 3.0,
-}
+from dataflows.matching import MISSING, conditions_hold, event_key, field_of
+from state.config import AbsenceRule, ActiveConfig, ScoreGroup, ScoringRule, Thresholds
+from state.events import Event
+
+HISTORY_CAP: Final = 50
+# More pending deadlines than this means a flood (thousands of e-mails with
+# distinct ids); new ones are then not started rather than growing state.
+MAX_PENDING: Final = 256
+_DEFAULT_GROUP: Final = ScoreGroup()
+
+Deadline = tuple[float, str, str | None]
+"""A pending absence: (due, absence rule id, correlation value)."""
 
 
-def points_for(event: Event, table: dict[str, float] = DEFAULT_POINTS) -> float:
-    """How many points an event is worth under the default table."""
-    if isinstance(event, Page | Screen):
-        return table.get("page", 0.0)
-    if isinstance(event, Track):
-        return table.get(event.event, 0.0)
-    if isinstance(event, Identify):
-        return table.get("identify", 0.0)
-    return 0.0
+class ScoreState(msgspec.Struct, array_like=True, gc=False):
+    """One contact's scoring state; msgpack-encodable, updated in place.
+
+    `array_like` drops field names from the encoding (fields may only be
+    appended, with defaults). No field can hold a reference back to the
+    struct, so it can skip the garbage collector (`gc=False`).
+    """
+
+    # group → (value at as_of, as_of)
+    groups: dict[str, tuple[float, float]] = msgspec.field(default_factory=dict)
+    # ids of `once` rules that have scored
+    once: list[str] = msgspec.field(default_factory=list)
+    # `at_most` rule id → times of its scoring matches, ascending, at most max_times
+    capped: dict[str, list[float]] = msgspec.field(default_factory=dict)
+    # pending absences, ascending by due
+    pending: list[Deadline] = msgspec.field(default_factory=list)
+    # (epoch seconds, milli-points): integers encode in about half the bytes of floats
+    history: list[tuple[int, int]] = msgspec.field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """A configuration's rules by event key, so an event only checks rules for its name."""
+
+    scoring: dict[str, list[ScoringRule]] = field(default_factory=dict)
+    after: dict[str, list[AbsenceRule]] = field(default_factory=dict)
+    expect: dict[str, list[AbsenceRule]] = field(default_factory=dict)
+    scoring_by_id: dict[str, ScoringRule] = field(default_factory=dict)
+    absence_by_id: dict[str, AbsenceRule] = field(default_factory=dict)
+
+
+# A few recent configurations by identity, held strongly so ids are not reused.
+_indexes: dict[int, tuple[ActiveConfig, _Index]] = {}
+_INDEXES_KEPT: Final = 4
+
+
+def _index_of(config: ActiveConfig) -> _Index:
+    cached = _indexes.get(id(config))
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    index = _Index()
+    for rule in config.scoring_rules:
+        index.scoring.setdefault(rule.match.event, []).append(rule)
+        index.scoring_by_id[rule.id] = rule
+    for absence in config.absence_rules:
+        index.after.setdefault(absence.after.event, []).append(absence)
+        index.expect.setdefault(absence.expect.event, []).append(absence)
+        index.absence_by_id[absence.id] = absence
+    if len(_indexes) >= _INDEXES_KEPT:
+        _indexes.pop(next(iter(_indexes)), None)
+    _indexes[id(config)] = (config, index)
+    return index
+
+
+def _half_life(config: ActiveConfig, group: str) -> float:
+    groups = config.score_groups
+    return (groups.get(group) or groups.get("default") or _DEFAULT_GROUP).half_life_s
+
+
+def _decayed(value: float, elapsed: float, half_life: float) -> float:
+    if half_life <= 0 or elapsed <= 0:
+        return value
+    return value * math.exp2(-elapsed / half_life)
+
+
+def _add_points(state: ScoreState, group: str, points: float, at: float, half_life: float) -> None:
+    entry = state.groups.get(group)
+    if entry is None:
+        state.groups[group] = (points, at)
+        return
+    value, as_of = entry
+    if at >= as_of:
+        state.groups[group] = (_decayed(value, at - as_of, half_life) + points, at)
+    else:  # late points: decay them forward to as_of
+        state.groups[group] = (value + _decayed(points, as_of - at, half_life), as_of)
+
+
+def current_score(state: ScoreState, now: float, config: ActiveConfig) -> float:
+    """The score read at `now`: every group decayed to `now` and summed.
+
+    Reading before a group's last change returns its value at that change
+    (decay never runs backwards).
+    """
+    return sum(_decayed(value, now - as_of, _half_life(config, group))
+               for group, (value, as_of) in state.groups.items())
+
+
+def _record(state: ScoreState, at: float, config: ActiveConfig) -> None:
+    history = state.history
+    # Monotonic times: a late event is charted when it was applied, not in the past.
+    moment = max(round(at), history[-1][0]) if history else round(at)
+    history.append((moment, round(current_score(state, moment, config) * 1000)))
+    if len(history) > HISTORY_CAP:
+        del history[:-HISTORY_CAP]
+
+
+def score_history(state: ScoreState) -> list[tuple[float, float]]:
+    """(epoch seconds, score right after the change) for the last changes, oldest first."""
+    return [(float(moment), milli / 1000) for moment, milli in state.history]
+
+
+def temperature_of(score: float, thresholds: Thresholds) -> str:
+    """`cold` below `warm`, `warm` from `warm` up to below `hot`, `hot` from `hot` on."""
+    if score >= thresholds.hot:
+        return "hot"
+    return "warm" if score >= thresholds.warm else "cold"
+
+
+def _may_score(state: ScoreState, rule: ScoringRule, at: float) -> bool:
+    """Whether this match of `rule` scores, recording it when it does."""
+    if rule.mode == "repeatable":
+        return True
+    if rule.mode == "once":
+        if rule.id in state.once:
+            return False
+        state.once.append(rule.id)
+        return True
+    limit = rule.max_times
+    if limit <= 0:
+        return False
+    window = rule.per_window_s or math.inf
+    times = state.capped.get(rule.id, [])
+    candidate = sorted([*times, at])
+    # Too many when any limit+1 consecutive matches fit inside one window.
+    if any(candidate[i + limit] - candidate[i] < window for i in range(len(candidate) - limit)):
+        return False
+    state.capped[rule.id] = candidate[-limit:]
+    return True
+
+
+def _correlation(rule: AbsenceRule, event: Event) -> str | None:
+    if rule.correlate_on is None:
+        return None
+    value = field_of(event, rule.correlate_on)
+    if value is MISSING or value is None:
+        return None
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
+def _find(state: ScoreState, rule_id: str, correlation: str | None) -> int:
+    for i, (_, pending_id, pending_correlation) in enumerate(state.pending):
+        if pending_id == rule_id and pending_correlation == correlation:
+            return i
+    return -1
+
+
+def _start(state: ScoreState, due: float, rule_id: str, correlation: str | None) -> bool:
+    """Start (or push back) the deadline of (rule, correlation); one per pair."""
+    i = _find(state, rule_id, correlation)
+    if i >= 0:
+        if state.pending[i][0] >= due:
+            return False
+        del state.pending[i]
+    elif len(state.pending) >= MAX_PENDING:
+        return False
+    bisect.insort(state.pending, (due, rule_id, correlation), key=lambda d: d[0])
+    return True
+
+
+def _cancel(state: ScoreState, rule: AbsenceRule, correlation: str | None, at: float) -> bool:
+    """The expected event came: cancel the deadline if `at` lies in [start, due)."""
+    i = _find(state, rule.id, correlation)
+    if i < 0:
+        return False
+    due = state.pending[i][0]
+    if not due - rule.within_s <= at < due:
+        return False
+    del state.pending[i]
+    return True
+
+
+def _fire_due(state: ScoreState, now: float, config: ActiveConfig) -> bool:
+    index = _index_of(config)
+    fired = False
+    while state.pending and state.pending[0][0] <= now:
+        due, rule_id, _ = state.pending.pop(0)
+        fired = True
+        rule = index.absence_by_id.get(rule_id)
+        if rule is not None and rule.points:
+            _add_points(state, rule.group, rule.points, due, _half_life(config, rule.group))
+            _record(state, due, config)
+    return fired
+
+
+def apply_scoring(state: ScoreState, event: Event, at: float, config: ActiveConfig) -> bool:
+    """Apply one event at event time `at`; True when the score or the pending deadlines changed.
+
+    Deadlines due by `at` fire first, so the result does not depend on
+    whether the operator's timer ran before this event arrived.
+    """
+    changed = on_scoring_time(state, at, config)
+    index = _index_of(config)
+    key = event_key(event)  # rules are indexed by key: only their conditions are left to check
+    scored = False
+    for rule in index.scoring.get(key, ()):
+        if rule.points and conditions_hold(rule.match.where, event) and _may_score(state, rule, at):
+            _add_points(state, rule.group, rule.points, at, _half_life(config, rule.group))
+            scored = True
+    for absence in index.expect.get(key, ()):
+        if state.pending and conditions_hold(absence.expect.where, event):
+            changed |= _cancel(state, absence, _correlation(absence, event), at)
+    for absence in index.after.get(key, ()):
+        if conditions_hold(absence.after.where, event):
+            changed |= _start(state, at + absence.within_s, absence.id, _correlation(absence, event))
+    if scored:
+        _record(state, at, config)
+    return changed or scored
+
+
+def scoring_due(state: ScoreState) -> float | None:
+    """When the earliest pending absence deadline falls due (event time), if any."""
+    return state.pending[0][0] if state.pending else None
+
+
+def on_scoring_time(state: ScoreState, now: float, config: ActiveConfig) -> bool:
+    """Apply every absence whose deadline is ≤ `now`, at its deadline; True if any fired."""
+    if not state.pending or state.pending[0][0] > now:
+        return False
+    return _fire_due(state, now, config)
+
+
+def merge_scores(into: ScoreState, other: ScoreState, now: float, config: ActiveConfig) -> None:
+    """Fold `other` (a contact found to be the same person) into `into`.
+
+    Scores add up, each decayed by its own age (adding other's value at its
+    `as_of` is exactly that, decay being linear); once-rules that fired on
+    either side stay fired; at-most match times combine (the latest
+    `max_times` are kept); pending deadlines are kept, the later one when
+    both wait for the same rule and correlation.
+    """
+    for group, (value, as_of) in other.groups.items():
+        _add_points(into, group, value, as_of, _half_life(config, group))
+    into.once.extend(rule_id for rule_id in other.once if rule_id not in into.once)
+    index = _index_of(config)
+    for rule_id, times in other.capped.items():
+        combined = sorted([*into.capped.get(rule_id, []), *times])
+        rule = index.scoring_by_id.get(rule_id)
+        limit = rule.max_times if rule is not None and rule.mode == "at_most" else len(combined)
+        into.capped[rule_id] = combined[-limit:] if limit > 0 else []
+    for due, rule_id, correlation in other.pending:
+        _start(into, due, rule_id, correlation)
+    if other.groups:
+        _record(into, now, config)

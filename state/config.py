@@ -259,6 +259,19 @@ class RfmEdges(msgspec.Struct, frozen=True):
     monetary: list[float] = msgspec.field(default_factory=lambda: [50.0, 100.0, 250.0, 500.0])
 
 
+DEFAULT_POINTS: dict[str, float] = {
+    "page": 1.0, "Product Viewed": 2.0, "Product Added": 5.0, "Checkout Started": 10.0,
+    "Order Completed": 20.0, "Signed Up": 15.0, "Form Submitted": 10.0,
+    "Email Opened": 1.0, "Email Link Clicked": 3.0,
+}
+
+
+def default_scoring_rules() -> list[ScoringRule]:
+    """Starter rules, all repeatable: page view +1 … order +20 (ActiveCampaign-style scale)."""
+    return [ScoringRule(id=f"default-{name.lower().replace(' ', '-')}", match=EventMatch(name), points=points)
+            for name, points in DEFAULT_POINTS.items()]
+
+
 def default_stage_rules() -> list[StageRule]:
     """Journey stages from behaviour: advocacy > retention > decision > consideration."""
     return [
@@ -273,7 +286,7 @@ class ActiveConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One immutable version of everything marketers configure."""
 
     version: int = 0
-    scoring_rules: list[ScoringRule] = msgspec.field(default_factory=list)
+    scoring_rules: list[ScoringRule] = msgspec.field(default_factory=default_scoring_rules)
     absence_rules: list[AbsenceRule] = msgspec.field(default_factory=list)
     score_groups: dict[str, ScoreGroup] = msgspec.field(default_factory=lambda: {"default": ScoreGroup()})
     thresholds: Thresholds = msgspec.field(default_factory=Thresholds)

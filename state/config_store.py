@@ -27,11 +27,17 @@ class ConfigControl(msgspec.Struct, frozen=True, tag="config", tag_field="contro
 
 
 _control_encoder: Final = msgspec.json.Encoder()
+_control_decoder: Final = msgspec.json.Decoder(ConfigControl)
 
 
 def control_payload(version: int) -> bytes:
     """The stream payload announcing `version`."""
     return _control_encoder.encode(ConfigControl(version))
+
+
+def decode_control(payload: bytes) -> ConfigControl:
+    """A control entry's payload → ConfigControl."""
+    return _control_decoder.decode(payload)
 
 
 async def current_config(client: aioredis.Redis) -> ActiveConfig:

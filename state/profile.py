@@ -60,8 +60,18 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     temperature: str = "cold"
     stage: str = "awareness"
     tags: list[str] = msgspec.field(default_factory=list)
+    lists: list[str] = msgspec.field(default_factory=list)
     segments: list[str] = msgspec.field(default_factory=list)
-    # Extensions owned by later capabilities (windows, sessions, RFM …).
+    # Counts per event name, category and product over each sliding window.
+    windows: dict[str, dict[str, dict[str, int]]] = msgspec.field(default_factory=dict)
+    sessions: dict[str, object] = msgspec.field(default_factory=dict)
+    orders: dict[str, object] = msgspec.field(default_factory=dict)
+    rfm: tuple[int, int, int] = (0, 0, 0)
+    # (epoch seconds, score) after each of the last changes, for charts.
+    score_history: list[tuple[float, float]] = msgspec.field(default_factory=list)
+    late_events: int = 0
+    config_version: int = 0
+    # Small flags owned by capabilities (cart_abandoned …).
     extra: dict[str, object] = msgspec.field(default_factory=dict)
     updated_at: datetime | None = None
 

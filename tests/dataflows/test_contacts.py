@@ -1,13 +1,27 @@
-"""The per-contact operator's logic, driven directly with a fixed clock."""
+"""The visitor and contact operators' logic, driven directly with a fixed clock."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 import msgspec
 
-from dataflows.contacts import ContactConfig, _ContactShardLogic
-from dataflows.outputs import DecisionPush, ProfileWrite
+from dataflows.contacts import ContactConfig, contact_logic, visitor_logic
+from dataflows.live_config import ConfigLoader
+from dataflows.outputs import (
+    AliasWrite,
+    BackfillProgress,
+    DecisionPush,
+    Handoff,
+    ProfileDelete,
+    ProfileWrite,
+    Routed,
+    SegmentChange,
+    ShardControl,
+)
+from state.config import DAY, ActiveConfig, SegmentDef, WindowCount
+from state.events import Identify
 from state.profile import Profile
 from tests.factories import FIXED_NOW, page, track
 
@@ -22,9 +36,19 @@ class Clock:
         return self.now
 
 
-def profiles(outputs: object) -> dict[str, Profile]:
+def profiles(outputs: Iterable[object]) -> dict[str, Profile]:
+    """The last profile written per contact."""
     return {o.contact_id: msgspec.json.decode(o.profile_json, type=Profile)
-            for o in outputs if isinstance(o, ProfileWrite)}  # type: ignore[attr-defined]
+            for o in outputs if isinstance(o, ProfileWrite)}
+
+
+def visitors(clock: Clock, loader: ConfigLoader | None = None, cart_idle_s: float = 1800,
+             resume: bytes | None = None):  # type: ignore[no-untyped-def]
+    return visitor_logic(ContactConfig(cart_idle_s=cart_idle_s), loader or ConfigLoader(None), clock)(resume)
+
+
+def contacts(clock: Clock, loader: ConfigLoader | None = None):  # type: ignore[no-untyped-def]
+    return contact_logic(ContactConfig(), loader or ConfigLoader(None), clock)(None)
 
 
 class TestEvents:
@@ -32,25 +56,22 @@ class TestEvents:
 
     def test_a_resent_event_is_counted_once(self) -> None:
         """The tracker resends unacked batches; the same messageId counts once."""
-        logic = _ContactShardLogic(ContactConfig(), Clock(), None)
+        logic = visitors(Clock())
         event = track("a1", "Product Added", product_id="p1", price=5.0)
         logic.on_batch([event])
         out, _ = logic.on_batch([event])
         assert list(out) == []
-        snapshot = msgspec.msgpack.decode(logic.snapshot())
-        assert snapshot[0]["counters"]["cart_adds"] == 1
 
     def test_one_profile_per_contact_per_batch(self) -> None:
         """Many events of a contact in one activation write its profile once."""
-        logic = _ContactShardLogic(ContactConfig(), Clock(), None)
-        out, _ = logic.on_batch([page("a1"), page("a1"), page("a2")])
-        written = profiles(out)
+        out, _ = visitors(Clock()).on_batch([page("a1"), page("a1"), page("a2")])
+        written = [o.contact_id for o in out if isinstance(o, ProfileWrite)]
         assert sorted(written) == ["a1", "a2"]
-        assert written["a1"].counters.page_views == 2
+        assert profiles(out)["a1"].counters.page_views == 2
 
     def test_decision_is_pushed_only_when_it_changes(self) -> None:
-        """A visitor's page gets a push when temperature changes, not on every event."""
-        logic = _ContactShardLogic(ContactConfig(), Clock(), None)
+        """A visitor's page gets a push when what widgets show changes, not on every event."""
+        logic = visitors(Clock())
         first, _ = logic.on_batch([page("a1")])
         second, _ = logic.on_batch([page("a1")])
         assert [o for o in first if isinstance(o, DecisionPush)]
@@ -63,7 +84,7 @@ class TestCartTimer:
     def test_cart_is_marked_abandoned_when_idle_time_passes_without_events(self) -> None:
         """notify_at is the idle deadline; on_notify then flips the flag and rewrites the profile."""
         clock = Clock()
-        logic = _ContactShardLogic(ContactConfig(cart_idle_s=60), clock, None)
+        logic = visitors(clock, cart_idle_s=60)
         logic.on_batch([track("a1", "Product Added", product_id="p1", price=5.0)])
         assert logic.notify_at() == FIXED_NOW + timedelta(seconds=60)
         clock.now += 59
@@ -72,27 +93,99 @@ class TestCartTimer:
         clock.now += 1
         out, _ = logic.on_notify()
         assert profiles(out)["a1"].extra == {"cart_abandoned": True}
-        assert logic.notify_at() is None
 
     def test_a_cart_event_before_the_deadline_postpones_it(self) -> None:
         """Touching the cart restarts the idle time."""
         clock = Clock()
-        logic = _ContactShardLogic(ContactConfig(cart_idle_s=60), clock, None)
+        logic = visitors(clock, cart_idle_s=60)
         logic.on_batch([track("a1", "Product Added", product_id="p1", price=5.0)])
         later = FIXED_NOW + timedelta(seconds=30)
         logic.on_batch([track("a1", "Product Added", later, product_id="p2", price=5.0)])
         clock.now += 60
         out, _ = logic.on_notify()
-        assert list(out) == []
+        assert all(not p.extra for p in profiles(out).values())
         assert logic.notify_at() == later + timedelta(seconds=60)
 
     def test_timers_survive_a_snapshot_and_resume(self) -> None:
         """After recovery the pending deadline is asked for again and fires."""
         clock = Clock()
-        logic = _ContactShardLogic(ContactConfig(cart_idle_s=60), clock, None)
+        logic = visitors(clock, cart_idle_s=60)
         logic.on_batch([track("a1", "Product Added", product_id="p1", price=5.0)])
-        resumed = _ContactShardLogic(ContactConfig(cart_idle_s=60), clock, logic.snapshot())
+        resumed = visitors(clock, cart_idle_s=60, resume=logic.snapshot())
         assert resumed.notify_at() == FIXED_NOW + timedelta(seconds=60)
         clock.now += 61
         out, _ = resumed.on_notify()
         assert profiles(out)["a1"].extra == {"cart_abandoned": True}
+
+
+class TestIdentity:
+    """identify merges the anonymous history into the known contact."""
+
+    def test_identify_hands_cart_and_score_built_anonymously_to_the_contact(self) -> None:
+        """Cart, counters and score from before login end up on the user's profile."""
+        clock = Clock()
+        visitor, contact = visitors(clock), contacts(clock)
+        visitor.on_batch([page("a1"), track("a1", "Product Added", product_id="p1", price=30.0)])
+        login = Identify(message_id="m-login", anonymous_id="a1", user_id="ada@example.com",
+                         timestamp=FIXED_NOW, received_at=FIXED_NOW, traits={"email": "ada@example.com"})
+        out, _ = visitor.on_batch([login, page("a1")])
+        out = list(out)
+        assert AliasWrite("a1", "ada@example.com") in out
+        assert ProfileDelete("a1") in out
+        onward = [o for o in out if isinstance(o, Routed | Handoff)]
+        assert [type(o) for o in onward] == [Handoff, Routed, Routed]
+        merged, _ = contact.on_batch(onward)
+        profile = profiles(merged)["ada@example.com"]
+        assert profile.counters.page_views == 2
+        assert profile.counters.cart_adds == 1
+        assert [line.product_id for line in profile.cart] == ["p1"]
+        assert profile.score == 1 + 5 + 1
+        assert profile.anonymous_ids == ["a1"]
+
+    def test_later_anonymous_events_land_on_the_contact(self) -> None:
+        """After the link, an event with only the anonymous id is routed to the user."""
+        visitor = visitors(Clock())
+        visitor.on_batch([track("a1", "Signed Up", user_id="u1")])
+        out, _ = visitor.on_batch([page("a1")])
+        assert [o.contact_id for o in out if isinstance(o, Routed)] == ["u1"]
+
+    def test_blocked_user_ids_never_merge_visitors(self) -> None:
+        """userId "0" on two devices must not turn two visitors into one contact."""
+        out, _ = visitors(Clock()).on_batch([track("a1", "Order Completed", user_id="0"),
+                                             track("a2", "Order Completed", user_id="0")])
+        assert sorted(o.contact_id for o in out if isinstance(o, ProfileWrite)) == ["a1", "a2"]
+        assert not [o for o in out if isinstance(o, Routed | Handoff)]
+
+
+class TestLiveConfiguration:
+    """A new configuration version re-evaluates every contact of the shard."""
+
+    def test_a_new_segment_is_backfilled_for_existing_contacts(self) -> None:
+        """Contacts already there enter the new segment at the switch, with progress reported."""
+        clock, loader = Clock(), ConfigLoader(None)
+        logic = visitors(clock, loader)
+        logic.on_batch([track("a1", "Product Viewed", category="shoes"), page("a2")])
+        loader.put(ActiveConfig(version=1, segments=[SegmentDef(
+            "shoe-viewers", WindowCount("category", "shoes", DAY, "gte", 1))]))
+        out, _ = logic.on_batch([ShardControl(1, "7")])
+        out = list(out)
+        entered = [(o.contact_id, o.segment_id) for o in out if isinstance(o, SegmentChange) and o.entered]
+        assert entered == [("a1", "shoe-viewers")]
+        assert BackfillProgress(1, "visitors:7", 2) in out
+        assert profiles(out)["a1"].config_version == 1
+
+    def test_a_segment_is_left_when_its_window_moves_on_without_events(self) -> None:
+        """'Viewed shoes in the last hour' turns false exactly an hour later, by timer."""
+        clock, loader = Clock(), ConfigLoader(None)
+        loader.put(ActiveConfig(version=1, segments=[SegmentDef(
+            "hot-shoes", WindowCount("category", "shoes", 3600, "gte", 1))]))
+        logic = visitors(clock, loader)
+        logic.on_batch([ShardControl(1, "0")])
+        out, _ = logic.on_batch([track("a1", "Product Viewed", category="shoes")])
+        assert [o.entered for o in out if isinstance(o, SegmentChange)] == [True]
+        assert logic.notify_at() == FIXED_NOW + timedelta(hours=1)
+        clock.now += 3600
+        out, _ = logic.on_notify()
+        exits = [o for o in out if isinstance(o, SegmentChange)]
+        assert [(e.segment_id, e.entered) for e in exits] == [("hot-shoes", False)]
+        assert profiles(out)["a1"].segments == []

@@ -1,0 +1,55 @@
+"""Applying one event, or the passing of time, to a contact's state.
+
+Every capability updates its own part; the order matters only where one
+reads another (the cart before the abandonment deadline, windows before
+segments), and segments are evaluated once per contact per activation by
+`evaluation.evaluate`, not here.
+"""
+
+from __future__ import annotations
+
+from dataflows.cart import apply_cart, check_cart_idle
+from dataflows.contact_state import ContactState
+from dataflows.counters import apply_counters
+from dataflows.live_config import LiveConfig
+from dataflows.orders import apply_order
+from dataflows.scoring import apply_scoring, on_scoring_time
+from dataflows.sessions import apply_session
+from dataflows.tags import apply_tags, is_internal
+from dataflows.windows import prune, record_activity
+from state.events import Event, Identify, Page, Screen, event_time
+
+
+def apply_event(state: ContactState, event: Event, live: LiveConfig, cart_idle_s: float) -> None:
+    """Fold one (deduplicated) event into the contact's state."""
+    config = live.config
+    if is_internal(event):
+        apply_tags(state, event, config)
+        return
+    at = event_time(event).timestamp()
+    received = event.received_at.timestamp() if event.received_at else at
+    if not state.first_seen or at < state.first_seen:
+        state.first_seen = at
+    state.last_seen = max(state.last_seen, at)
+    anonymous_id = event.anonymous_id
+    if (anonymous_id and anonymous_id not in state.anonymous_ids
+            and len(state.anonymous_ids) < config.identity.max_anonymous_ids):
+        state.anonymous_ids.append(anonymous_id)
+    if isinstance(event, Identify):
+        state.traits.update(event.traits)
+    apply_counters(state, event)
+    apply_cart(state, event, at, cart_idle_s)
+    apply_order(state.orders, event, at)
+    apply_session(state.session, at, isinstance(event, Page | Screen), config.windows)
+    if not record_activity(state.activity, event, at, received, config.windows):
+        state.late_events += 1
+    apply_scoring(state.scoring, event, at, config)
+    apply_tags(state, event, config)
+
+
+def apply_time(state: ContactState, now: float, live: LiveConfig, cart_idle_s: float) -> None:
+    """What the clock alone changes: due absence rules, cart idleness, old window entries."""
+    on_scoring_time(state.scoring, now, live.config)
+    check_cart_idle(state, now, cart_idle_s)
+    windows = live.config.windows
+    prune(state.activity, now, live.retention_s, windows.max_log_entries)

@@ -1,0 +1,71 @@
+"""The configuration version a contact shard works under, compiled once.
+
+Versions are immutable, so a process loads each one from Redis once and
+shares it between all its contact shards; a resumed shard asks for the
+version its snapshot recorded and gets exactly the rules it ran with.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import redis
+
+from dataflows.segments import CompiledSegments, compile_segments, walk
+from state.config import ActiveConfig, WindowCount
+from state.config_store import load_config_version
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """A configuration version with its segments compiled for evaluation."""
+
+    config: ActiveConfig
+    segments: CompiledSegments
+    # How long window entries must be kept: the longest window any profile
+    # figure, segment or stage rule asks about, plus the allowed lateness.
+    retention_s: float
+
+    @property
+    def version(self) -> int:
+        return self.config.version
+
+    @classmethod
+    def of(cls, config: ActiveConfig) -> LiveConfig:
+        """Compile `config` (its segments and stage rules)."""
+        conditions = [s.when for s in config.segments] + [r.when for r in config.stages]
+        asked = [leaf.window_s for c in conditions for leaf in walk(c) if isinstance(leaf, WindowCount)]
+        longest = max([*config.windows.windows_s, *asked], default=0.0)
+        return cls(config, compile_segments(config.segments, config.stages),
+                   longest + config.windows.lateness_s)
+
+
+class ConfigLoader:
+    """Loads and caches configuration versions for every shard of a process."""
+
+    def __init__(self, redis_url: str | None) -> None:
+        self._redis_url = redis_url
+        self._client: redis.Redis | None = None
+        self._cache: dict[int, LiveConfig] = {0: LiveConfig.of(ActiveConfig())}
+        self._lock = threading.Lock()
+
+    def get(self, version: int) -> LiveConfig:
+        """The compiled configuration `version` (version 0 is the defaults)."""
+        cached = self._cache.get(version)
+        if cached is not None:
+            return cached
+        with self._lock:
+            if version not in self._cache:
+                if self._redis_url is None:
+                    raise LookupError(f"configuration version {version} requested without Redis")
+                if self._client is None:
+                    self._client = redis.Redis.from_url(self._redis_url)
+                self._cache[version] = LiveConfig.of(load_config_version(self._client, version))
+            return self._cache[version]
+
+    def put(self, config: ActiveConfig) -> LiveConfig:
+        """Register a configuration directly (tests, and the defaults)."""
+        live = LiveConfig.of(config)
+        self._cache[config.version] = live
+        return live
