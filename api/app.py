@@ -6,7 +6,6 @@ the lifespan owns the process-wide Redis client and caches.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,15 +13,16 @@ from contextlib import asynccontextmanager
 import orjson
 import redis.asyncio as aioredis
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from redis.exceptions import RedisError
 
+from api import demo_shop
 from api.backpressure import Backpressure
 from api.deps import WRITE_KEY_HEADER
 from api.errors import OverloadedError, status_for
 from api.logging import configure_logging, log
-from api.routes import contacts, decisions, health, ingest
+from api.routes import admin_config, contacts, decisions, health, ingest, segments, tags, tracker_script
 from state.errors import AttimoError
 from state.settings import Settings
 from state.validation import EventValidator, limits_from
@@ -31,7 +31,6 @@ from state.writekeys import WriteKey, WriteKeyCache, save_write_key
 logger = logging.getLogger("attimo.api")
 
 # Routers written alongside this module; the app runs without them.
-OPTIONAL_ROUTERS = ("api.demo_shop", "api.routes.tracker_script")
 REDIS_TIMEOUT_S = 5.0
 
 
@@ -52,20 +51,6 @@ async def _attimo_error(request: Request, exc: Exception) -> Response:
 async def _redis_error(request: Request, exc: Exception) -> Response:
     log(logger, logging.ERROR, "redis unavailable", path=request.url.path, error=str(exc))
     return _json_error(503, "store unavailable")
-
-
-def _optional_routers() -> list[APIRouter]:
-    found = []
-    for module_name in OPTIONAL_ROUTERS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            log(logger, logging.WARNING, "optional router missing", module=module_name, error=str(exc))
-            continue
-        router = getattr(module, "router", None)
-        if isinstance(router, APIRouter):
-            found.append(router)
-    return found
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -101,7 +86,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_exception_handler(AttimoError, _attimo_error)
     app.add_exception_handler(RedisError, _redis_error)
-    for router in (ingest.router, decisions.router, contacts.router, health.router, *_optional_routers()):
+    for router in (ingest.router, decisions.router, contacts.router, health.router, admin_config.router,
+                   segments.router, tags.router, tracker_script.router, demo_shop.router):
         app.include_router(router)
     return app
 

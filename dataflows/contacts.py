@@ -81,6 +81,7 @@ class _ShardLogic:
     def __init__(self, config: ContactConfig, loader: ConfigLoader, now: Callable[[], float],
                  resume: bytes | None, anonymous: bool) -> None:
         self.stage = "visitors" if anonymous else "contacts"
+        self.contact_shards = config.contact_shards
         self._config = config
         self._loader = loader
         self._now = now
@@ -139,7 +140,7 @@ class _ShardLogic:
 
 VisitorItem = Event | ShardControl
 ContactItem = Routed | Handoff | ShardControl
-VisitorOutput = Output | Routed | Handoff
+VisitorOutput = Output | Routed | Handoff | ShardControl
 
 
 class _VisitorShardLogic(StatefulBatchLogic[VisitorItem, VisitorOutput, bytes]):
@@ -154,14 +155,17 @@ class _VisitorShardLogic(StatefulBatchLogic[VisitorItem, VisitorOutput, bytes]):
         s = self.s
         for item in values:
             if isinstance(item, ShardControl):
-                out += s.switch_config(item, s._now())
+                switched = s.switch_config(item, s._now())
+                if switched:  # tell the contact shard of the same number, in order with what follows
+                    out += switched
+                    out.append(item)
                 continue
             anonymous_id = device_id(item)
             user_id = known_user(item)
             if user_id is None and anonymous_id is not None:
                 owner = s.links.get(anonymous_id)
                 if owner is not None:
-                    out.append(Routed(owner, item))
+                    out.append(Routed(owner, item, s.live.version))
                     continue
                 state = s.book.get_or_create(anonymous_id)
                 if s.accept(state, item):
@@ -171,7 +175,7 @@ class _VisitorShardLogic(StatefulBatchLogic[VisitorItem, VisitorOutput, bytes]):
                 continue  # validation guarantees an id; a blocked user id alone identifies nobody
             if anonymous_id is not None and s.links.get(anonymous_id) != user_id:
                 out += self._identify(anonymous_id, user_id, touched)
-            out.append(Routed(user_id, item))
+            out.append(Routed(user_id, item, s.live.version))
         out += s.book.emit(touched.values(), s.live, s._now())
         return out, StatefulBatchLogic.RETAIN
 
@@ -185,7 +189,8 @@ class _VisitorShardLogic(StatefulBatchLogic[VisitorItem, VisitorOutput, bytes]):
         out: list[VisitorOutput] = [AliasWrite(anonymous_id, user_id)]
         if visitor is not None:
             out.append(ProfileDelete(anonymous_id))
-        out.append(Handoff(user_id, anonymous_id, encode_states([visitor]) if visitor else None))
+        out.append(Handoff(user_id, anonymous_id, encode_states([visitor]) if visitor else None,
+                           s.live.version))
         return out
 
     def on_notify(self) -> tuple[Iterable[VisitorOutput], bool]:
@@ -213,6 +218,9 @@ class _ContactShardLogic(StatefulBatchLogic[ContactItem, Output, bytes]):
             if isinstance(item, ShardControl):
                 out += s.switch_config(item, now)
                 continue
+            if item.version > s.live.version:
+                shard = s.shard or shard_key(item.contact_id, s.contact_shards)
+                out += s.switch_config(ShardControl(item.version, shard), now)
             state = s.book.get_or_create(item.contact_id)
             if state.user_id is None:
                 state.user_id = item.contact_id

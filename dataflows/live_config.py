@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import redis
 
-from dataflows.segments import CompiledSegments, compile_segments, walk
+from dataflows.segments import CompiledSegments, compile_segments
 from state.config import ActiveConfig, WindowCount
 from state.config_store import load_config_version
+from state.segment_graph import walk
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,8 @@ class Routed:
 
     contact_id: str
     event: Event
+    # The config version it was resolved under: the contact stage switches first if behind.
+    version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,7 @@ class Handoff:
     contact_id: str
     anonymous_id: str
     state_msgpack: bytes | None
+    version: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,11 +31,9 @@ Semantics worth knowing:
   (`compile_segments` orders dependencies first); outside a pass, for stage
   rules, it falls back to `ContactView.in_segment`.
 
-`SegmentDefinitionError` lives here rather than in `dataflows/errors.py`
-because it is a plain `ValueError` raised by validation, not a runtime
-failure of the dataflow. The admin API cannot import this package (api and
-dataflows meet only through `state`), so it carries its own copy of the
-reference check; both should move to `state/config.py` as one function.
+Ordering and validation of the segment graph (`dependency_order`,
+`SegmentDefinitionError`) live in `state.segment_graph`, so the admin API
+rejects a cycle with exactly the check the dataflow relies on.
 """
 
 from __future__ import annotations
@@ -69,13 +67,11 @@ from state.config import (
     Trait,
     WindowCount,
 )
+from state.segment_graph import SegmentDefinitionError, dependency_order, walk
 
 DEFAULT_STAGE: Final = "awareness"
 _TIME_LEAVES: Final = (WindowCount, NoEventWithin, Cart, Anniversary)
 
-
-class SegmentDefinitionError(ValueError):
-    """A segment set that cannot be evaluated: unknown reference, cycle or duplicate id."""
 
 
 @dataclass(frozen=True)
@@ -93,64 +89,6 @@ class CompiledSegments:
 
 
 # ---- validation and ordering --------------------------------------------------
-
-def walk(condition: Condition) -> Iterator[Condition]:
-    """Every node of a condition tree, the root first."""
-    stack: list[Condition] = [condition]
-    while stack:
-        node = stack.pop()
-        yield node
-        if isinstance(node, All | AnyOf):
-            stack.extend(reversed(node.of))
-        elif isinstance(node, Not):
-            stack.append(node.of)
-
-
-def references(condition: Condition) -> list[str]:
-    """Ids of the segments a condition refers to, in order of appearance."""
-    return list(dict.fromkeys(n.segment for n in walk(condition) if isinstance(n, InSegment)))
-
-
-def dependency_order(segments: Sequence[SegmentDef]) -> list[SegmentDef]:
-    """The segments ordered so that every `InSegment` target comes first.
-
-    Raises SegmentDefinitionError naming the duplicate id, the unknown
-    reference or the cycle (as a path `a → b → a`).
-    """
-    by_id: dict[str, SegmentDef] = {}
-    for segment in segments:
-        if segment.id in by_id:
-            raise SegmentDefinitionError(f"segment {segment.id!r} is defined twice")
-        by_id[segment.id] = segment
-    deps = {s.id: references(s.when) for s in segments}
-    for sid, targets in deps.items():
-        for target in targets:
-            if target not in by_id:
-                raise SegmentDefinitionError(f"segment {sid!r} refers to unknown segment {target!r}")
-    ordered: list[SegmentDef] = []
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = placed
-    for root in by_id:
-        if state.get(root) == 2:
-            continue
-        path = [root]
-        iters = [iter(deps[root])]
-        state[root] = 1
-        while iters:  # iterative DFS: deep chains must not hit the recursion limit
-            nxt = next(iters[-1], None)
-            if nxt is None:
-                done = path.pop()
-                iters.pop()
-                state[done] = 2
-                ordered.append(by_id[done])
-            elif state.get(nxt) == 1:
-                cycle = [*path[path.index(nxt):], nxt]
-                raise SegmentDefinitionError("segment cycle: " + " → ".join(cycle))
-            elif state.get(nxt) is None:
-                state[nxt] = 1
-                path.append(nxt)
-                iters.append(iter(deps[nxt]))
-    return ordered
-
 
 def compile_segments(segments: Sequence[SegmentDef], stages: Sequence[StageRule] = ()) -> CompiledSegments:
     """Validate and order segments (and optional stage rules) for evaluation.

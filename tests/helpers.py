@@ -45,6 +45,7 @@ def running_redis(directory: Path, appendonly: bool = False) -> Iterator[RedisSe
     binary = shutil.which("redis-server")
     assert binary, "redis-server is not installed (the test command installs it)"
     port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
          "--save", "", "--appendonly", "yes" if appendonly else "no", "--protected-mode", "no"],

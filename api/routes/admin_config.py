@@ -1,0 +1,283 @@
+"""Admin: the live configuration (scoring, thresholds, stages, tag rules, segments).
+
+Every change reads the configuration in force, replaces one part, validates
+the whole, and publishes it as a new immutable version
+(`state.config_store.publish_config`): the dataflow switches to it at a
+well-defined position of every ingest stream, within a second, without a
+restart.
+
+Bodies are decoded with msgspec from the raw bytes, so a bad body gets 422
+with msgspec's exact message (`Expected `float`, got `str` - at
+`$[0].points``). Rules that span parts are checked too: unknown score
+groups, warm above hot, a stage rule that tests the stage, and segments
+that refer to unknown segments or to themselves through a cycle.
+
+GETs return the part exactly as a PUT accepts it, with the version in an
+`ETag`; a PUT or DELETE with `If-Match: <version>` is refused with 412 when
+someone published in between (optimistic concurrency across API processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
+
+import msgspec
+from fastapi import APIRouter, Request, Response
+
+from api.deps import AdminDep, RedisDep, SettingsDep
+from api.errors import NotFoundError
+from state.config import (
+    AbsenceRule,
+    ActiveConfig,
+    Condition,
+    Identifier,
+    ScoreGroup,
+    ScoringRule,
+    SegmentDef,
+    StageIs,
+    StageRule,
+    TagRule,
+    Thresholds,
+    encode_config,
+)
+from state.config_store import current_config, publish_config
+from state.segment_graph import SegmentDefinitionError, dependency_order, references, walk
+
+router = APIRouter(prefix="/v1/admin", tags=["admin: configuration"])
+
+T = TypeVar("T")
+_encoder: Final = msgspec.json.Encoder()
+Responses = dict[int | str, dict[str, Any]]
+ERRORS: Final[Responses] = {401: {"description": "Admin token missing or wrong."}}
+_WRITE_ERRORS: Final[Responses] = {**ERRORS, 412: {"description": "`If-Match` names an older version."},
+                        422: {"description": "Invalid body; the message names the field."}}
+
+
+# ---- helpers shared by the admin routers --------------------------------------
+
+def json_response(content: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response encoded by msgspec (Structs, datetimes and all)."""
+    return Response(_encoder.encode(content), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+def error_response(status: int, message: str) -> Response:
+    """The API's error shape, `{"success": false, "error": message}`."""
+    return json_response({"success": False, "error": message}, status)
+
+
+class InvalidBodyError(ValueError):
+    """A body or a resulting configuration that cannot be published (→ 422)."""
+
+
+def decode(raw: bytes, kind: type[T]) -> T:
+    """Decode a JSON body as `kind`; InvalidBodyError carries msgspec's message."""
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise InvalidBodyError(str(exc)) from exc
+
+
+# ---- whole-configuration checks ------------------------------------------------
+
+def segment_problem(segments: Sequence[SegmentDef]) -> str | None:
+    """Why these segments cannot be evaluated (duplicate, unknown reference, cycle), or None."""
+    try:
+        dependency_order(segments)
+    except SegmentDefinitionError as exc:
+        return str(exc)
+    return None
+
+
+def config_problem(config: ActiveConfig) -> str | None:
+    """Why `config` cannot be published, or None."""
+    for kind, rules in (("scoring rule", config.scoring_rules), ("absence rule", config.absence_rules)):
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.id in seen:
+                return f"{kind} {rule.id!r} is defined twice"
+            seen.add(rule.id)
+            if rule.group not in config.score_groups:
+                return f"{kind} {rule.id!r} uses unknown score group {rule.group!r}"
+    for rule in config.scoring_rules:
+        if rule.mode == "at_most" and rule.max_times < 1:
+            return f"scoring rule {rule.id!r}: max_times must be at least 1"
+    if config.thresholds.warm > config.thresholds.hot:
+        return f"thresholds: warm ({config.thresholds.warm}) is above hot ({config.thresholds.hot})"
+    segment_ids = {s.id for s in config.segments}
+    for stage in config.stages:
+        nodes = list(walk(stage.when))
+        if any(isinstance(n, StageIs) for n in nodes):
+            return f"stage rule {stage.stage!r} tests the stage itself"
+        for ref in references(stage.when):
+            if ref not in segment_ids:
+                return f"stage rule {stage.stage!r} refers to unknown segment {ref!r}"
+    return segment_problem(config.segments)
+
+
+# ---- publishing ----------------------------------------------------------------
+
+def _lock(request: Request) -> asyncio.Lock:
+    # One read-modify-publish at a time per process; If-Match covers other processes.
+    lock: asyncio.Lock | None = getattr(request.app.state, "admin_config_lock", None)
+    if lock is None:
+        lock = request.app.state.admin_config_lock = asyncio.Lock()
+    return lock
+
+
+def _etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
+
+
+def _stale(request: Request, current: ActiveConfig) -> Response | None:
+    wanted = request.headers.get("if-match")
+    if wanted is None or wanted.strip() == "*" or wanted.strip().strip('"') == str(current.version):
+        return None
+    return error_response(412, f"configuration is at version {current.version}, not {wanted.strip()}")
+
+
+async def change_config(request: Request, settings: SettingsDep, client: RedisDep,
+                        change: Callable[[ActiveConfig], tuple[ActiveConfig, dict[str, Any]]],
+                        status: int = 200) -> Response:
+    """Apply `change` to the current configuration, validate and publish it.
+
+    `change` returns the new configuration and the extra response fields;
+    it raises InvalidBodyError (→ 422) or NotFoundError (→ 404).
+    """
+    async with _lock(request):
+        current = await current_config(client)
+        if (refused := _stale(request, current)) is not None:
+            return refused
+        try:
+            updated, extra = change(current)
+            if (problem := config_problem(updated)) is not None:
+                raise InvalidBodyError(problem)
+        except InvalidBodyError as exc:
+            return error_response(422, str(exc))
+        published = await publish_config(client, updated, settings.stream_shards)
+    return json_response({"version": published.version, **extra}, status, _etag(published.version))
+
+
+def _part_routes(path: str, field: str, kind: Any, what: str) -> None:
+    """GET and PUT for one part of the configuration."""
+
+    async def get_part(_admin: AdminDep, client: RedisDep) -> Response:
+        config = await current_config(client)
+        return json_response(getattr(config, field), headers=_etag(config.version))
+
+    async def put_part(request: Request, _admin: AdminDep, settings: SettingsDep,
+                       client: RedisDep) -> Response:
+        raw = await request.body()
+
+        def change(config: ActiveConfig) -> tuple[ActiveConfig, dict[str, Any]]:
+            value = decode(raw, kind)
+            return msgspec.structs.replace(config, **{field: value}), {field: value}
+
+        return await change_config(request, settings, client, change)
+
+    get_part.__doc__ = f"The {what} in force (the version is in the ETag)."
+    put_part.__doc__ = f"Replace the {what}; publishes a new configuration version."
+    name = field.replace("_", "-")
+    router.add_api_route(path, get_part, methods=["GET"], response_class=Response, responses=ERRORS,
+                         name=f"get-{name}", summary=f"Get the {what}")
+    router.add_api_route(path, put_part, methods=["PUT"], response_class=Response,
+                         responses=_WRITE_ERRORS, name=f"put-{name}", summary=f"Replace the {what}")
+
+
+_part_routes("/scoring/rules", "scoring_rules", list[ScoringRule], "scoring rules")
+_part_routes("/scoring/absence-rules", "absence_rules", list[AbsenceRule], "absence rules")
+_part_routes("/scoring/groups", "score_groups", dict[str, ScoreGroup], "score groups (decay)")
+_part_routes("/thresholds", "thresholds", Thresholds, "temperature thresholds")
+_part_routes("/stages", "stages", list[StageRule], "journey stage rules")
+_part_routes("/tag-rules", "tag_rules", list[TagRule], "tag rules")
+
+
+@router.get("/config", response_class=Response, responses=ERRORS)
+async def get_config(_admin: AdminDep, client: RedisDep) -> Response:
+    """The whole configuration in force, with its version."""
+    config = await current_config(client)
+    return Response(encode_config(config), media_type="application/json", headers=_etag(config.version))
+
+
+# ---- segments ------------------------------------------------------------------
+
+class SegmentBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A segment as PUT: the id comes from the path (a body id must equal it)."""
+
+    when: Condition
+    name: str = ""
+    id: Identifier | None = None
+
+
+def _segment_id(segment_id: str) -> str:
+    try:
+        return msgspec.convert(segment_id, Identifier)
+    except msgspec.ValidationError as exc:
+        raise InvalidBodyError(f"segment id {segment_id!r}: {exc}") from exc
+
+
+@router.get("/segments", response_class=Response, responses=ERRORS)
+async def list_segments(_admin: AdminDep, client: RedisDep) -> Response:
+    """Every segment definition: `{"data": [...], "count": n}`."""
+    config = await current_config(client)
+    return json_response({"data": config.segments, "count": len(config.segments)},
+                         headers=_etag(config.version))
+
+
+@router.get("/segments/{segment_id}", response_class=Response,
+            responses={**ERRORS, 404: {"description": "No such segment."}})
+async def get_segment(segment_id: str, _admin: AdminDep, client: RedisDep) -> Response:
+    """One segment definition."""
+    config = await current_config(client)
+    for segment in config.segments:
+        if segment.id == segment_id:
+            return json_response(segment, headers=_etag(config.version))
+    raise NotFoundError(f"no segment {segment_id!r}")
+
+
+@router.put("/segments/{segment_id}", response_class=Response,
+            responses={**_WRITE_ERRORS, 201: {"description": "Created."}, 200: {"description": "Replaced."}})
+async def put_segment(segment_id: str, request: Request, _admin: AdminDep, settings: SettingsDep,
+                      client: RedisDep) -> Response:
+    """Create or replace a segment: `{"when": condition, "name": "..."}`; 201 when created."""
+    raw = await request.body()
+    created = False
+
+    def change(config: ActiveConfig) -> tuple[ActiveConfig, dict[str, Any]]:
+        nonlocal created
+        sid = _segment_id(segment_id)
+        body = decode(raw, SegmentBody)
+        if body.id is not None and body.id != sid:
+            raise InvalidBodyError(f"body id {body.id!r} differs from the path's {sid!r}")
+        segment = SegmentDef(id=sid, when=body.when, name=body.name)
+        created = all(s.id != sid for s in config.segments)
+        segments = [*config.segments, segment] if created else [
+            segment if s.id == sid else s for s in config.segments]
+        return msgspec.structs.replace(config, segments=segments), {"segment": segment, "created": created}
+
+    # `created` is only known after the change ran, so the status is fixed up afterwards.
+    response = await change_config(request, settings, client, change)
+    if created and response.status_code == 200:
+        response.status_code = 201
+    return response
+
+
+@router.delete("/segments/{segment_id}", response_class=Response,
+               responses={**_WRITE_ERRORS, 404: {"description": "No such segment."}})
+async def delete_segment(segment_id: str, request: Request, _admin: AdminDep, settings: SettingsDep,
+                         client: RedisDep) -> Response:
+    """Delete a segment (refused with 422 while another segment or a stage rule refers to it)."""
+
+    def change(config: ActiveConfig) -> tuple[ActiveConfig, dict[str, Any]]:
+        remaining = [s for s in config.segments if s.id != segment_id]
+        if len(remaining) == len(config.segments):
+            raise NotFoundError(f"no segment {segment_id!r}")
+        users = [s.id for s in remaining if segment_id in references(s.when)]
+        users += [f"stage rule {r.stage!r}" for r in config.stages if segment_id in references(r.when)]
+        if users:
+            raise InvalidBodyError(f"segment {segment_id!r} is used by {', '.join(users)}")
+        return msgspec.structs.replace(config, segments=remaining), {"deleted": segment_id}
+
+    return await change_config(request, settings, client, change)
