@@ -6,6 +6,7 @@ the lifespan owns the process-wide Redis client and caches.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from api.backpressure import Backpressure
 from api.deps import WRITE_KEY_HEADER
 from api.errors import OverloadedError, status_for
 from api.logging import configure_logging, log
+from api.rfm_refresh import run_rfm_refresher
 from api.routes import admin_config, contacts, decisions, health, ingest, segments, tags, tracker_script
 from state.errors import AttimoError
 from state.settings import Settings
@@ -70,9 +72,14 @@ def create_app(settings: Settings) -> FastAPI:
         except (RedisError, OSError) as exc:
             # Start anyway: /healthz reports the outage and requests get 503.
             log(logger, logging.ERROR, "cannot save the default write key", error=str(exc))
+        refresher = (asyncio.create_task(run_rfm_refresher(client, settings.stream_shards, settings.rfm_refresh_s,
+                                                           settings.rfm_sample))
+                     if settings.rfm_refresh_s > 0 else None)
         try:
             yield
         finally:
+            if refresher is not None:
+                refresher.cancel()
             await client.aclose()
 
     app = FastAPI(title="Attimo", version="1", lifespan=lifespan,

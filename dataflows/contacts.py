@@ -82,6 +82,7 @@ class _ShardLogic:
                  resume: bytes | None, anonymous: bool) -> None:
         self.stage = "visitors" if anonymous else "contacts"
         self.contact_shards = config.contact_shards
+        self.late_in_batch = 0
         self._config = config
         self._loader = loader
         self._now = now
@@ -110,8 +111,17 @@ class _ShardLogic:
         """Apply an event unless it is a resend of one already applied."""
         if not state.remember(crc32((event.message_id or "").encode())):
             return False
+        late_before = state.late_events
         apply_event(state, event, self.live, self._config.cart_idle_s)
+        self.late_in_batch += state.late_events - late_before
         return True
+
+    def metrics(self) -> list[Output]:
+        """Counters gathered during this activation (events too late for the windows)."""
+        if not self.late_in_batch:
+            return []
+        late, self.late_in_batch = self.late_in_batch, 0
+        return [MetricAdd("late_events", late)]
 
     def on_time(self) -> list[Output]:
         now = self._now()
@@ -177,6 +187,7 @@ class _VisitorShardLogic(StatefulBatchLogic[VisitorItem, VisitorOutput, bytes]):
                 out += self._identify(anonymous_id, user_id, touched)
             out.append(Routed(user_id, item, s.live.version))
         out += s.book.emit(touched.values(), s.live, s._now())
+        out += s.metrics()
         return out, StatefulBatchLogic.RETAIN
 
     def _identify(self, anonymous_id: str, user_id: str,
@@ -239,6 +250,7 @@ class _ContactShardLogic(StatefulBatchLogic[ContactItem, Output, bytes]):
                 if isinstance(email, str) and email and email != state.contact_id:
                     out.append(AliasWrite(email.lower(), state.contact_id))
         out += s.book.emit(touched.values(), s.live, now)
+        out += s.metrics()
         return out, StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[Output], bool]:

@@ -19,6 +19,8 @@ async def load_profile(client: aioredis.Redis, any_id: str) -> Profile | None:
     raw = cast("bytes | None", await client.get(keys.contact_profile(any_id)))
     if raw is None:
         owner = cast("bytes | None", await client.get(keys.contact_alias(any_id)))
+        if owner is None and "@" in any_id:  # e-mail aliases are stored lower-case
+            owner = cast("bytes | None", await client.get(keys.contact_alias(any_id.lower())))
         if owner is None:
             return None
         raw = cast("bytes | None", await client.get(keys.contact_profile(owner.decode())))

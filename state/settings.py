@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # A cart untouched this long counts as abandoned (30 min by default).
     cart_idle_s: float = 30 * 60
 
+    # RFM quintile edges are recomputed from up to this many profiles this often (0 = never).
+    rfm_refresh_s: float = 3600.0
+    rfm_sample: int = 100_000
+
     # Demo shoppers for `attimo demo`.
     demo_shoppers: int = 20
 

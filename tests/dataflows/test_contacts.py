@@ -189,3 +189,50 @@ class TestLiveConfiguration:
         exits = [o for o in out if isinstance(o, SegmentChange)]
         assert [(e.segment_id, e.entered) for e in exits] == [("hot-shoes", False)]
         assert profiles(out)["a1"].segments == []
+
+
+class TestRetention:
+    """Anonymous visitors are forgotten after their retention; late events are counted."""
+
+    def test_an_inactive_anonymous_visitor_is_purged_with_its_memberships(self) -> None:
+        """13 months (here: 1 day) after the last event, profile and segment membership go."""
+        clock, loader = Clock(), ConfigLoader(None)
+        from state.config import IdentitySettings
+
+        loader.put(ActiveConfig(version=1, identity=IdentitySettings(anonymous_ttl_s=DAY), segments=[
+            SegmentDef("shoes", WindowCount("category", "shoes", 30 * DAY, "gte", 1))]))
+        logic = visitors(clock, loader)
+        logic.on_batch([ShardControl(1, "0"), track("a1", "Product Viewed", category="shoes")])
+        clock.now += DAY - 1
+        logic.on_notify()
+        clock.now += 1
+        out, _ = logic.on_notify()
+        out = list(out)
+        assert ProfileDelete("a1") in out
+        assert [(o.segment_id, o.entered) for o in out if isinstance(o, SegmentChange)] == [("shoes", False)]
+        assert logic.notify_at() is None
+
+    def test_events_later_than_the_allowed_lateness_are_counted_as_late(self) -> None:
+        """Received 2 h after it happened (lateness 1 h): all-time counters yes, windows no."""
+        from dataflows.outputs import MetricAdd
+        from state.events import Page
+
+        clock = Clock()
+        happened = FIXED_NOW - timedelta(hours=2)
+        late = Page(message_id="late-1", anonymous_id="a1", timestamp=happened, received_at=FIXED_NOW)
+        out, _ = visitors(clock).on_batch([late])
+        out = list(out)
+        profile = profiles(out)["a1"]
+        assert profile.counters.page_views == 1
+        assert profile.late_events == 1
+        assert profile.windows["24h"]["event"] == {}
+        assert MetricAdd("late_events", 1) in out
+
+    def test_email_trait_becomes_a_lookup_alias_of_the_contact(self) -> None:
+        """identify with traits.email: the e-mail (lower-cased) points at the user's contact."""
+        visitor, contact = visitors(Clock()), contacts(Clock())
+        login = Identify(message_id="m1", anonymous_id="a1", user_id="u-42", timestamp=FIXED_NOW,
+                         received_at=FIXED_NOW, traits={"email": "Ada@Example.com"})
+        out, _ = visitor.on_batch([login])
+        merged, _ = contact.on_batch([o for o in out if isinstance(o, Routed | Handoff)])
+        assert AliasWrite("ada@example.com", "u-42") in list(merged)
