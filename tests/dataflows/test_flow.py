@@ -14,7 +14,7 @@ import redis
 from state import keys
 from state.events import Event
 from state.profile import decode_profile
-from state.streams import append_events_sync
+from state.streams import append_events_sync, compare_ids
 from tests.factories import expected_counters, shopping_events
 from tests.helpers import RedisServer, running_dataflow, wait_for
 
@@ -106,3 +106,33 @@ def feed_slowly(client: redis.Redis, events: list[Event], seconds: float) -> Non
     for frame in frames:
         append_events_sync(client, frame, SHARDS)
         time.sleep(pause)
+
+
+class TestTrimming:
+    """Streams are trimmed only behind committed snapshots."""
+
+    def test_processed_entries_are_trimmed_once_snapshots_pass_them(self, redis_server: RedisServer,
+                                                                   tmp_path: Path) -> None:
+        """With recovery, old entries go after two snapshot intervals; unprocessed ones never."""
+        client = redis_server.client()
+        append_in_frames(client, shopping_events(6_000, 300), frame=10)
+        before = sum(client.xlen(keys.event_stream(s)) for s in range(SHARDS))
+        with running_dataflow(redis_server.url, tmp_path / "df", stream_shards=str(SHARDS)):
+            wait_for(lambda: sum(client.xlen(keys.event_stream(s)) for s in range(SHARDS)) < before / 2, 20,
+                     "processed entries to be trimmed")
+            progress = {int(k): v.decode() for k, v in client.hgetall(keys.dataflow_progress()).items()}
+        for shard in range(SHARDS):
+            first = client.xrange(keys.event_stream(shard), count=1)
+            if first:
+                assert compare_ids(first[0][0].decode(), progress[shard]) <= 0, "an unread entry was trimmed"
+
+    def test_without_recovery_nothing_is_trimmed(self, redis_server: RedisServer, tmp_path: Path) -> None:
+        """A restart without recovery replays the stream from the start, so it must all stay."""
+        client = redis_server.client()
+        events = shopping_events(2_000, 100)
+        append_in_frames(client, events)
+        before = sum(client.xlen(keys.event_stream(s)) for s in range(SHARDS))
+        with running_dataflow(redis_server.url, tmp_path / "df", stream_shards=str(SHARDS), recovery="false"):
+            wait_until_exact(client, expected_counters(events), timeout=30)
+            time.sleep(3.5)
+        assert sum(client.xlen(keys.event_stream(s)) for s in range(SHARDS)) == before
