@@ -21,8 +21,34 @@ from state.profile import CartLine, Counters
 RECENT_IDS: Final = 32
 
 
-class ContactState(msgspec.Struct, kw_only=True):
-    """Everything the dataflow knows about one contact."""
+class Tallies(msgspec.Struct, array_like=True, gc=False):
+    """All-time counts, as `state.profile.Counters` but stored without field names."""
+
+    events: int = 0
+    page_views: int = 0
+    product_views: int = 0
+    product_views_by_category: dict[str, int] = msgspec.field(default_factory=dict)
+    cart_adds: int = 0
+    cart_removes: int = 0
+    checkouts: int = 0
+    orders: int = 0
+    revenue: float = 0.0
+    sign_ups: int = 0
+    form_submits: int = 0
+    email_opens: int = 0
+    email_clicks: int = 0
+
+    def public(self) -> Counters:
+        """The same counts as the profile shows them."""
+        return Counters(**msgspec.structs.asdict(self))
+
+
+class ContactState(msgspec.Struct, kw_only=True, array_like=True):
+    """Everything the dataflow knows about one contact.
+
+    Encoded without field names (`array_like`) to keep snapshots small:
+    new fields go at the end, with a default.
+    """
 
     contact_id: str
     anonymous_ids: list[str] = msgspec.field(default_factory=list)
@@ -30,7 +56,7 @@ class ContactState(msgspec.Struct, kw_only=True):
     traits: dict[str, object] = msgspec.field(default_factory=dict)
     first_seen: float = 0.0
     last_seen: float = 0.0
-    counters: Counters = msgspec.field(default_factory=Counters)
+    counters: Tallies = msgspec.field(default_factory=Tallies)
     cart: dict[str, CartLine] = msgspec.field(default_factory=dict)
     cart_updated_at: float | None = None
     cart_abandoned: bool = False

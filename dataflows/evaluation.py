@@ -77,7 +77,7 @@ def render_profile(state: ContactState, view: StateView) -> Profile:
         traits=dict(state.traits),
         first_seen=_moment(state.first_seen),
         last_seen=_moment(state.last_seen),
-        counters=state.counters,
+        counters=state.counters.public(),
         cart=cart,
         cart_value=round(view.cart_value(), 2),
         cart_updated_at=_moment(state.cart_updated_at),
@@ -87,13 +87,24 @@ def render_profile(state: ContactState, view: StateView) -> Profile:
         tags=list(state.tags),
         lists=list(state.lists),
         segments=list(state.segments),
-        windows=window_summary(state.activity, config.windows.windows_s, view.now),
+        windows=_windows_for_profile(state, view),
         sessions=session_summary(state.session, view.now, config.windows),
         orders=order_summary(state.orders),
         rfm=view.rfm(),
-        score_history=score_history(state.scoring)[-10:],
+        score_history=score_history(state.scoring)[-5:],
         late_events=state.late_events,
         config_version=config.version,
         extra={"cart_abandoned": True} if state.cart_abandoned else {},
         updated_at=_moment(state.updated_at),
     )
+
+
+def _windows_for_profile(state: ContactState, view: StateView) -> dict[str, dict[str, dict[str, int]]]:
+    """Counts per window; top products only for the longest window, to keep profiles small."""
+    windows_s = view.live.config.windows.windows_s
+    summary = window_summary(state.activity, windows_s, view.now, top_products=5)
+    longest = max(windows_s, default=None)
+    for window_s, label in zip(windows_s, summary, strict=False):
+        if window_s != longest:
+            summary[label].pop("product", None)
+    return summary

@@ -24,8 +24,8 @@ class CartLine(msgspec.Struct, kw_only=True):
     quantity: int = 1
 
 
-class Counters(msgspec.Struct, kw_only=True):
-    """All-time counts of what the contact did."""
+class Counters(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """All-time counts of what the contact did (zeros are left out of the JSON)."""
 
     events: int = 0
     page_views: int = 0

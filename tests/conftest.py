@@ -32,9 +32,13 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Debian Chromium per session, driven by Playwright (never a downloaded browser).
+    """One headless Debian Chromium per test module, driven by Playwright (never a downloaded browser).
+
+    Module scope, not session: Playwright's sync API keeps an asyncio loop
+    running in the main thread while it is open, which would break the
+    asyncio tests that run after it.
 
     Missing Chromium skips browser tests on a developer machine, but fails in
     CI, where the test command installs it: a green run must have run them.
