@@ -236,3 +236,71 @@ class TestRetention:
         out, _ = visitor.on_batch([login])
         merged, _ = contact.on_batch([o for o in out if isinstance(o, Routed | Handoff)])
         assert AliasWrite("ada@example.com", "u-42") in list(merged)
+
+
+class TestMoreIdentity:
+    """Devices, alias, the merge cap, and admin tag changes."""
+
+    def _login(self, visitor, contact, anonymous_id: str, user_id: str):  # type: ignore[no-untyped-def]
+        login = Identify(message_id=f"login-{anonymous_id}", anonymous_id=anonymous_id, user_id=user_id,
+                         timestamp=FIXED_NOW, received_at=FIXED_NOW)
+        out, _ = visitor.on_batch([login])
+        merged, _ = contact.on_batch([o for o in out if isinstance(o, Routed | Handoff)])
+        return profiles(merged).get(user_id)
+
+    def test_two_devices_of_one_user_merge_into_one_contact(self) -> None:
+        """Phone and laptop histories add up on the user's contact."""
+        clock = Clock()
+        visitor, contact = visitors(clock), contacts(clock)
+        visitor.on_batch([page("phone"), page("phone"), page("laptop")])
+        self._login(visitor, contact, "phone", "u1")
+        merged = self._login(visitor, contact, "laptop", "u1")
+        assert merged is not None
+        assert merged.counters.page_views == 3
+        assert sorted(merged.anonymous_ids) == ["laptop", "phone"]
+
+    def test_alias_links_a_previous_id_to_the_user(self) -> None:
+        """alias(previousId=a1, userId=u1) hands a1's history to u1."""
+        from state.events import Alias
+
+        clock = Clock()
+        visitor, contact = visitors(clock), contacts(clock)
+        visitor.on_batch([track("a1", "Product Added", product_id="p1", price=3.0)])
+        alias = Alias(message_id="al", previous_id="a1", user_id="u1", timestamp=FIXED_NOW, received_at=FIXED_NOW)
+        out, _ = visitor.on_batch([alias])
+        merged, _ = contact.on_batch([o for o in out if isinstance(o, Routed | Handoff)])
+        assert [line.product_id for line in profiles(merged)["u1"].cart] == ["p1"]
+
+    def test_no_more_than_the_cap_of_anonymous_ids_merge(self) -> None:
+        """With a cap of 2, a third device's history is not merged (and counted in a metric)."""
+        from dataflows.outputs import MetricAdd
+        from state.config import IdentitySettings
+
+        clock, loader = Clock(), ConfigLoader(None)
+        loader.put(ActiveConfig(version=1, identity=IdentitySettings(max_anonymous_ids=2)))
+        visitor, contact = visitors(clock, loader), contacts(clock, loader)
+        visitor.on_batch([ShardControl(1, "0")])
+        contact.on_batch([ShardControl(1, "0")])
+        visitor.on_batch([page(f"d{i}") for i in range(3)])
+        for i in range(2):
+            self._login(visitor, contact, f"d{i}", "u1")
+        login = Identify(message_id="login-d2", anonymous_id="d2", user_id="u1", timestamp=FIXED_NOW,
+                         received_at=FIXED_NOW)
+        out, _ = visitor.on_batch([login])
+        merged, _ = contact.on_batch([o for o in out if isinstance(o, Routed | Handoff)])
+        merged = list(merged)
+        assert MetricAdd("identity_merge_cap_reached", 1) in merged
+        assert profiles(merged)["u1"].counters.page_views == 2
+
+    def test_admin_tag_and_list_changes_apply_in_stream_order(self) -> None:
+        """'Attimo Tag Changed' adds and removes tags; 'Attimo List Changed' sets list membership."""
+        visitor, contact = visitors(Clock()), contacts(Clock())
+        tagged = track("a1", "Attimo Tag Changed", user_id="u1", add=["vip", "newsletter"], remove=[])
+        untagged = track("a1", "Attimo Tag Changed", user_id="u1", add=[], remove=["newsletter"])
+        listed = track("a1", "Attimo List Changed", user_id="u1", list="spring-sale", add=True)
+        out, _ = visitor.on_batch([tagged, untagged, listed])
+        merged, _ = contact.on_batch([o for o in out if isinstance(o, Routed | Handoff)])
+        profile = profiles(merged)["u1"]
+        assert profile.tags == ["vip"]
+        assert profile.lists == ["spring-sale"]
+        assert profile.counters.events == 0  # admin changes are not activity
