@@ -1,7 +1,9 @@
 """FastAPI dependencies, as `Annotated` aliases routes put in their signatures.
 
 Process-wide objects (settings, the Redis client, caches) live on
-`app.state`, created once by the lifespan in `api.app`.
+`app.state`, created once by the lifespan in `api.app`. Every dependency is
+`async def` on purpose: FastAPI runs a plain `def` dependency in a thread
+pool, which cost the decisions route most of its CPU (thread hand-offs).
 """
 
 from __future__ import annotations
@@ -22,25 +24,25 @@ from state.writekeys import WriteKey, WriteKeyCache
 WRITE_KEY_HEADER = "X-Attimo-Key"
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The process's settings."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_redis(request: Request) -> aioredis.Redis:
+async def get_redis(request: Request) -> aioredis.Redis:
     """The process's shared Redis client."""
     client: aioredis.Redis = request.app.state.redis
     return client
 
 
-def get_write_keys(request: Request) -> WriteKeyCache:
+async def get_write_keys(request: Request) -> WriteKeyCache:
     """The process's write key cache."""
     cache: WriteKeyCache = request.app.state.write_keys
     return cache
 
 
-def get_backpressure(request: Request) -> Backpressure:
+async def get_backpressure(request: Request) -> Backpressure:
     """The process's ingest backpressure gauge."""
     gauge: Backpressure = request.app.state.backpressure
     return gauge
@@ -73,7 +75,7 @@ async def require_write_key(request: Request, cache: WriteKeysDep) -> WriteKey:
     return await resolve_write_key(cache, key, request.headers.get("origin"))
 
 
-def require_admin(request: Request, settings: SettingsDep) -> None:
+async def require_admin(request: Request, settings: SettingsDep) -> None:
     """Admin routes need `Authorization: Bearer <admin token>`."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
