@@ -52,6 +52,8 @@ class ContactConfig:
 
     contact_shards: int = 256
     cart_idle_s: float = 30 * 60
+    # Contacts kept decoded per shard; the rest stay msgpack-encoded (memory).
+    hot_contacts_per_shard: int = 64
 
 
 def wall_clock() -> float:
@@ -67,7 +69,8 @@ def shard_key(contact_id: str, shards: int) -> str:
 class _Snapshot(msgspec.Struct, array_like=True):
     version: int
     shard: str
-    states: bytes
+    states: dict[str, bytes]
+    deadlines: dict[str, float]
     links: dict[str, str] = msgspec.field(default_factory=dict)
 
 
@@ -86,7 +89,7 @@ class _ShardLogic:
         self._config = config
         self._loader = loader
         self._now = now
-        self.book = ContactBook(config.cart_idle_s, anonymous)
+        self.book = ContactBook(config.cart_idle_s, anonymous, config.hot_contacts_per_shard)
         self.shard = ""
         self.links: dict[str, str] = {}
         self.live: LiveConfig = loader.get(0)
@@ -95,7 +98,7 @@ class _ShardLogic:
             self.live = loader.get(snapshot.version)
             self.shard = snapshot.shard
             self.links = dict(snapshot.links)
-            self.book.restore(decode_states(snapshot.states))
+            self.book.restore(snapshot.states, snapshot.deadlines)
 
     def switch_config(self, control: ShardControl, now: float) -> list[Output]:
         """Adopt a newer configuration and re-evaluate every contact (the backfill)."""
@@ -103,8 +106,11 @@ class _ShardLogic:
         if control.version <= self.live.version:
             return []
         self.live = self._loader.get(control.version)
-        out = self.book.emit(list(self.book.contacts.values()), self.live, now)
-        out.append(BackfillProgress(control.version, f"{self.stage}:{self.shard}", len(self.book.contacts)))
+        out: list[Output] = []
+        for state in self.book.all_contacts():
+            out += self.book.emit([state], self.live, now)
+            self.book.cool_down()
+        out.append(BackfillProgress(control.version, f"{self.stage}:{self.shard}", len(self.book)))
         return out
 
     def accept(self, state: ContactState, event: Event) -> bool:
@@ -137,15 +143,17 @@ class _ShardLogic:
                 alive.append(state)
         if purged:
             purged.append(MetricAdd("anonymous_purged", sum(isinstance(o, ProfileDelete) for o in purged)))
-        return purged + self.book.emit(alive, self.live, now)
+        out = purged + self.book.emit(alive, self.live, now)
+        self.book.cool_down()
+        return out
 
     def due(self) -> datetime | None:
         at = self.book.next_due()
         return None if at is None else datetime.fromtimestamp(at, UTC)
 
     def encode(self) -> bytes:
-        return _snapshot_encoder.encode(_Snapshot(self.live.version, self.shard,
-                                                  encode_states(self.book.contacts.values()), self.links))
+        return _snapshot_encoder.encode(_Snapshot(self.live.version, self.shard, self.book.encoded(),
+                                                  self.book.deadlines(), self.links))
 
 
 VisitorItem = Event | ShardControl
@@ -188,6 +196,7 @@ class _VisitorShardLogic(StatefulBatchLogic[VisitorItem, VisitorOutput, bytes]):
             out.append(Routed(user_id, item, s.live.version))
         out += s.book.emit(touched.values(), s.live, s._now())
         out += s.metrics()
+        s.book.cool_down()
         return out, StatefulBatchLogic.RETAIN
 
     def _identify(self, anonymous_id: str, user_id: str,
@@ -251,6 +260,7 @@ class _ContactShardLogic(StatefulBatchLogic[ContactItem, Output, bytes]):
                     out.append(AliasWrite(email.lower(), state.contact_id))
         out += s.book.emit(touched.values(), s.live, now)
         out += s.metrics()
+        s.book.cool_down()
         return out, StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[Output], bool]:

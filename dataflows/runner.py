@@ -45,7 +45,8 @@ def configs_from(settings: Settings) -> tuple[StreamSourceConfig, ContactConfig,
     return (
         StreamSourceConfig(redis_url=settings.redis_url, shards=settings.stream_shards,
                            idle_poll_s=settings.idle_poll_ms / 1000, trim_after_s=trim_after),
-        ContactConfig(contact_shards=settings.contact_shards, cart_idle_s=settings.cart_idle_s),
+        ContactConfig(contact_shards=settings.contact_shards, cart_idle_s=settings.cart_idle_s,
+                      hot_contacts_per_shard=max(8, settings.hot_contacts // settings.contact_shards)),
         RedisSinkConfig(redis_url=settings.redis_url),
     )
 

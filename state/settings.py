@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     backup_interval_s: float = 0.0
     workers: int = 1
     idle_poll_ms: float = 1.0
+    # Contacts the dataflow keeps decoded (the rest stay msgpack-encoded, ~600 B each).
+    hot_contacts: int = 16_384
     # A cart untouched this long counts as abandoned (30 min by default).
     cart_idle_s: float = 30 * 60
 

@@ -43,8 +43,9 @@ def profiles(outputs: Iterable[object]) -> dict[str, Profile]:
 
 
 def visitors(clock: Clock, loader: ConfigLoader | None = None, cart_idle_s: float = 1800,
-             resume: bytes | None = None):  # type: ignore[no-untyped-def]
-    return visitor_logic(ContactConfig(cart_idle_s=cart_idle_s), loader or ConfigLoader(None), clock)(resume)
+             resume: bytes | None = None, hot: int = 64):  # type: ignore[no-untyped-def]
+    config = ContactConfig(cart_idle_s=cart_idle_s, hot_contacts_per_shard=hot)
+    return visitor_logic(config, loader or ConfigLoader(None), clock)(resume)
 
 
 def contacts(clock: Clock, loader: ConfigLoader | None = None):  # type: ignore[no-untyped-def]
@@ -304,3 +305,25 @@ class TestMoreIdentity:
         assert profile.tags == ["vip"]
         assert profile.lists == ["spring-sale"]
         assert profile.counters.events == 0  # admin changes are not activity
+
+
+class TestColdContacts:
+    """Contacts beyond the hot set are kept encoded and lose nothing."""
+
+    def test_cold_contacts_keep_counting_and_survive_a_snapshot(self) -> None:
+        """With one hot contact, three visitors alternate: every count and deadline is right."""
+        clock = Clock()
+        logic = visitors(clock, cart_idle_s=60, hot=1)
+        for _ in range(3):
+            for who in ("a1", "a2", "a3"):
+                logic.on_batch([page(who)])
+        logic.on_batch([track("a1", "Product Added", product_id="p1", price=5.0)])
+        logic.on_batch([page("a2")])  # a1 goes cold with a pending deadline
+        resumed = visitors(clock, cart_idle_s=60, hot=1, resume=logic.snapshot())
+        out, _ = resumed.on_batch([page("a3")])
+        assert profiles(out)["a3"].counters.page_views == 4
+        clock.now += 60
+        out, _ = resumed.on_notify()
+        abandoned = profiles(out)["a1"]
+        assert abandoned.extra == {"cart_abandoned": True}
+        assert abandoned.counters.page_views == 3
