@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from api import demo_shop
 from api.backpressure import Backpressure
+from api.decisions_fast import DecisionsFastPath
 from api.deps import WRITE_KEY_HEADER
 from api.errors import OverloadedError, status_for
 from api.logging import configure_logging, log
@@ -102,5 +103,5 @@ def create_app(settings: Settings) -> FastAPI:
 def run_api(settings: Settings) -> None:
     """Serve the API with uvicorn (uvloop and httptools when installed) until interrupted."""
     configure_logging()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.api_port,
+    uvicorn.run(DecisionsFastPath(create_app(settings)), host=settings.host, port=settings.api_port,
                 log_level="warning", ws="none", loop="auto", http="auto")

@@ -10,6 +10,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.decisions_fast import DecisionsFastPath
 from state import keys
 from state.profile import Counters, Profile, encode_profile
 from state.settings import Settings
@@ -20,11 +21,13 @@ ADMIN = "admin-secret"
 SHOP = "https://shop.example"
 
 
-@pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[TestClient]:
+@pytest.fixture(params=["fastapi", "fast-path"])
+def client(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator[TestClient]:
+    """The app as `attimo api` serves it (decisions fast path in front) and the bare FastAPI app."""
     settings = Settings(redis_url=redis_server.url, write_key=WRITE_KEY, admin_token=ADMIN,
                         api_port=free_port(), allowed_origins=SHOP)
-    with TestClient(create_app(settings)) as test_client:
+    app = create_app(settings)
+    with TestClient(DecisionsFastPath(app) if request.param == "fast-path" else app) as test_client:
         yield test_client
 
 
