@@ -51,7 +51,7 @@ class Supervisor:
         self.env = env
         self._stopping = False
 
-    def run(self, on_ready: object = None) -> None:
+    def run(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self._request_stop())
         for part in self.parts:
             part.start(self.env)
@@ -111,4 +111,5 @@ def redis_server_part(port: int, directory: Path) -> Part:
     directory.mkdir(parents=True, exist_ok=True)
     return Part("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                           "--dir", str(directory.resolve()), "--appendonly", "yes",
-                          "--appendfsync", "everysec", "--save", ""])
+                          "--appendfsync", "everysec", "--save", "",
+                          "--logfile", str((directory / "redis.log").resolve())])

@@ -73,8 +73,16 @@ class Settings(BaseSettings):
 
     @property
     def origins(self) -> list[str]:
-        """Allowed origins for the default write key, as a list."""
-        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+        """Allowed origins for the default write key: the configured ones plus the API's own.
+
+        The demo shop is served by the API, so its origin is always allowed,
+        whatever port the API runs on.
+        """
+        configured = [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+        own = [self.api_url.rstrip("/")]
+        if self.host in ("127.0.0.1", "localhost"):
+            own += [f"http://127.0.0.1:{self.api_port}", f"http://localhost:{self.api_port}"]
+        return list(dict.fromkeys(configured + own))
 
     @property
     def gateway_url(self) -> str:
