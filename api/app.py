@@ -19,6 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from redis.exceptions import RedisError
 
 from api import demo_shop
+from api.appender import StreamAppender
 from api.backpressure import Backpressure
 from api.decisions_fast import DecisionsFastPath
 from api.deps import WRITE_KEY_HEADER
@@ -65,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
         app.state.settings = settings
         app.state.redis = client
+        app.state.appender = StreamAppender(client, settings.stream_shards)
         app.state.write_keys = WriteKeyCache(client)
         app.state.backpressure = Backpressure(client, settings.stream_shards, settings.max_ingest_lag_s)
         app.state.validator = EventValidator(limits_from(settings))
@@ -81,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if refresher is not None:
                 refresher.cancel()
+            await app.state.appender.close()
             await client.aclose()
 
     app = FastAPI(title="Attimo", version="1", lifespan=lifespan,

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Request
 from redis.exceptions import RedisError
 
+from api.appender import StreamAppender
 from api.backpressure import Backpressure
 from api.errors import AdminAuthError, MissingWriteKeyError
 from state.errors import OriginNotAllowedError, StoreError, UnknownWriteKeyError
@@ -48,7 +49,14 @@ async def get_backpressure(request: Request) -> Backpressure:
     return gauge
 
 
+async def get_appender(request: Request) -> StreamAppender:
+    """The process's coalescing stream appender."""
+    appender: StreamAppender = request.app.state.appender
+    return appender
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+AppenderDep = Annotated[StreamAppender, Depends(get_appender)]
 RedisDep = Annotated[aioredis.Redis, Depends(get_redis)]
 WriteKeysDep = Annotated[WriteKeyCache, Depends(get_write_keys)]
 BackpressureDep = Annotated[Backpressure, Depends(get_backpressure)]

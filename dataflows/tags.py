@@ -13,10 +13,8 @@ from typing import Final
 from dataflows.contact_state import ContactState
 from dataflows.matching import matches
 from state.config import ActiveConfig
-from state.events import Event, Track
+from state.events import LIST_CHANGED, TAG_CHANGED, Event, Track
 
-TAG_CHANGED: Final = "Attimo Tag Changed"
-LIST_CHANGED: Final = "Attimo List Changed"
 MAX_TAGS: Final = 100
 
 

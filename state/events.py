@@ -119,3 +119,8 @@ EMAIL_LINK_CLICKED: Final = "Email Link Clicked"
 UNSUBSCRIBED: Final = "Unsubscribed"
 FORM_SUBMITTED: Final = "Form Submitted"
 SIGNED_UP: Final = "Signed Up"
+
+# Internal events the admin API appends so that the dataflow stays the only
+# writer of contact state: tags added/removed, explicit list membership.
+TAG_CHANGED: Final = "Attimo Tag Changed"
+LIST_CHANGED: Final = "Attimo List Changed"

@@ -25,6 +25,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from api.appender import StreamAppender
 from api.backpressure import Backpressure
 from api.errors import CLOSE_UNSUPPORTED_DATA, OverloadedError, close_code_for
 from api.gateway.connections import Connections
@@ -33,7 +34,6 @@ from api.logging import configure_logging, log
 from state.errors import BatchTooLargeError, InvalidBatchError, StoreError
 from state.events import Alias, Event
 from state.settings import Settings
-from state.streams import append_events
 from state.validation import DecodedBatch, EventValidator, limits_from
 from state.writekeys import WriteKey, WriteKeyCache, save_write_key
 
@@ -102,6 +102,7 @@ class Gateway:
         self.write_keys = WriteKeyCache(client)
         self.backpressure = Backpressure(client, settings.stream_shards, settings.max_ingest_lag_s)
         self.connections: Connections[ServerConnection] = Connections()
+        self.appender = StreamAppender(client, settings.stream_shards)
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Refuse the handshake for a wrong path (404), key (401) or Origin (403)."""
@@ -156,11 +157,13 @@ class Gateway:
         if decoded.accepted:
             if not await self.backpressure.wait_until_ready(self.settings.max_ack_delay_s):
                 raise OverloadedError(await self.backpressure.lag_s(), 1)
+            # Learn the visitor before appending: the dataflow may push its first
+            # decision before the append's reply reaches us.
+            self.connections.learn(ws, visitor_ids(decoded.accepted))
             try:
-                await append_events(self.client, decoded.accepted, self.settings.stream_shards)
+                await self.appender.append(decoded.accepted)
             except (RedisError, OSError) as exc:
                 raise StoreError(f"append failed: {exc}") from exc
-            self.connections.learn(ws, visitor_ids(decoded.accepted))
         if decoded.rejected:
             log(logger, logging.DEBUG, "events rejected", seq=seq, rejected=len(decoded.rejected))
         return ack_frame(seq, decoded)
@@ -201,6 +204,7 @@ async def serve_gateway(settings: Settings, ready: asyncio.Event | None = None) 
             push_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await push_task
+        await gateway.appender.close()
         await pubsub_client.aclose()
         await client.aclose()
 

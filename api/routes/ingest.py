@@ -19,10 +19,9 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from redis.exceptions import RedisError
 
-from api.deps import BackpressureDep, RedisDep, SettingsDep, WriteKeysDep, resolve_write_key
+from api.deps import AppenderDep, BackpressureDep, SettingsDep, WriteKeysDep, resolve_write_key
 from api.errors import UnsupportedEncodingError
 from state.errors import BatchTooLargeError, InvalidBatchError, StoreError
-from state.streams import append_events
 from state.validation import DecodedBatch, EventValidator
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
@@ -100,13 +99,13 @@ def _json(payload: dict[str, Any], status_code: int = 200) -> Response:
 
 async def _store(
     request: Request, key: str | None, decoded: DecodedBatch,
-    settings: SettingsDep, client: RedisDep, write_keys: WriteKeysDep, backpressure: BackpressureDep,
+    settings: SettingsDep, appender: AppenderDep, write_keys: WriteKeysDep, backpressure: BackpressureDep,
 ) -> Response:
     """Authenticate, push back if overloaded, append the good events, report the bad ones."""
     await resolve_write_key(write_keys, key, request.headers.get("origin"))
     await backpressure.check()
     try:
-        await append_events(client, decoded.accepted, settings.stream_shards)
+        await appender.append(decoded.accepted)
     except RedisError as exc:
         raise StoreError(f"append failed: {exc}") from exc
     if not decoded.rejected:
@@ -120,7 +119,7 @@ async def _store(
 
 @router.post("/batch", openapi_extra=_BODY_DOC)
 async def batch(
-    request: Request, settings: SettingsDep, client: RedisDep,
+    request: Request, settings: SettingsDep, appender: AppenderDep,
     write_keys: WriteKeysDep, backpressure: BackpressureDep,
 ) -> Response:
     """Append a batch of Segment events: `{"batch": [...], "sentAt"?, "writeKey"?}`."""
@@ -131,12 +130,12 @@ async def batch(
     body = await read_body(request, settings.max_batch_bytes)
     envelope, decoded = _validator(request).decode_http_batch(body, datetime.now(UTC))
     key = basic_key or envelope.write_key
-    return await _store(request, key, decoded, settings, client, write_keys, backpressure)
+    return await _store(request, key, decoded, settings, appender, write_keys, backpressure)
 
 
 def _single_event_route(kind: str) -> Callable[..., Awaitable[Response]]:
     async def single_event(
-        request: Request, settings: SettingsDep, client: RedisDep,
+        request: Request, settings: SettingsDep, appender: AppenderDep,
         write_keys: WriteKeysDep, backpressure: BackpressureDep,
     ) -> Response:
         body = await read_body(request, settings.max_batch_bytes)
@@ -151,7 +150,7 @@ def _single_event_route(kind: str) -> Callable[..., Awaitable[Response]]:
             body_key if isinstance(body_key, str) else None)
         event.setdefault("type", kind)
         decoded = _validator(request).validate_all([orjson.dumps(event)], datetime.now(UTC))
-        return await _store(request, key, decoded, settings, client, write_keys, backpressure)
+        return await _store(request, key, decoded, settings, appender, write_keys, backpressure)
 
     single_event.__name__ = f"{kind}_event"
     single_event.__doc__ = f"Append one `{kind}` event (its `type` may be left out)."

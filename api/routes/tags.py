@@ -34,13 +34,11 @@ from api.errors import NotFoundError
 from api.routes.admin_config import ERRORS, InvalidBodyError, Responses, decode, error_response, json_response
 from state import keys
 from state.config import Identifier
-from state.events import Event, Track
+from state.events import LIST_CHANGED, TAG_CHANGED, Event, Track
 from state.streams import append_events
 
 router = APIRouter(prefix="/v1/admin", tags=["admin: tags and lists"])
 
-TAG_CHANGED: Final = "Attimo Tag Changed"
-LIST_CHANGED: Final = "Attimo List Changed"
 MAX_CONTACTS_PER_REQUEST: Final = 1000
 
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
