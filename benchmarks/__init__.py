@@ -1,0 +1,1 @@
+"""Load generator and end-to-end / per-stage benchmarks (`attimo bench`, `attimo demo`)."""

@@ -1,0 +1,351 @@
+"""Results: one JSON file per run, and `RESULTS.md` rebuilt from the newest run of each mode."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        redis_version = (
+            subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False)
+            .stdout.split()[2]
+            .removeprefix("v=")
+        )
+    except (OSError, IndexError):
+        redis_version = "?"
+    mem_kb = 0
+    with contextlib.suppress(OSError, IndexError):
+        mem_kb = int(re.findall(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[0])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "redis": redis_version,
+    }
+
+
+# (key, description, measured(figures) -> value or None, target, higher_is_better, unit)
+def _latency_at(figures: dict[str, Any], rate: int, point: str) -> float | None:
+    for row in figures.get("latency", []):
+        if row["target_events_per_s"] == rate:
+            value = row["event_to_visible_ms"].get(point)
+            return float(value) if value is not None else None
+    return None
+
+
+def _memory_total(figures: dict[str, Any]) -> float | None:
+    rows = [r for r in figures.get("memory", []) if "error" not in r and r["mix"] == "full"]
+    if not rows:
+        return None
+    biggest = max(rows, key=lambda r: r["contacts"])
+    return float(biggest["total_bytes_per_contact"])
+
+
+TARGETS: list[tuple[str, str, Any, float, bool, str]] = [
+    (
+        "ingest",
+        "sustained ingest through the websocket protocol, acked",
+        lambda f: f.get("ingest", {}).get("acked_events_per_s"),
+        50_000,
+        True,
+        "events/s",
+    ),
+    (
+        "latency_p50",
+        "event → visible p50 at 5 000 events/s",
+        lambda f: _latency_at(f, 5_000, "p50"),
+        20,
+        False,
+        "ms",
+    ),
+    (
+        "latency_p99",
+        "event → visible p99 at 5 000 events/s",
+        lambda f: _latency_at(f, 5_000, "p99"),
+        100,
+        False,
+        "ms",
+    ),
+    (
+        "decisions_rps",
+        "decisions API, 50 clients, one process",
+        lambda f: f.get("decisions", {}).get("requests_per_s"),
+        10_000,
+        True,
+        "req/s",
+    ),
+    (
+        "decisions_p99",
+        "decisions API p99",
+        lambda f: f.get("decisions", {}).get("latency_ms", {}).get("p99"),
+        5,
+        False,
+        "ms",
+    ),
+    ("memory", "state per active contact (Redis + dataflow RSS, full mix)", _memory_total, 2048, False, "B"),
+    (
+        "baseline_ratio",
+        "throughput vs the naive baseline (dataflow, 1 worker)",
+        lambda f: f.get("baseline", {}).get("attimo_ratio_1_worker"),
+        5,
+        True,
+        "×",
+    ),
+]
+
+
+def judge(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with the measured value, met or missed, and by how much."""
+    out = []
+    for key, text, get, target, higher, unit in TARGETS:
+        value = get(figures)
+        row: dict[str, Any] = {"key": key, "target": target, "unit": unit, "what": text, "measured": value}
+        if value is None:
+            row["verdict"] = "not measured"
+        else:
+            met = value >= target if higher else value <= target
+            factor = value / target if higher else (target / value if value else float("inf"))
+            row["verdict"] = "met" if met else "missed"
+            row["ratio_to_target"] = round(factor, 2)
+        out.append(row)
+    return out
+
+
+def all_correct(figures: dict[str, Any]) -> bool:
+    """True when every correctness check the run made passed (and it made at least one)."""
+    checks = [figures["correctness"]["correct"]] if "correctness" in figures else []
+    checks += [r["check"]["correct"] for r in figures.get("scaling", [])]
+    if "baseline" in figures:
+        checks.append(figures["baseline"]["check"]["correct"])
+    if "memory" in figures and not checks:
+        checks.append(all("error" not in r for r in figures["memory"]))
+    return bool(checks) and all(checks) and not figures.get("errors")
+
+
+def write(figures: dict[str, Any], mode: str, command: str, out_dir: Path) -> Path:
+    """Write `results/<mode>-<date>.json` and rebuild `RESULTS.md` next to it."""
+    results = out_dir / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    correct = all_correct(figures)
+    document = {
+        "name": mode,
+        "date": now.isoformat(timespec="seconds"),
+        "command": command,
+        "correct": correct,
+        "machine": machine(),
+        "figures": figures,
+        "targets": judge(figures),
+    }
+    path = results / f"{mode}-{now.date().isoformat()}.json"
+    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    (out_dir / "RESULTS.md").write_text(render_all(results))
+    return path
+
+
+def render_all(results: Path) -> str:
+    """RESULTS.md: the newest full run, then the newest short run."""
+    newest: dict[str, dict[str, Any]] = {}
+    for path in sorted(results.glob("*.json")):
+        doc = orjson.loads(path.read_bytes())
+        if doc.get("date", "") >= newest.get(doc["name"], {}).get("date", ""):
+            newest[doc["name"]] = doc
+    parts = [
+        "# Attimo benchmark results\n",
+        "Generated by `python -m benchmarks` (`attimo bench`); every figure below was measured on the "
+        "machine named, with the load generator on the same machine. Ratios measured in the same run "
+        "travel better than absolute numbers.\n",
+    ]
+    for name in ("full", "short", *sorted(set(newest) - {"full", "short"})):
+        if name in newest:
+            parts.append(render(newest[name]))
+    return "\n".join(parts)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _code(code: dict[str, str] | None) -> str:
+    if not code:
+        return "not recorded"
+    changes = code.get("uncommitted_changes", "0")
+    dirty = f", plus {changes} uncommitted file(s) in state/dataflows/api" if changes != "0" else ""
+    return f"`{code.get('commit')}` ({code.get('subject')}){dirty}"
+
+
+def _pcts(d: dict[str, Any]) -> str:
+    return " / ".join(_fmt(d.get(k)) for k in ("p50", "p95", "p99", "max")) if d else "—"
+
+
+def render(doc: dict[str, Any]) -> str:
+    f = doc["figures"]
+    m = doc["machine"]
+    lines = [
+        f"## {doc['name']} run — {doc['date']}\n",
+        f"- machine: {m['nproc']} cores, {m['cpu']}, {m['memory_gb']} GB, Linux {m['kernel']}, "
+        f"Python {m['python']}, Redis {m['redis']}",
+        f"- command: `{doc['command']}`",
+        f"- code: {_code(f.get('code'))}",
+        f"- duration: {_fmt(f.get('duration_s'))} s",
+        f"- **correct: {str(doc['correct']).lower()}**"
+        + ("" if doc["correct"] else " — the figures below are NOT valid"),
+    ]
+    for phase, error in f.get("errors", {}).items():
+        lines.append(f"- **{phase} phase failed**: `{error[:300]}`")
+    c = f.get("correctness")
+    if c:
+        lines.append(
+            f"- correctness check: {c['contacts']:,} contacts, {c['events']:,} events; "
+            f"missing {c['missing']}, wrong {c['wrong']}"
+        )
+    lines.append("\n### Targets\n\n| target | goal | measured | verdict |\n|---|---|---|---|")
+    for t in doc["targets"]:
+        goal = (
+            "≥ " if t["unit"] in ("events/s", "req/s", "×") else "≤ "
+        ) + f"{_fmt(t['target'])} {t['unit']}"
+        verdict = t["verdict"]
+        if verdict == "missed":
+            verdict = (
+                f"**missed** ({t['ratio_to_target']:.2f}× of target)"
+                if t["unit"] in ("events/s", "req/s", "×")
+                else f"**missed** (target is {t['ratio_to_target']:.2f}× of measured)"
+            )
+        lines.append(f"| {t['what']} | {goal} | {_fmt(t['measured'])} {t['unit']} | {verdict} |")
+    if f.get("latency"):
+        lines.append("\n### Event → visible (open loop, browser-like frames)\n")
+        lines.append(
+            "Visible = the probe contact's profile is readable in Redis (what `/v1/decisions` serves); "
+            "pushed = its decision frame arrived on the visitor's socket. All times from the scheduled "
+            "send; p50 / p95 / p99 / max in ms.\n"
+        )
+        lines.append(
+            "| target ev/s | achieved ev/s | ev/frame | sockets | visible | pushed | ack | "
+            "probes (not visible / not pushed) | client late max ms | reconnects |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        for r in f["latency"]:
+            lines.append(
+                f"| {_fmt(r['target_events_per_s'])} | {_fmt(r['achieved_events_per_s'])} | "
+                f"{r['events_per_frame']} | {r['connections']} | {_pcts(r['event_to_visible_ms'])} | "
+                f"{_pcts(r['event_to_push_ms'])} | {_pcts(r['ack_ms'])} | {r['probes']['sent']} "
+                f"({r['probes']['not_visible']} / {r['probes']['not_pushed']}) | "
+                f"{_fmt(r['client_behind_schedule_max_ms'])} | {r['reconnects']} |"
+            )
+        for r in f["latency"]:
+            if r["errors"]:
+                lines.append(
+                    f"\nAt {_fmt(r['target_events_per_s'])} ev/s the gateway closed sockets: "
+                    f"`{r['errors'][0][:200]}` (frames resent, as the tracker does)."
+                )
+    i = f.get("ingest")
+    if i:
+        lines.append("\n### Sustained ingest (closed loop, whole stack running)\n")
+        lines.append(
+            f"- {_fmt(i['events_acked'])} events ({i['events_per_frame']}/frame, {i['connections']} sockets, "
+            f"{i['frames_in_flight_per_connection']} frames in flight each; "
+            f"{_fmt(i['http_events_acked'])} server-side events over HTTP `/v1/batch`)"
+        )
+        lines.append(
+            f"- acked: **{_fmt(i['acked_events_per_s'])} events/s**; ack p50 / p95 / p99 / max "
+            f"{_pcts(i['ack_ms'])} ms"
+        )
+        lines.append(
+            f"- dataflow finished {_fmt(i['dataflow_drain_after_ingest_s'])} s after the last ack: "
+            f"end-to-end processed **{_fmt(i['end_to_end_processed_events_per_s'])} events/s**"
+        )
+        lines.append("\n| process | CPU s | CPU s per million events |\n|---|---|---|")
+        for name, seconds in i["cpu_s"].items():
+            lines.append(f"| {name} | {_fmt(seconds)} | {_fmt(i['cpu_s_per_m_events'].get(name))} |")
+    d = f.get("decisions")
+    if d:
+        lat = d.get("latency_ms", {})
+        points = ("p50", "p75", "p90", "p99", "max")
+        lines.append("\n### Decisions API\n")
+        lines.append(
+            f"- {d['client']}, {d['connections']} connections: **{_fmt(d['requests_per_s'])} req/s**, "
+            f"p50 / p75 / p90 / p99 / max {' / '.join(_fmt(lat.get(k)) for k in points)} ms; "
+            f"non-2xx {d.get('non_2xx', 0)}; API CPU {_fmt(d.get('api_cpu_us_per_request'))} µs/request"
+        )
+    if f.get("scaling"):
+        lines.append("\n### Per stage: draining the same pre-loaded backlog\n")
+        lines.append(
+            "| pipeline | events | events/s | CPU s per M events | start-up s | correct |\n"
+            "|---|---|---|---|---|---|"
+        )
+        for r in f["scaling"]:
+            lines.append(
+                f"| dataflow {r['processes']} process × {r['workers']} worker | {_fmt(r['events'])} | "
+                f"{_fmt(r['events_per_s'])} | {_fmt(r['cpu_s_per_m_events'])} | {_fmt(r['startup_s'])} | "
+                f"{str(r['check']['correct']).lower()} |"
+            )
+        b = f.get("baseline")
+        if b:
+            lines.append(
+                f"| naive loop (1 round trip per event) | {_fmt(b['events'])} | {_fmt(b['events_per_s'])} | "
+                f"{_fmt(b['cpu_s_per_m_events'])} | — | {str(b['check']['correct']).lower()} |"
+            )
+            lines.append(
+                f"\nAttimo / naive: {_fmt(b['attimo_ratio_1_worker'])}× (1 worker), "
+                f"{_fmt(b['attimo_ratio_best'])}× (best configuration)."
+            )
+    if f.get("memory"):
+        lines.append("\n### Memory per contact\n")
+        lines.append(
+            "| contacts | event mix | events | Redis B (INFO delta) | Redis B (MEMORY USAGE of profile) | "
+            "profile JSON B | dataflow RSS B | Redis + dataflow B |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for r in f["memory"]:
+            if "error" in r:
+                lines.append(f"| {_fmt(r['contacts'])} | {r['mix']} | error: {r['error'][:80]} | | | | | |")
+                continue
+            lines.append(
+                f"| {_fmt(r['contacts'])} | {r['mix']} | {_fmt(r['events'])} | "
+                f"{_fmt(r['redis_bytes_per_contact'])} | {_fmt(r['redis_memory_usage_sampled'])} | "
+                f"{_fmt(r['profile_json_bytes'])} | {_fmt(r['dataflow_rss_bytes_per_contact'])} | "
+                f"{_fmt(r['total_bytes_per_contact'])} |"
+            )
+    p = f.get("profile")
+    if p and "error" not in p:
+        lines.append("\n### Profile (py-spy, self time share of samples)\n")
+        for name in ("gateway", "dataflow", "api"):
+            prof = p.get(name, {})
+            if "self_pct" in prof:
+                top = "; ".join(f"{fn} {pct}%" for fn, pct in prof["self_pct"][:6])
+                lines.append(f"- **{name}** ({prof['samples']} samples): {top}")
+    return "\n".join(lines) + "\n"
+
+
+def command_line() -> str:
+    return "python -m benchmarks " + " ".join(sys.argv[1:])
