@@ -102,9 +102,5 @@ def render_profile(state: ContactState, view: StateView) -> Profile:
 def _windows_for_profile(state: ContactState, view: StateView) -> dict[str, dict[str, dict[str, int]]]:
     """Counts per window; top products only for the longest window, to keep profiles small."""
     windows_s = view.live.config.windows.windows_s
-    summary = window_summary(state.activity, windows_s, view.now, top_products=5)
-    longest = max(windows_s, default=None)
-    for window_s, label in zip(windows_s, summary, strict=False):
-        if window_s != longest:
-            summary[label].pop("product", None)
-    return summary
+    return window_summary(state.activity, windows_s, view.now, top_products=5,
+                          products_only_in=max(windows_s, default=None))

@@ -16,12 +16,21 @@ were resolved under.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeGuard, cast
+from typing import cast
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow, Stream
+from bytewax.dataflow import Dataflow
+from bytewax.operators import KeyedStream
 
-from dataflows.contacts import ContactConfig, VisitorItem, contact_logic, shard_key, visitor_logic
+from dataflows.contacts import (
+    ContactConfig,
+    ContactItem,
+    VisitorItem,
+    VisitorOutput,
+    contact_logic,
+    shard_key,
+    visitor_logic,
+)
 from dataflows.identity import device_id
 from dataflows.live_config import ConfigLoader
 from dataflows.outputs import Handoff, Output, Routed, ShardControl
@@ -33,8 +42,8 @@ from state.events import routing_id
 Onward = Routed | Handoff | ShardControl
 
 
-def _is_onward(item: object) -> TypeGuard[Onward]:
-    return isinstance(item, Routed | Handoff | ShardControl)
+def _is_onward(keyed: tuple[str, object]) -> bool:
+    return isinstance(keyed[1], Routed | Handoff | ShardControl)
 
 
 def visitor_router(shards: int) -> Callable[[SourceItem], list[tuple[str, VisitorItem]]]:
@@ -48,10 +57,11 @@ def visitor_router(shards: int) -> Callable[[SourceItem], list[tuple[str, Visito
     return route
 
 
-def contact_router(shards: int) -> Callable[[Onward], str]:
+def contact_router(shards: int) -> Callable[[tuple[str, VisitorOutput]], tuple[str, ContactItem]]:
     """Routed events and hand-offs to their contact's shard; controls to their own."""
-    def route(item: Onward) -> str:
-        return item.shard if isinstance(item, ShardControl) else shard_key(item.contact_id, shards)
+    def route(keyed: tuple[str, VisitorOutput]) -> tuple[str, ContactItem]:
+        item = cast("Onward", keyed[1])  # only onward items pass the branch before this step
+        return (item.shard if isinstance(item, ShardControl) else shard_key(item.contact_id, shards)), item
     return route
 
 
@@ -63,11 +73,11 @@ def build_flow(source: StreamSourceConfig, contacts: ContactConfig, sink: RedisS
     items = op.input("events", flow, RedisStreamSource(source))
     to_visitors = op.flat_map("route_to_visitors", items, visitor_router(shards))
     visitor_out = op.stateful_batch("visitors", to_visitors, visitor_logic(contacts, loader))
-    visitor_values = op.map("visitor_values", visitor_out, lambda key_value: key_value[1])
-    onward = op.branch("split_onward", visitor_values, _is_onward)
-    to_contacts = op.key_on("route_to_contacts", onward.trues, contact_router(shards))
+    # Items stay (key, value) pairs all the way to the sink: every step that
+    # only unwraps or re-wraps costs a Python call per item.
+    onward = op.branch("split_onward", visitor_out, _is_onward)
+    to_contacts = op.map("route_to_contacts", onward.trues, contact_router(shards))
     contact_out = op.stateful_batch("contacts", to_contacts, contact_logic(contacts, loader))
-    contact_values = op.map("contact_values", contact_out, lambda key_value: key_value[1])
-    outputs = op.merge("all_outputs", cast("Stream[Output]", onward.falses), contact_values)
+    outputs = op.merge("all_outputs", cast("KeyedStream[Output]", onward.falses), contact_out)
     op.output("redis", outputs, RedisSink(sink))
     return flow

@@ -42,13 +42,14 @@ class RedisSinkConfig:
     redis_url: str
 
 
-class _RedisSinkPartition(StatelessSinkPartition[Output]):
+class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
     def __init__(self, config: RedisSinkConfig) -> None:
         self._client = redis.Redis.from_url(config.redis_url)
 
-    def write_batch(self, items: list[Output]) -> None:
+    def write_batch(self, items: list[tuple[str, Output]]) -> None:
+        """Write (contact shard, output) pairs as the stateful steps emit them."""
         pipe = self._client.pipeline(transaction=False)
-        for item in items:
+        for _, item in items:
             if isinstance(item, ProfileWrite):
                 pipe.set(keys.contact_profile(item.contact_id), item.profile_json)
             elif isinstance(item, SegmentChange):
@@ -81,7 +82,7 @@ class _RedisSinkPartition(StatelessSinkPartition[Output]):
         self._client.close()
 
 
-class RedisSink(DynamicSink[Output]):
+class RedisSink(DynamicSink[tuple[str, Output]]):
     """Every worker writes its own outputs concurrently."""
 
     def __init__(self, config: RedisSinkConfig) -> None:

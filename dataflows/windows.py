@@ -14,6 +14,7 @@ time (for "no order in 90 d"), even for events too late to enter a window.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from bisect import bisect_left, bisect_right
@@ -238,6 +239,7 @@ def next_expiry(log: ActivityLog, windows_s: list[float], now: float) -> float |
     return best
 
 
+@functools.lru_cache(maxsize=64)
 def window_label(window_s: float) -> str:
     """A window's name in the profile: 1h, 24h, 7d, 30d, 15m, 90s.
 
@@ -261,11 +263,13 @@ def _by_count(item: tuple[str, int]) -> tuple[int, str]:
 
 
 def window_summary(log: ActivityLog, windows_s: list[float], now: float,
-                   top_products: int = 10) -> dict[str, dict[str, dict[str, int]]]:
+                   top_products: int = 10,
+                   products_only_in: float | None = None) -> dict[str, dict[str, dict[str, int]]]:
     """Counts per event key, category and product (the top `top_products`) for each window.
 
     For the profile: `{"1h": {"event": {"page": 3}, "category": {…}, "product": {…}}, "24h": …}`.
-    Products are ordered by count, then id.
+    Products are ordered by count, then id; with `products_only_in`, only
+    that window lists products (the ranking is the costly part).
     """
     strings = _reverse(log.names)
     times, events, categories, products = log.at, log.event, log.category, log.product
@@ -291,15 +295,19 @@ def window_summary(log: ActivityLog, windows_s: list[float], now: float,
                 key = products[i]
                 if key != NONE:
                     product_n[key] = product_n.get(key, 0) + 1
-            ranked = sorted(((strings[k], n) for k, n in product_n.items()), key=_by_count)
             current = {
                 "event": {strings[k]: n for k, n in event_n.items()},
                 "category": {strings[k]: n for k, n in category_n.items()},
-                "product": dict(ranked[:top_products]),
             }
+            if products_only_in is None or window_s == products_only_in:
+                ranked = sorted(((strings[k], n) for k, n in product_n.items()), key=_by_count)
+                current["product"] = dict(ranked[:top_products])
             by_window[window_s] = current
         else:  # nothing more in this longer window: same counts
             by_window[window_s] = {dimension: dict(counts) for dimension, counts in current.items()}
+            if window_s == products_only_in and "product" not in current:
+                ranked = sorted(((strings[k], n) for k, n in product_n.items()), key=_by_count)
+                by_window[window_s]["product"] = dict(ranked[:top_products])
     return {window_label(window_s): by_window[window_s] for window_s in windows_s}
 
 
