@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Generic, TypeVar, cast
 from zlib import crc32
 
 import msgspec
@@ -161,11 +162,28 @@ ContactItem = Routed | Handoff | ShardControl
 VisitorOutput = Output | Routed | Handoff | ShardControl
 
 
-class _VisitorShardLogic(StatefulBatchLogic[VisitorItem, VisitorOutput, bytes]):
-    """Anonymous visitors of one shard; resolves identity and forwards known contacts' events."""
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class _StageLogic(StatefulBatchLogic[In, Out, bytes], Generic[In, Out]):
+    """What Bytewax calls on either stage besides `on_batch`: timers and snapshots."""
 
     def __init__(self, shared: _ShardLogic) -> None:
         self.s = shared
+
+    def on_notify(self) -> tuple[Iterable[Out], bool]:
+        return cast("list[Out]", self.s.on_time()), StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        return self.s.due()
+
+    def snapshot(self) -> bytes:
+        return self.s.encode()
+
+
+class _VisitorShardLogic(_StageLogic[VisitorItem, VisitorOutput]):
+    """Anonymous visitors of one shard; resolves identity and forwards known contacts' events."""
 
     def on_batch(self, values: list[VisitorItem]) -> tuple[Iterable[VisitorOutput], bool]:
         out: list[VisitorOutput] = []
@@ -213,21 +231,10 @@ class _VisitorShardLogic(StatefulBatchLogic[VisitorItem, VisitorOutput, bytes]):
                            s.live.version))
         return out
 
-    def on_notify(self) -> tuple[Iterable[VisitorOutput], bool]:
-        return self.s.on_time(), StatefulBatchLogic.RETAIN
-
-    def notify_at(self) -> datetime | None:
-        return self.s.due()
-
-    def snapshot(self) -> bytes:
-        return self.s.encode()
 
 
-class _ContactShardLogic(StatefulBatchLogic[ContactItem, Output, bytes]):
+class _ContactShardLogic(_StageLogic[ContactItem, Output]):
     """Known contacts of one shard: merges hand-offs and applies routed events."""
-
-    def __init__(self, shared: _ShardLogic) -> None:
-        self.s = shared
 
     def on_batch(self, values: list[ContactItem]) -> tuple[Iterable[Output], bool]:
         out: list[Output] = []
@@ -263,14 +270,6 @@ class _ContactShardLogic(StatefulBatchLogic[ContactItem, Output, bytes]):
         s.book.cool_down()
         return out, StatefulBatchLogic.RETAIN
 
-    def on_notify(self) -> tuple[Iterable[Output], bool]:
-        return self.s.on_time(), StatefulBatchLogic.RETAIN
-
-    def notify_at(self) -> datetime | None:
-        return self.s.due()
-
-    def snapshot(self) -> bytes:
-        return self.s.encode()
 
 
 def visitor_logic(config: ContactConfig, loader: ConfigLoader, now: Callable[[], float] = wall_clock,

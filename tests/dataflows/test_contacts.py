@@ -327,3 +327,11 @@ class TestColdContacts:
         abandoned = profiles(out)["a1"]
         assert abandoned.extra == {"cart_abandoned": True}
         assert abandoned.counters.page_views == 3
+
+
+def test_stored_tallies_and_public_counters_have_the_same_fields() -> None:
+    """Tallies (array-like, in snapshots) mirror Counters (named, in profiles) field for field."""
+    from dataflows.contact_state import Tallies
+    from state.profile import Counters
+
+    assert Tallies.__struct_fields__ == Counters.__struct_fields__
