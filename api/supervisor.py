@@ -35,7 +35,9 @@ class Part:
     started_at: float = field(default=0.0)
 
     def start(self, env: dict[str, str]) -> None:
-        self.popen = subprocess.Popen(self.argv, env=env)
+        # Own session: Ctrl-C reaches only the supervisor, which then stops the
+        # parts in order (a SIGINT inside Bytewax's Rust worker panics noisily).
+        self.popen = subprocess.Popen(self.argv, env=env, start_new_session=True)
         self.started_at = time.monotonic()
         log.info("part started", extra={"part": self.name, "pid": self.popen.pid})
 
@@ -79,11 +81,15 @@ class Supervisor:
             part.start(self.env)
 
     def stop(self) -> None:
-        """Ask every part to stop (SIGINT), then insist (SIGKILL) after 10 s."""
+        """Ask every part to stop (SIGTERM), then insist (SIGKILL) after 10 s.
+
+        SIGTERM ends the dataflow at once, which is safe: it resumes from its
+        last snapshot and the stream, like after any crash.
+        """
         self._stopping = True
         for part in self.parts:
             if part.popen is not None and part.popen.poll() is None:
-                part.popen.send_signal(signal.SIGINT)
+                part.popen.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
         for part in self.parts:
             if part.popen is None:

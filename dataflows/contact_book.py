@@ -160,7 +160,8 @@ class ContactBook:
             out.append(ProfileWrite(contact_id, encode_profile(result.profile)))
             if state.anonymous_ids:
                 decision = decisions_for(result.profile)
-                digest = crc32(_json.encode((decision.temperature, decision.segments, decision.popups)))
+                digest = crc32(_json.encode((decision.temperature, decision.segments, decision.popups,
+                                             decision.cart_value)))
                 if digest != state.pushed_digest:
                     state.pushed_digest = digest
                     ids = (*state.anonymous_ids, *((state.user_id,) if state.user_id else ()))

@@ -48,6 +48,10 @@ class TestLiveProfile:
                 lambda: (p := profile_of(running_stack, anonymous_id)) is not None and p.cart and p,
                 timeout=5, what="the cart to appear in the profile", interval=0.02)
             elapsed = time.monotonic() - clicked_at
+            # The changed decision is pushed over the page's own websocket and shown.
+            page.wait_for_function(
+                "() => (JSON.parse(document.getElementById('attimo-decision').textContent || '{}')"
+                ".cart_value || 0) > 0", timeout=2000)
         finally:
             context.close()
         assert elapsed <= 1.0, f"cart visible after {elapsed:.3f} s"

@@ -27,9 +27,22 @@
   }
   function show(id, on) { var el = document.getElementById(id); if (el) el.hidden = !on; }
 
-  attimo('on', 'decision', function (d) {
+  function showDecision(d) {
     document.getElementById('attimo-decision').textContent = JSON.stringify(d, null, 2);
-  });
+  }
+  attimo('on', 'decision', showDecision);
+  // Pushes come only when a decision changes, so a new page starts from the
+  // current one, read the way an on-site widget would.
+  (function currentDecision() {
+    var tag = document.querySelector('script[data-key]');
+    var aid = (document.cookie.match(/(?:^|; )attimo_aid=([^;]+)/) || [])[1];
+    if (!tag || !aid || !window.fetch) return;
+    fetch(tag.getAttribute('data-api') + '/v1/decisions/' + encodeURIComponent(decodeURIComponent(aid)) +
+          '?key=' + encodeURIComponent(tag.getAttribute('data-key')))
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (d) { if (d && d.contact_id) showDecision(d); })
+      .catch(function () {});
+  })();
   showCount(cart());
 
   var pages = {
