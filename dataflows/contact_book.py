@@ -171,10 +171,15 @@ class ContactBook:
     def purge(self, state: ContactState) -> list[Output]:
         """Forget a contact: its profile and its segment memberships go too."""
         self.pop(state.contact_id)
-        out: list[Output] = []
-        for segment_id in state.segments:
-            state.segment_changes += 1
-            out.append(SegmentChange(f"{state.contact_id}:{state.segment_changes}", state.contact_id,
-                                     segment_id, False, state.updated_at))
-        out.append(ProfileDelete(state.contact_id))
-        return out
+        return [*leave_segments(state, state.updated_at), ProfileDelete(state.contact_id)]
+
+
+def leave_segments(state: ContactState, at: float) -> list[Output]:
+    """Exits from every segment a contact that ceases to exist (purged, merged) was in."""
+    out: list[Output] = []
+    for segment_id in state.segments:
+        state.segment_changes += 1
+        out.append(SegmentChange(f"{state.contact_id}:{state.segment_changes}", state.contact_id,
+                                 segment_id, False, at))
+    state.segments = []
+    return out

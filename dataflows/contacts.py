@@ -28,7 +28,7 @@ from zlib import crc32
 import msgspec
 from bytewax.operators import StatefulBatchLogic
 
-from dataflows.contact_book import ContactBook, decode_states, encode_states
+from dataflows.contact_book import ContactBook, decode_states, encode_states, leave_segments
 from dataflows.contact_state import ContactState
 from dataflows.contact_update import apply_event, apply_time
 from dataflows.identity import device_id, known_user, merge_contacts
@@ -226,6 +226,9 @@ class _VisitorShardLogic(_StageLogic[VisitorItem, VisitorOutput]):
         visitor = s.book.pop(anonymous_id)
         out: list[VisitorOutput] = [AliasWrite(anonymous_id, user_id)]
         if visitor is not None:
+            # The anonymous contact ceases to exist: it leaves its segments (the
+            # known contact re-enters them on its own evaluation) and its profile.
+            out += leave_segments(visitor, s._now())
             out.append(ProfileDelete(anonymous_id))
         out.append(Handoff(user_id, anonymous_id, encode_states([visitor]) if visitor else None,
                            s.live.version))

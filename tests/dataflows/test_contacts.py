@@ -335,3 +335,20 @@ def test_stored_tallies_and_public_counters_have_the_same_fields() -> None:
     from state.profile import Counters
 
     assert Tallies.__struct_fields__ == Counters.__struct_fields__
+
+
+def test_a_merged_visitor_leaves_its_segments_and_the_contact_enters_them() -> None:
+    """After identify, memberships move from the anonymous id to the user (found by the benchmark)."""
+    clock, loader = Clock(), ConfigLoader(None)
+    loader.put(ActiveConfig(version=1, segments=[SegmentDef(
+        "shoes", WindowCount("category", "shoes", DAY, "gte", 1))]))
+    visitor, contact = visitors(clock, loader), contacts(clock, loader)
+    visitor.on_batch([ShardControl(1, "0"), track("a1", "Product Viewed", category="shoes")])
+    contact.on_batch([ShardControl(1, "0")])
+    login = Identify(message_id="m-login", anonymous_id="a1", user_id="u1", timestamp=FIXED_NOW,
+                     received_at=FIXED_NOW)
+    out, _ = visitor.on_batch([login])
+    out = list(out)
+    assert [(o.contact_id, o.entered) for o in out if isinstance(o, SegmentChange)] == [("a1", False)]
+    merged, _ = contact.on_batch([o for o in out if isinstance(o, Routed | Handoff)])
+    assert [(o.contact_id, o.entered) for o in merged if isinstance(o, SegmentChange)] == [("u1", True)]
