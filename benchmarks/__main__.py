@@ -1,7 +1,7 @@
 """`python -m benchmarks [--short|--full] [--only NAME …]` — what `attimo bench` runs.
 
 Short mode (< 2 minutes) is what CI runs: it checks correctness and writes the
-report but asserts nothing about speed. Full mode (≈ 10–15 minutes) is for
+report but asserts nothing about speed. Full mode (≈ 20 minutes) is for
 people. Results go to `benchmarks/results/<mode>-<date>.json` and
 `benchmarks/RESULTS.md` (or under `--out`).
 """
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--short", action="store_true", help="CI-sized run, under 2 minutes (default)")
-    size.add_argument("--full", action="store_true", help="the full suite, about 10-15 minutes")
+    size.add_argument("--full", action="store_true", help="the full suite, about 20 minutes")
     parser.add_argument(
         "--only", action="append", choices=PHASES, default=[], help="run only this phase (repeatable)"
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.http_client import HttpConnection
-from benchmarks.ws_client import percentiles
+from benchmarks.stats import percentiles
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 

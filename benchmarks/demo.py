@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from benchmarks.http_client import HttpConnection, basic_auth
 from benchmarks.shoppers import ShopperModel, Visitor, encode
-from benchmarks.ws_client import frame_bytes, iso_now
+from benchmarks.ws_protocol import frame_bytes, iso_now
 from state.logs import configure_logging
 from state.settings import Settings
 

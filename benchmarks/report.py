@@ -141,6 +141,12 @@ def all_correct(figures: dict[str, Any]) -> bool:
     checks += [r["check"]["correct"] for r in figures.get("scaling", [])]
     if "baseline" in figures:
         checks.append(figures["baseline"]["check"]["correct"])
+    live = figures.get("livestate")
+    if live:
+        for size in live.get("sizes", []):
+            checks += [r["check"]["correct"] and r["buyers_check"]["correct"] for r in size["runs"]]
+        if "segment_latency" in live:
+            checks.append(live["segment_latency"]["check"]["correct"])
     if "memory" in figures and not checks:
         checks.append(all("error" not in r for r in figures["memory"]))
     return bool(checks) and all(checks) and not figures.get("errors")
@@ -336,6 +342,8 @@ def render(doc: dict[str, Any]) -> str:
                 f"{_fmt(r['profile_json_bytes'])} | {_fmt(r['dataflow_rss_bytes_per_contact'])} | "
                 f"{_fmt(r['total_bytes_per_contact'])} |"
             )
+    if f.get("livestate"):
+        lines += livestate_section(f["livestate"])
     p = f.get("profile")
     if p and "error" not in p:
         lines.append("\n### Profile (py-spy, self time share of samples)\n")
@@ -345,6 +353,75 @@ def render(doc: dict[str, Any]) -> str:
                 top = "; ".join(f"{fn} {pct}%" for fn, pct in prof["self_pct"][:6])
                 lines.append(f"- **{name}** ({prof['samples']} samples): {top}")
     return "\n".join(lines) + "\n"
+
+
+def livestate_section(live: dict[str, Any]) -> list[str]:
+    """Live state: throughput and bytes per contact with every feature on, segment-change latency."""
+    c = live.get("config", {})
+    lines = [
+        "\n### Live state: every feature on vs the default configuration\n",
+        f"Same pre-loaded backlog, drained by the dataflow (1 process × 1 worker, recovery on) once per "
+        f"configuration. Everything on = {c.get('scoring_rules')} scoring rules "
+        f"({', '.join(c.get('scoring_modes', []))}), {c.get('absence_rules')} absence rules, decay "
+        f"(half-life {_fmt(c.get('half_life_days', {}).get('default'))} d), {c.get('tag_rules')} tag rules, "
+        f"{len(c.get('segments', []))} segments ({', '.join(c.get('segments', []))}), default stages. "
+        "Correct = every contact's counters equal the generator's tally and the `buyers` segment equals "
+        "the contacts the tally says ordered.\n",
+        "| contacts | events | configuration | events/s | CPU s per M events | dataflow RSS B/contact | "
+        "Redis B/contact (INFO) | Redis B/contact (MEMORY USAGE) | snapshot B/contact (latest) | "
+        "recovery files B/contact | correct |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size in live.get("sizes", []):
+        for r in size["runs"]:
+            red = r.get("redis", {})
+            store = r.get("recovery_store", {})
+            correct = r["check"]["correct"] and r["buyers_check"]["correct"]
+            lines.append(
+                f"| {_fmt(r['contacts'])} | {_fmt(r['events'])} | {r['config']} | {_fmt(r['events_per_s'])} | "
+                f"{_fmt(r['cpu_s_per_m_events'])} | {_fmt(r['dataflow_rss_bytes_per_contact'])} | "
+                f"{_fmt(red.get('used_memory_bytes_per_contact'))} | {_fmt(red.get('memory_usage_per_contact'))} | "
+                f"{_fmt(store.get('latest_snapshot_bytes_per_contact'))} | "
+                f"{_fmt(store.get('file_bytes_per_contact'))} | {str(correct).lower()} |"
+            )
+    for size in live.get("sizes", []):
+        live_run = size["runs"][-1]
+        red = live_run.get("redis", {})
+        lines.append(
+            f"\n{_fmt(live_run['contacts'])} contacts: everything on runs at **{_fmt(size['throughput_ratio'])}×** "
+            f"the default configuration's events/s and costs {_fmt(size['cpu_ratio'])}× its CPU per event. "
+            f"Redis MEMORY USAGE per contact: profile {_fmt(red.get('profile_memory_usage'))} B + segment "
+            f"member sets {_fmt(red.get('segment_sets_bytes_per_contact'))} B + segment-change stream "
+            f"{_fmt(red.get('segment_changes_stream_bytes_per_contact'))} B "
+            f"({_fmt(red.get('segment_changes'))} changes). Members: "
+            + ", ".join(f"{k} {_fmt(v)}" for k, v in red.get("segment_members", {}).items())
+            + "."
+        )
+        stale = live_run["buyers_check"].get("stale_after_merge")
+        if stale:
+            lines.append(
+                f"\n**Stale members**: {_fmt(stale)} anonymous ids stay in `buyers` after their visitor was "
+                "merged into a signed-up user (profile deleted, memberships never exited; e.g. "
+                f"`{live_run['buyers_check']['stale_examples'][0]}`). Every expected buyer is a member."
+            )
+    s = live.get("segment_latency")
+    if s:
+        lines.append("\n### Segment-change latency (everything on, open loop)\n")
+        lines.append(
+            f"{s['probes']} probes at {_fmt(s['probe_rate_per_s'])}/s, each a fresh contact whose one event "
+            f"puts it in a segment, over {_fmt(s['background_events_per_s'])} background events/s appended as "
+            "the gateway appends. Entry: scheduled send → member of the segment's set in Redis (polled every "
+            f"~1 ms). Exit by time alone: the event's time + {_fmt(s['exit_window_s'])} s (the segment's "
+            "window) → member gone. p50 / p95 / p99 / max in ms.\n"
+        )
+        lines.append("| measure | p50 / p95 / p99 / max ms | not seen |\n|---|---|---|")
+        lines.append(f"| event in → membership visible | {_pcts(s['entry_ms'])} | {s['not_entered']} |")
+        lines.append(f"| window end → membership gone | {_pcts(s['exit_lag_ms'])} | {s['not_exited']} |")
+        lines.append(
+            f"\nCorrect: {str(s['check']['correct']).lower()} ({_fmt(s['check']['contacts'])} contacts' "
+            f"counters exact); client behind schedule at most {_fmt(s['client_behind_schedule_max_ms'])} ms."
+        )
+    return lines
 
 
 def command_line() -> str:

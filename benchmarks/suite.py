@@ -7,7 +7,12 @@
 - `decisions`: `GET /v1/decisions/{id}` at 50 concurrent clients;
 - `backlog`: the dataflow (1 worker, 2 workers, 2 processes) and the naive
   baseline drain the same pre-loaded streams;
-- `memory`: bytes per contact in Redis and in the dataflow's state.
+- `memory`: bytes per contact in Redis and in the dataflow's state;
+- `livestate`: the per-contact state with every live feature on (scoring
+  modes, absence rules, decay, tags, segments) against the default
+  configuration on the same backlog, its bytes per contact in Redis and in
+  the recovery store, and segment-change latency (event → member, and
+  exit by time alone).
 
 The first three share one stack; every event they send is tallied, and the
 contacts' counters in Redis must equal the tally before the run counts as
@@ -23,15 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchmarks import backlog, decisions_load, memory, profiling
+from benchmarks import backlog, decisions_load, livestate, memory, profiling, segment_latency
 from benchmarks.correctness import wait_exact
+from benchmarks.load_plan import build_plan
+from benchmarks.probes import Probes
 from benchmarks.progress import note
 from benchmarks.shoppers import ShopperModel, Tally
 from benchmarks.stack import CpuMeter, Stack, caught_up, last_entry_ids, wait_until
-from benchmarks.ws_client import LoadResult, LoadRunner, Probes, build_plan, percentiles
+from benchmarks.stats import percentiles
+from benchmarks.ws_client import LoadResult, LoadRunner
 
 T = TypeVar("T")
-PHASES = ("latency", "ingest", "decisions", "backlog", "memory")
+PHASES = ("latency", "ingest", "decisions", "backlog", "memory", "livestate")
 EVENTS_PER_VISITOR = 11.5
 
 
@@ -47,10 +55,26 @@ class Mode:
     backlog_visitors: int
     memory_sizes: tuple[tuple[int, str], ...]
     profile: bool
+    # Live state: backlog sizes in visitors (≈ contacts), and the segment-latency probe run:
+    # background events/s, probes, probes/s; whether the default-config drain measures the snapshot too.
+    livestate_visitors: tuple[int, ...] = ()
+    segment_probes: tuple[int, int, float] = (2_000, 40, 10.0)
+    livestate_snapshot_default: bool = False
     seed: int = 42
 
 
-SHORT = Mode("short", (1_000, 5_000), 5.0, 120_000, 4.0, 4_000, ((10_000, "full"),), False)
+SHORT = Mode(
+    "short",
+    (1_000, 5_000),
+    5.0,
+    120_000,
+    4.0,
+    4_000,
+    ((10_000, "full"),),
+    False,
+    livestate_visitors=(5_000,),
+    segment_probes=(2_000, 40, 10.0),
+)
 FULL = Mode(
     "full",
     (1_000, 5_000, 20_000),
@@ -60,6 +84,9 @@ FULL = Mode(
     40_000,
     ((10_000, "full"), (100_000, "full"), (1_000_000, "reduced")),
     True,
+    livestate_visitors=(10_000, 100_000),
+    segment_probes=(3_000, 200, 10.0),
+    livestate_snapshot_default=True,
 )
 
 
@@ -125,6 +152,7 @@ class Suite:
             ("stack", self._stack_phases, any(self.wants(p) for p in ("latency", "ingest", "decisions"))),
             ("backlog", self._backlog, self.wants("backlog")),
             ("memory", self._memory, self.wants("memory")),
+            ("livestate", self._livestate, self.wants("livestate")),
         ]
         for name, step, wanted in steps:
             if not wanted:
@@ -340,3 +368,16 @@ class Suite:
             except (TimeoutError, RuntimeError) as exc:
                 results.append({"contacts": contacts, "mix": mix, "error": str(exc)[-800:]})
         self.figures["memory"] = results
+
+    def _livestate(self) -> None:
+        backlogs = []
+        for visitors in self.mode.livestate_visitors:
+            note(f"livestate: building the backlog of {visitors:,} visitors …")
+            backlogs.append((visitors, livestate.build_backlog(self.mode.seed + 7, visitors)))
+        figures = livestate.run(self.workdir, backlogs, self.mode.livestate_snapshot_default)
+        del backlogs
+        rate, probes, probe_rate = self.mode.segment_probes
+        figures["segment_latency"] = segment_latency.measure(
+            self.workdir / "segment-latency", self.mode.seed + 8, rate, probes, probe_rate
+        )
+        self.figures["livestate"] = figures

@@ -1,13 +1,8 @@
 """The tracker protocol, spoken by many concurrent connections, open or closed loop.
 
-Frames are `{"seq": n, "sentAt": iso, "batch": [...]}`; each is acked with
-`{"ack": n, "accepted": k, "rejected": [...]}` once durably appended, and
-the gateway pushes `{"decision": {...}}` frames. Batches are encoded before
-the clock starts so the generator spends its CPU on the protocol, not on
-building JSON; `sentAt` is stamped at send time.
-
-Open loop sends each frame at its scheduled time whatever the acks do (so a
-slow server shows up as latency, not as a politely lower rate); closed loop
+The frame format is in `ws_protocol`, what is sent in `load_plan`. Open loop
+sends each frame at its scheduled time whatever the acks do (so a slow
+server shows up as latency, not as a politely lower rate); closed loop
 keeps `window` frames in flight per connection, as the browser tracker does.
 A dropped connection is reopened and its unacked frames resent, like the
 tracker (same messageIds: the dataflow counts them once).
@@ -19,9 +14,8 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -29,68 +23,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from benchmarks.http_client import HttpConnection, basic_auth
+from benchmarks.load_plan import Plan
 from benchmarks.progress import Progress
-from benchmarks.shoppers import ShopperModel, Tally, encode
+from benchmarks.shoppers import Tally
+from benchmarks.ws_protocol import frame_bytes
 
 # The tracker retries forever with backoff; a benchmark gives up after this many in a row.
 MAX_RECONNECTS = 20
 DecisionHook = Callable[[dict[str, Any], float], None]
-
-
-@dataclass
-class Plan:
-    """What one load phase sends: frames per connection and server-side HTTP batches."""
-
-    frames: list[list[bytes]]  # per connection, each a JSON array of events
-    frame_events: list[list[int]]
-    http_batches: list[bytes] = field(default_factory=list)
-    http_events: list[int] = field(default_factory=list)
-    tally: Tally = field(default_factory=Tally)
-
-    @property
-    def ws_events(self) -> int:
-        return sum(sum(c) for c in self.frame_events)
-
-    @property
-    def events(self) -> int:
-        return self.ws_events + sum(self.http_events)
-
-
-def build_plan(
-    model: ShopperModel,
-    visitors: int,
-    connections: int,
-    frame_size: int,
-    http_batch: int = 20,
-    max_events: int | None = None,
-) -> Plan:
-    """Sessions of `visitors` shoppers as frames; a visitor always uses the same connection."""
-    streams: list[list[bytes]] = [[] for _ in range(connections)]
-    server: list[bytes] = []
-    tally = Tally()
-    assigned: dict[str, int] = {}
-    total = 0
-    for session in model.sessions(visitors):
-        conn = assigned.setdefault(session.visitor.anonymous_id, len(assigned) % connections)
-        for event in session.browser:
-            streams[conn].append(encode(event))
-            tally.add(event)
-        for event in session.server:
-            server.append(encode(event))
-            tally.add(event)
-        total += len(session.browser) + len(session.server)
-        if max_events is not None and total >= max_events:
-            break
-    plan = Plan([], [], tally=tally)
-    for stream in streams:
-        chunks = [stream[i : i + frame_size] for i in range(0, len(stream), frame_size)]
-        plan.frames.append([b"[" + b",".join(c) + b"]" for c in chunks])
-        plan.frame_events.append([len(c) for c in chunks])
-    for i in range(0, len(server), http_batch):
-        chunk = server[i : i + http_batch]
-        plan.http_batches.append(b'{"batch":[' + b",".join(chunk) + b"]}")
-        plan.http_events.append(len(chunk))
-    return plan
 
 
 @dataclass
@@ -118,14 +58,6 @@ class LoadResult:
             and self.http_errors == 0
             and self.frame_errors == 0
         )
-
-
-def iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def frame_bytes(seq: int, batch: bytes) -> bytes:
-    return b'{"seq":%d,"sentAt":"%s","batch":%s}' % (seq, iso_now().encode(), batch)
 
 
 class _Connection:
@@ -374,146 +306,3 @@ class LoadRunner:
             await asyncio.gather(self._http(), *tasks)
         self.result.elapsed_s = time.monotonic() - self.started
         return self.result
-
-
-@dataclass
-class ProbeResult:
-    """Per probe event: sent → profile readable in Redis, and sent → decision pushed."""
-
-    sent: int = 0
-    visible_ms: list[float] = field(default_factory=list)
-    pushed_ms: list[float] = field(default_factory=list)
-    tally: Tally = field(default_factory=Tally)
-
-    @property
-    def not_visible(self) -> int:
-        return self.sent - len(self.visible_ms)
-
-    @property
-    def not_pushed(self) -> int:
-        return self.sent - len(self.pushed_ms)
-
-
-class Probes:
-    """Fresh visitors whose first page view is timed until its effect can be seen.
-
-    Two clocks per probe, both from the scheduled send time: until the
-    contact's profile is readable in Redis (what the decisions API serves;
-    polled every millisecond), and until its decision is pushed back on the
-    visitor's socket (a new contact's first event always changes its
-    decision). Each probe socket carries 16 probes (the gateway knows a
-    socket by at most 16 visitor ids); the next ones use a new socket.
-    """
-
-    PER_SOCKET = 16
-
-    def __init__(self, gateway_url: str, redis_url: str, write_key: str, prefix: str, rate: float) -> None:
-        self.url = f"{gateway_url}/v1/stream?key={write_key}"
-        self.redis_url = redis_url
-        self.prefix = prefix
-        self.rate = rate
-        self.result = ProbeResult()
-        self._unseen: dict[str, float] = {}
-        self._unpushed: dict[str, float] = {}
-        self._sockets: list[ClientConnection] = []
-        self._readers: list[asyncio.Task[None]] = []
-        # seq → event: a probe counts (for the correctness check) once acked.
-        self._unacked: dict[int, dict[str, Any]] = {}
-        self.failed = 0
-
-    def _on_message(self, message: str | bytes) -> None:
-        now = time.monotonic()
-        reply = orjson.loads(message)
-        decision = reply.get("decision")
-        if isinstance(decision, dict):
-            sent = self._unpushed.pop(str(decision.get("contact_id")), None)
-            if sent is not None:
-                self.result.pushed_ms.append((now - sent) * 1000)
-        elif "ack" in reply:
-            event = self._unacked.pop(reply["ack"], None)
-            if event is not None and reply.get("accepted") == 1:
-                self.result.tally.add(event)
-
-    async def _read(self, ws: ClientConnection) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for message in ws:
-                self._on_message(message)
-
-    async def _watch(self, stop: asyncio.Event) -> None:
-        import redis.asyncio as aioredis
-
-        from state import keys
-
-        client = aioredis.Redis.from_url(self.redis_url)
-        try:
-            while not stop.is_set() or self._unseen:
-                ids = list(self._unseen)
-                if ids:
-                    found = await client.mget([keys.contact_profile(i) for i in ids])
-                    now = time.monotonic()
-                    for visitor, raw in zip(ids, found, strict=True):
-                        if raw is not None:
-                            self.result.visible_ms.append((now - self._unseen.pop(visitor)) * 1000)
-                await asyncio.sleep(0.001)
-        finally:
-            await client.aclose()
-
-    async def run(self, seconds: float, settle_s: float = 5.0) -> ProbeResult:
-        interval = 1.0 / self.rate
-        n = 0
-        ws: ClientConnection | None = None
-        stop = asyncio.Event()
-        watcher = asyncio.create_task(self._watch(stop))
-        start = time.monotonic()
-        try:
-            while time.monotonic() - start < seconds:
-                if n % self.PER_SOCKET == 0 or ws is None or ws.state.name != "OPEN":
-                    ws = await connect(self.url, compression=None, ping_interval=None)
-                    self._sockets.append(ws)
-                    self._readers.append(asyncio.create_task(self._read(ws)))
-                due = start + n * interval
-                delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                visitor = f"{self.prefix}-{n:06d}"
-                event = {
-                    "type": "page",
-                    "messageId": f"{visitor}-m",
-                    "anonymousId": visitor,
-                    "timestamp": iso_now(),
-                    "properties": {"path": "/", "title": "Home"},
-                    "context": {"page": {"path": "/", "url": "https://shop.example/"}},
-                }
-                self._unacked[n + 1] = event
-                try:
-                    await ws.send(frame_bytes(n + 1, b"[" + encode(event) + b"]").decode())
-                except ConnectionClosed:
-                    self.failed += 1
-                else:
-                    self._unseen[visitor] = self._unpushed[visitor] = due
-                    self.result.sent += 1
-                n += 1
-            stop.set()
-            settle = time.monotonic() + settle_s
-            while (self._unseen or self._unpushed) and time.monotonic() < settle:
-                await asyncio.sleep(0.02)
-        finally:
-            stop.set()
-            self._unseen.clear()
-            await watcher
-            for task in self._readers:
-                task.cancel()
-            for sock in self._sockets:
-                with contextlib.suppress(Exception):
-                    await sock.close()
-        return self.result
-
-
-def percentiles(values: Sequence[float], points: Sequence[float] = (50, 95, 99)) -> dict[str, float]:
-    """p50/p95/p99/max of `values` (nearest rank), rounded to 0.01."""
-    if not values:
-        return {}
-    ordered = sorted(values)
-    out = {f"p{p:g}": round(ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))], 2) for p in points}
-    out["max"] = round(ordered[-1], 2)
-    return out

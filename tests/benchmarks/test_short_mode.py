@@ -70,7 +70,7 @@ class TestShopperModel:
 @pytest.mark.e2e
 @pytest.mark.timeout(180)
 def test_short_mode_checks_correctness_and_writes_json_and_markdown(tmp_path: Path) -> None:
-    """`python -m benchmarks --short` runs every phase, is correct, and writes both reports."""
+    """`python -m benchmarks --short` runs every phase (live state included), is correct, writes both reports."""
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--short", "--out", str(out)],
@@ -94,6 +94,15 @@ def test_short_mode_checks_correctness_and_writes_json_and_markdown(tmp_path: Pa
     assert figures["ingest"]["events_acked"] == figures["ingest"]["events_planned"]
     assert figures["decisions"]["requests"] > 0
     assert figures["memory"] and "error" not in figures["memory"][0]
+    live = figures["livestate"]
+    runs = [r for size in live["sizes"] for r in size["runs"]]
+    assert [r["config"] for r in runs] == ["default", "everything_on"]
+    assert all(r["check"]["correct"] and r["buyers_check"]["correct"] for r in runs)
+    assert runs[1]["buyers_check"]["checked"] and runs[1]["recovery_store"]["latest_snapshot_bytes"] > 0
+    assert runs[1]["redis"]["segment_members"]["buyers"] > 0
+    latency = live["segment_latency"]
+    assert latency["check"]["correct"] and latency["not_entered"] == 0 and latency["not_exited"] == 0
+    assert "### Live state" in (out / "RESULTS.md").read_text()
     assert {t["key"] for t in doc["targets"]} == {t["key"] for t in judge(figures)}
     markdown = (out / "RESULTS.md").read_text()
     assert render(doc) in markdown
