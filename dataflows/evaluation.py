@@ -4,7 +4,8 @@ Runs once per touched contact per activation (after all of its events in the
 batch) and once per due timer, so its cost is paid per change, not per
 event. The next deadline is the earliest moment at which anything the
 contact shows could change with no new event: a window count dropping, a
-segment leaf flipping, an absence rule firing, the cart going idle, or an
+segment leaf flipping, an absence rule firing, decay carrying the score
+across a temperature edge or a `Score` condition, the cart going idle, or an
 anonymous visitor's retention running out.
 """
 
@@ -18,7 +19,7 @@ from dataflows.contact_state import ContactState
 from dataflows.live_config import LiveConfig
 from dataflows.live_view import StateView
 from dataflows.orders import order_summary
-from dataflows.scoring import score_history, scoring_due
+from dataflows.scoring import next_score_crossing, score_history, scoring_due
 from dataflows.segments import changes, evaluate_condition, next_flip, stage_of
 from dataflows.sessions import session_summary
 from dataflows.windows import next_expiry, prune, window_summary
@@ -56,6 +57,7 @@ def evaluate(state: ContactState, live: LiveConfig, now: float, cart_idle_s: flo
     deadlines = [
         cart_due(state, cart_idle_s),
         scoring_due(state.scoring),
+        next_score_crossing(state.scoring, live.score_thresholds, now, live.config),
         next_expiry(state.activity, windows.windows_s, now),
         next_flip(live.segments, view),
         state.last_seen + live.config.identity.anonymous_ttl_s if anonymous else None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import redis
 
 from dataflows.segments import CompiledSegments, compile_segments
-from state.config import ActiveConfig, WindowCount
+from state.config import ActiveConfig, Score, WindowCount
 from state.config_store import load_config_version
 from state.segment_graph import walk
 
@@ -27,6 +27,9 @@ class LiveConfig:
     # How long window entries must be kept: the longest window any profile
     # figure, segment or stage rule asks about, plus the allowed lateness.
     retention_s: float
+    # Scores at which something shown changes: temperature edges and every
+    # `Score` condition; decay crossing one of them needs a timer.
+    score_thresholds: tuple[float, ...]
 
     @property
     def version(self) -> int:
@@ -36,10 +39,13 @@ class LiveConfig:
     def of(cls, config: ActiveConfig) -> LiveConfig:
         """Compile `config` (its segments and stage rules)."""
         conditions = [s.when for s in config.segments] + [r.when for r in config.stages]
-        asked = [leaf.window_s for c in conditions for leaf in walk(c) if isinstance(leaf, WindowCount)]
+        leaves = [leaf for c in conditions for leaf in walk(c)]
+        asked = [leaf.window_s for leaf in leaves if isinstance(leaf, WindowCount)]
         longest = max([*config.windows.windows_s, *asked], default=0.0)
+        thresholds = {config.thresholds.warm, config.thresholds.hot}
+        thresholds |= {leaf.value for leaf in leaves if isinstance(leaf, Score)}
         return cls(config, compile_segments(config.segments, config.stages),
-                   longest + config.windows.lateness_s)
+                   longest + config.windows.lateness_s, tuple(sorted(thresholds)))
 
 
 class ConfigLoader:

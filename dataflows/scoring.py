@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -289,3 +290,53 @@ def merge_scores(into: ScoreState, other: ScoreState, now: float, config: Active
         _start(into, due, rule_id, correlation)
     if other.groups:
         _record(into, now, config)
+
+
+CROSSING_MARGIN_S: Final = 0.001
+_BISECTIONS: Final = 60
+
+
+def next_score_crossing(state: ScoreState, thresholds: Sequence[float], now: float,
+                        config: ActiveConfig) -> float | None:
+    """When decay alone next carries the score across one of `thresholds`, or None.
+
+    Without it a contact would stay "warm" after its points had faded, until
+    some event or other timer re-evaluated it. The answer is exact for the
+    usual single decaying group and found by bisection when several groups
+    decay at different rates in the same direction; groups decaying in
+    opposite directions are re-checked every 1/16 half-life instead.
+    The moment returned is just past the crossing, so a `gte` condition has
+    really turned false when the timer fires.
+    """
+    constant = 0.0
+    decaying: list[tuple[float, float]] = []  # (value at now, half-life)
+    for group, (value, as_of) in state.groups.items():
+        half_life = _half_life(config, group)
+        if half_life <= 0:
+            constant += value
+        elif value:
+            decaying.append((_decayed(value, now - as_of, half_life), half_life))
+    if not decaying:
+        return None
+    if len({v > 0 for v, _ in decaying}) > 1:
+        return now + min(h for _, h in decaying) / 16
+    moving = sum(v for v, _ in decaying)
+    crossings = [x for t in thresholds if (x := _time_to_reach(decaying, t - constant, moving)) is not None]
+    return now + min(crossings) + CROSSING_MARGIN_S if crossings else None
+
+
+def _time_to_reach(decaying: list[tuple[float, float]], target: float, moving: float) -> float | None:
+    """Seconds until Σ vᵢ·2^(−x/hᵢ) reaches `target` on its way to 0, if it ever does."""
+    if not (0 < target <= moving or moving <= target < 0):
+        return None
+    if len(decaying) == 1:
+        value, half_life = decaying[0]
+        return max(0.0, -half_life * math.log2(target / value))
+    low, high = 0.0, 64 * max(h for _, h in decaying)
+    for _ in range(_BISECTIONS):
+        mid = (low + high) / 2
+        if abs(sum(v * math.exp2(-mid / h) for v, h in decaying)) > abs(target):
+            low = mid
+        else:
+            high = mid
+    return high

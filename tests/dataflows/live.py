@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 import redis
-import redis.asyncio as aioredis
 
+from benchmarks.livestate_config import publish as publish_sync
 from state import keys
 from state.config import ActiveConfig
-from state.config_store import publish_config
 from state.events import Event, Identify, Page, Track
 from state.profile import Profile, decode_profile
 from state.streams import append_events_sync
@@ -55,13 +53,7 @@ def send(client: redis.Redis, events: list[Event]) -> None:
 
 def publish(url: str, config: ActiveConfig) -> int:
     """Publish a configuration version as the admin API does; returns its number."""
-    async def go() -> int:
-        client = aioredis.Redis.from_url(url)
-        try:
-            return (await publish_config(client, config, SHARDS)).version
-        finally:
-            await client.aclose()
-    return asyncio.run(go())
+    return publish_sync(url, config, SHARDS)
 
 
 def profile(client: redis.Redis, contact_id: str) -> Profile | None:

@@ -352,3 +352,23 @@ def test_a_merged_visitor_leaves_its_segments_and_the_contact_enters_them() -> N
     assert [(o.contact_id, o.entered) for o in out if isinstance(o, SegmentChange)] == [("a1", False)]
     merged, _ = contact.on_batch([o for o in out if isinstance(o, Routed | Handoff)])
     assert [(o.contact_id, o.entered) for o in merged if isinstance(o, SegmentChange)] == [("u1", True)]
+
+
+def test_temperature_cools_by_decay_alone_on_time() -> None:
+    """25 points, half-life 100 s: warm until the score decays below 20, then cold, by timer."""
+    import math
+
+    from state.config import EventMatch, ScoreGroup, ScoringRule
+
+    clock, loader = Clock(), ConfigLoader(None)
+    loader.put(ActiveConfig(version=1, score_groups={"default": ScoreGroup(half_life_s=100)},
+                            scoring_rules=[ScoringRule("demo", EventMatch("Demo Requested"), 25.0)]))
+    logic = visitors(clock, loader)
+    out, _ = logic.on_batch([ShardControl(1, "0"), track("a1", "Demo Requested")])
+    assert profiles(out)["a1"].temperature == "warm"
+    cools_at = FIXED_NOW.timestamp() + 100 * math.log2(25 / 20)
+    due = logic.notify_at()
+    assert due is not None and abs(due.timestamp() - cools_at) < 0.01
+    clock.now = due.timestamp()
+    out, _ = logic.on_notify()
+    assert profiles(out)["a1"].temperature == "cold"

@@ -409,3 +409,35 @@ class TestHistoryAndSnapshot:
         assert restored == state
         on_scoring_time(restored, T0 + 10 * DAY, cfg)
         assert current_score(restored, T0 + 10 * DAY, cfg) == 40
+
+
+class TestDecayCrossings:
+    """Decay alone changes temperature and Score conditions, on time."""
+
+    def test_single_group_crossing_is_exact(self) -> None:
+        """40 points, half-life 10 d: below 20 just after exactly 10 d, below 10 after 20 d."""
+        from dataflows.scoring import CROSSING_MARGIN_S, next_score_crossing
+
+        config = ActiveConfig(score_groups={"default": ScoreGroup(half_life_s=10 * DAY)})
+        state = ScoreState(groups={"default": (40.0, 0.0)})
+        assert next_score_crossing(state, [20.0, 50.0], 0.0, config) == 10 * DAY + CROSSING_MARGIN_S
+        at = next_score_crossing(state, [10.0], 0.0, config)
+        assert at is not None and abs(at - (20 * DAY + CROSSING_MARGIN_S)) < 1e-6
+
+    def test_two_groups_decaying_differently_are_solved_by_bisection(self) -> None:
+        """Groups with 1 d and 4 d half-lives: the crossing found really is where the sum meets 20."""
+        from dataflows.scoring import current_score, next_score_crossing
+
+        config = ActiveConfig(score_groups={"fast": ScoreGroup(half_life_s=DAY),
+                                            "slow": ScoreGroup(half_life_s=4 * DAY)})
+        state = ScoreState(groups={"fast": (30.0, 0.0), "slow": (10.0, 0.0)})
+        at = next_score_crossing(state, [20.0], 0.0, config)
+        assert at is not None
+        assert current_score(state, at - 0.01, config) >= 20.0 > current_score(state, at, config)
+
+    def test_no_decay_means_no_crossing(self) -> None:
+        """Half-life 0: the score never moves by itself."""
+        from dataflows.scoring import next_score_crossing
+
+        config = ActiveConfig(score_groups={"default": ScoreGroup(half_life_s=0)})
+        assert next_score_crossing(ScoreState(groups={"default": (40.0, 0.0)}), [20.0], 0.0, config) is None
