@@ -44,11 +44,6 @@ def decision_push_channel() -> str:
     return f"{PREFIX}:push"
 
 
-def frame_dedup(frame_id: str) -> str:
-    """Marks a tracker frame as already appended (resend after reconnect)."""
-    return f"{PREFIX}:frame:{frame_id}"
-
-
 def config_version(version: int) -> str:
     """One immutable version of the live configuration (JSON)."""
     return f"{PREFIX}:config:v{version}"
