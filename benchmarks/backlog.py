@@ -95,54 +95,57 @@ def _sentinels_done(client: redis.Redis, sentinels: list[str]) -> bool:
     return all(client.mget([keys.contact_profile(s) for s in sentinels]))
 
 
+def timed_drain(stack: Stack, client: redis.Redis, label: str, events: int, sentinels: list[str],
+                tally: Tally, time_limit_s: float, workers: int = 1, processes: int = 1) -> dict[str, Any]:
+    """Start the dataflow on a pre-loaded Redis; time from its first read to the last sentinel.
+
+    Returns the figures every drain reports (throughput, CPU, start-up, the
+    correctness check); callers add their own.
+    """
+    cpu_before = stack.cpu()
+    spawned = time.monotonic()
+    stack.start_dataflow(workers, processes)  # returns once every shard has been read once
+    first_read = time.monotonic()
+    cpu_first = stack.cpu()
+    with Progress(label, events) as bar:
+        try:
+            wait_until(lambda: _sentinels_done(client, sentinels), time_limit_s,
+                       "the dataflow to drain the backlog", interval=0.005)
+        except TimeoutError as exc:
+            note(str(exc))
+        bar.done = events
+    finished = time.monotonic()
+    cpu_after = stack.cpu()
+    check = wait_exact(client, tally, 30)
+    seconds = finished - first_read
+    dataflow_cpu = cpu_after.get("dataflow", 0) - cpu_first.get("dataflow", 0)
+    return {
+        "events": events,
+        "contacts": len(tally.counts),
+        "startup_s": round(first_read - spawned, 2),
+        "seconds": round(seconds, 3),
+        "events_per_s": round(events / seconds),
+        "cpu_s": {
+            "dataflow": round(dataflow_cpu, 2),
+            "redis": round(cpu_after.get("redis", 0) - cpu_first.get("redis", 0), 2),
+        },
+        "cpu_s_startup": round(cpu_first.get("dataflow", 0) - cpu_before.get("dataflow", 0), 2),
+        "cpu_s_per_m_events": round(dataflow_cpu / events * 1e6, 1),
+        "check": check.as_dict(),
+    }
+
+
 def drain_dataflow(
     directory: Path, backlog: Backlog, workers: int, processes: int, time_limit_s: float
 ) -> dict[str, Any]:
-    """Start a dataflow on a pre-loaded Redis; time from its first read to the last sentinel."""
-    label = f"{processes}p×{workers}w"
+    """Drain the shared backlog with `processes` × `workers` dataflow workers."""
     with Stack(directory) as stack:
         stack.start_redis()
         client = stack.client()
         preload(client, backlog)
-        cpu_before = stack.cpu()
-        spawned = time.monotonic()
-        stack.start_dataflow(workers, processes)  # returns once every shard has been read once
-        first_read = time.monotonic()
-        cpu_first = stack.cpu()
-        with Progress(f"dataflow {label}", backlog.events) as bar:
-            try:
-                wait_until(
-                    lambda: _sentinels_done(client, backlog.sentinels),
-                    time_limit_s,
-                    "the dataflow to drain the backlog",
-                    interval=0.005,
-                )
-            except TimeoutError as exc:
-                note(str(exc))
-            bar.done = backlog.events
-        finished = time.monotonic()
-        cpu_after = stack.cpu()
-        check = wait_exact(client, backlog.tally, 30)
-        seconds = finished - first_read
-        events = backlog.events
-        return {
-            "workers": workers,
-            "processes": processes,
-            "events": events,
-            "contacts": len(backlog.tally.counts),
-            "startup_s": round(first_read - spawned, 2),
-            "seconds": round(seconds, 3),
-            "events_per_s": round(events / seconds),
-            "cpu_s": {
-                "dataflow": round(cpu_after.get("dataflow", 0) - cpu_first.get("dataflow", 0), 2),
-                "redis": round(cpu_after.get("redis", 0) - cpu_first.get("redis", 0), 2),
-            },
-            "cpu_s_startup": round(cpu_first.get("dataflow", 0) - cpu_before.get("dataflow", 0), 2),
-            "cpu_s_per_m_events": round(
-                (cpu_after.get("dataflow", 0) - cpu_first.get("dataflow", 0)) / events * 1e6, 1
-            ),
-            "check": check.as_dict(),
-        }
+        figures = timed_drain(stack, client, f"dataflow {processes}p×{workers}w", backlog.events,
+                              backlog.sentinels, backlog.tally, time_limit_s, workers, processes)
+        return {"workers": workers, "processes": processes, **figures}
 
 
 def drain_baseline(directory: Path, backlog: Backlog, time_limit_s: float) -> dict[str, Any]:

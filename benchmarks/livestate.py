@@ -30,7 +30,6 @@ the tally says have ordered. Then, per run:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,12 +39,11 @@ import msgspec
 import redis
 
 from benchmarks import state_size
-from benchmarks.backlog import sentinel_events
-from benchmarks.correctness import wait_exact
+from benchmarks.backlog import sentinel_events, timed_drain
 from benchmarks.livestate_config import BUYERS, everything_on, publish, summary
 from benchmarks.progress import Progress, note
 from benchmarks.shoppers import ShopperModel, Tally, encode
-from benchmarks.stack import SHARDS, Stack, rss_bytes, wait_until
+from benchmarks.stack import SHARDS, Stack, rss_bytes
 from state import keys
 from state.config import ActiveConfig
 from state.streams import ENTRY_FIELD, encode_entry, group_by_shard
@@ -175,46 +173,16 @@ def drain(
         rss_idle = _idle_rss(stack)
         redis_before = int(client.info("memory")["used_memory"])
         preload(client, work)
-        cpu_before = stack.cpu()
-        spawned = time.monotonic()
-        stack.start_dataflow(1, 1)
-        first_read = time.monotonic()
-        cpu_first = stack.cpu()
-        with Progress(f"livestate {config}", work.events) as bar:
-            try:
-                wait_until(
-                    lambda: _sentinels_done(client, work.sentinels),
-                    time_limit_s,
-                    "the dataflow to drain the backlog",
-                    interval=0.005,
-                )
-            except TimeoutError as exc:
-                note(str(exc))
-            bar.done = work.events
-        finished = time.monotonic()
-        cpu_after = stack.cpu()
-        check = wait_exact(client, work.tally, 30)
+        figures = timed_drain(stack, client, f"livestate {config}", work.events, work.sentinels, work.tally,
+                              time_limit_s)
         buyers = _buyers_check(client, work.tally, config)
         pid = stack.pids()["dataflow"][0]
         rss_after = rss_bytes(pid)
         contacts = len(work.tally.counts)
-        seconds = finished - first_read
-        dataflow_cpu = cpu_after.get("dataflow", 0) - cpu_first.get("dataflow", 0)
         row: dict[str, Any] = {
             "config": config,
             "config_version": version,
-            "events": work.events,
-            "contacts": contacts,
-            "startup_s": round(first_read - spawned, 2),
-            "seconds": round(seconds, 3),
-            "events_per_s": round(work.events / seconds),
-            "cpu_s": {
-                "dataflow": round(dataflow_cpu, 2),
-                "redis": round(cpu_after.get("redis", 0) - cpu_first.get("redis", 0), 2),
-            },
-            "cpu_s_startup": round(cpu_first.get("dataflow", 0) - cpu_before.get("dataflow", 0), 2),
-            "cpu_s_per_m_events": round(dataflow_cpu / work.events * 1e6, 1),
-            "check": check.as_dict(),
+            **figures,
             "buyers_check": buyers,
             "dataflow_rss_idle_bytes": rss_idle,
             "dataflow_rss_bytes_per_contact": round((rss_after - rss_idle) / contacts),
