@@ -5,6 +5,10 @@ overwritten), makes it current, and appends a control entry with the version
 number to every ingest stream. The dataflow reads those entries in stream
 order, so each event is processed under the version that was current when
 it was ingested, also when it is replayed after a crash.
+
+One window remains: a contact shard switches at the first copy of the
+control it meets, so an event appended to another stream just before that
+stream's own control can be applied under the new version already.
 """
 
 from __future__ import annotations
