@@ -17,9 +17,8 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from state import keys
 from state.events import Event
-from state.streams import ENTRY_FIELD, encode_entry, group_by_shard
+from state.streams import queue_appends
 
 
 class StreamAppender:
@@ -55,8 +54,7 @@ class StreamAppender:
         events = [event for group, _ in batch for event in group]
         try:
             async with self._client.pipeline(transaction=False) as pipe:
-                for shard, group in group_by_shard(events, self._shards).items():
-                    pipe.xadd(keys.event_stream(shard), {ENTRY_FIELD: encode_entry(group)})
+                queue_appends(pipe, events, self._shards)
                 await pipe.execute()
         except Exception as exc:  # every waiting caller must hear about it
             for _, done in batch:

@@ -16,7 +16,7 @@ from dataflows.orders import apply_order
 from dataflows.scoring import apply_scoring, on_scoring_time
 from dataflows.sessions import apply_session
 from dataflows.tags import apply_tags, is_internal
-from dataflows.windows import prune, record_activity
+from dataflows.windows import record_activity
 from state.events import Event, Identify, Page, Screen, event_time
 
 
@@ -48,8 +48,9 @@ def apply_event(state: ContactState, event: Event, live: LiveConfig, cart_idle_s
 
 
 def apply_time(state: ContactState, now: float, live: LiveConfig, cart_idle_s: float) -> None:
-    """What the clock alone changes: due absence rules, cart idleness, old window entries."""
+    """What the clock alone changes: due absence rules and cart idleness.
+
+    Old window entries are pruned by `evaluation.evaluate`, which always follows.
+    """
     on_scoring_time(state.scoring, now, live.config)
     check_cart_idle(state, now, cart_idle_s)
-    windows = live.config.windows
-    prune(state.activity, now, live.retention_s, windows.max_log_entries)

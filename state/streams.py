@@ -46,6 +46,12 @@ def decode_entry(payload: bytes) -> list[Event]:
     return _decoder.decode(payload)
 
 
+def queue_appends(pipe: Any, events: Sequence[Event], shards: int) -> None:
+    """Add the XADDs for `events` (one entry per shard) to a pipeline, sync or async."""
+    for shard, group in group_by_shard(events, shards).items():
+        pipe.xadd(keys.event_stream(shard), {ENTRY_FIELD: encode_entry(group)})
+
+
 async def append_events(client: aioredis.Redis, events: Sequence[Event], shards: int) -> int:
     """Durably append events, one entry per shard, in one round trip.
 
@@ -55,8 +61,7 @@ async def append_events(client: aioredis.Redis, events: Sequence[Event], shards:
     if not events:
         return 0
     async with client.pipeline(transaction=False) as pipe:
-        for shard, group in group_by_shard(events, shards).items():
-            pipe.xadd(keys.event_stream(shard), {ENTRY_FIELD: encode_entry(group)})
+        queue_appends(pipe, events, shards)
         await pipe.execute()
     return len(events)
 
@@ -66,8 +71,7 @@ def append_events_sync(client: redis.Redis, events: Sequence[Event], shards: int
     if not events:
         return 0
     with client.pipeline(transaction=False) as pipe:
-        for shard, group in group_by_shard(events, shards).items():
-            pipe.xadd(keys.event_stream(shard), {ENTRY_FIELD: encode_entry(group)})
+        queue_appends(pipe, events, shards)
         pipe.execute()
     return len(events)
 

@@ -73,6 +73,13 @@ class TestContacts:
         response = client.get("/v1/contacts/user-7", headers=admin())
         assert response.status_code == 200 and response.json()["contact_id"] == "anon-7"
 
+    def test_profile_is_found_by_email_whatever_its_case(self, client: TestClient, profile: Profile,
+                                                         redis_client: redis.Redis) -> None:
+        """The dataflow stores e-mail aliases lower-cased; look-ups by any case find the contact."""
+        redis_client.set(keys.contact_alias("ada@example.com"), "anon-7")
+        response = client.get("/v1/contacts/Ada@Example.COM", headers=admin())
+        assert response.status_code == 200 and response.json()["contact_id"] == "anon-7"
+
     def test_unknown_contact_is_404(self, client: TestClient) -> None:
         """Nobody by that id."""
         response = client.get("/v1/contacts/nobody", headers=admin())
