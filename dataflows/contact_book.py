@@ -1,121 +1,156 @@
-"""The contacts of one contact shard, their timers, and what they emit.
+"""The contacts of one contact shard and their timers: a store with commit and rollback.
 
 Both stateful stages (anonymous visitors and known contacts) keep their
-contacts in a `ContactBook`: recently used contacts as live objects (hot),
-everyone else as their msgpack encoding (cold), plus one min-heap of
-deadlines with at most one live entry per contact. A live Python object
-costs several KB per contact and its encoding about 600 bytes, so a
-dataflow holding 10⁶ contacts stays within memory; the price is a decode
-(a few µs) when a cold contact has an event or a deadline.
+contacts in a `ContactBook`. Every contact has a *committed* form, its
+msgpack encoding as of the end of the last activation that changed it;
+recently used contacts are also kept decoded (hot), everyone else only
+encoded (a live object costs several KB per contact, its encoding about
+600 bytes, so 10⁶ contacts fit in memory).
 
-Snapshots are the encodings (hot contacts are encoded then) and the
-deadlines, so resuming decodes nobody until they are needed.
+An activation changes hot objects in place and then commits each changed
+contact (encodes it). If a step fails half-way, `rollback` puts the
+committed form back, so a failure can never leave a contact half-changed,
+and a contact that cannot be encoded is caught at the step that made it so
+— never later, in a snapshot that would then fail at every epoch. Snapshots
+and cooling down copy committed encodings and encode nothing.
+
+Timers: one min-heap of deadlines with at most one live entry per contact.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
 from typing import Final
-from zlib import crc32
 
 import msgspec
 
 from dataflows.contact_state import ContactState
-from dataflows.evaluation import evaluate
-from dataflows.live_config import LiveConfig
-from dataflows.outputs import DecisionPush, Output, ProfileDelete, ProfileWrite, SegmentChange
-from state.profile import decisions_for, encode_profile
 
 _state_encoder: Final = msgspec.msgpack.Encoder()
 _state_decoder: Final = msgspec.msgpack.Decoder(ContactState)
-_states_decoder: Final = msgspec.msgpack.Decoder(list[ContactState])
-_json: Final = msgspec.json.Encoder()
 
 
-def encode_states(states: Iterable[ContactState]) -> bytes:
-    """Contact states → msgpack (hand-offs between stages)."""
-    return _state_encoder.encode(list(states))
+def encode_state(state: ContactState) -> bytes:
+    """A contact's committed form (msgpack)."""
+    return _state_encoder.encode(state)
 
 
-def decode_states(raw: bytes) -> list[ContactState]:
-    """msgpack → contact states."""
-    return _states_decoder.decode(raw)
+def decode_state(raw: bytes) -> ContactState:
+    """A contact from its committed form."""
+    return _state_decoder.decode(raw)
 
 
 class ContactBook:
-    """Contacts of one shard, hot or cold, with a heap of their next deadlines."""
+    """Contacts of one shard: committed encodings, a hot decoded subset, and a deadline heap."""
 
-    def __init__(self, cart_idle_s: float, anonymous: bool, hot_limit: int = 64) -> None:
-        self.cart_idle_s = cart_idle_s
+    def __init__(self, anonymous: bool, hot_limit: int = 64) -> None:
         self.anonymous = anonymous
         self.hot_limit = hot_limit
         self._hot: dict[str, ContactState] = {}  # least recently used first
-        self._cold: dict[str, bytes] = {}
+        self._encoded: dict[str, bytes] = {}  # committed form of every contact
+        self._dirty: dict[str, None] = {}  # fetched since their last commit, in order
         self._timers: list[tuple[float, str]] = []
         self._scheduled: dict[str, float] = {}
 
     def __len__(self) -> int:
-        return len(self._hot) + len(self._cold)
+        return len(self._encoded) + sum(1 for c in self._hot if c not in self._encoded)
+
+    # ---- snapshots -------------------------------------------------------------
 
     def restore(self, encoded: dict[str, bytes], deadlines: dict[str, float]) -> None:
-        """Load a snapshot: every contact cold, every deadline re-armed."""
-        self._cold.update(encoded)
+        """Load a snapshot: every contact committed and cold, every deadline re-armed."""
+        self._encoded.update(encoded)
         for contact_id, due in deadlines.items():
             self._arm(contact_id, due)
 
     def encoded(self) -> dict[str, bytes]:
-        """Every contact's encoding (for a snapshot)."""
-        snapshot = dict(self._cold)
-        for contact_id, state in self._hot.items():
-            snapshot[contact_id] = _state_encoder.encode(state)
-        return snapshot
+        """Every contact's committed form (for a snapshot, between activations)."""
+        return dict(self._encoded)
 
     def deadlines(self) -> dict[str, float]:
         """Every contact's pending deadline (for a snapshot)."""
         return dict(self._scheduled)
 
+    # ---- reading and changing ----------------------------------------------------
+
     def get(self, contact_id: str) -> ContactState | None:
-        """The contact, made hot (most recently used), or None."""
+        """The contact, made hot (most recently used) and marked as possibly changing, or None."""
         state = self._hot.pop(contact_id, None)
         if state is None:
-            raw = self._cold.pop(contact_id, None)
+            raw = self._encoded.get(contact_id)
             if raw is None:
                 return None
             state = _state_decoder.decode(raw)
         self._hot[contact_id] = state
+        self._dirty[contact_id] = None
         return state
 
     def get_or_create(self, contact_id: str) -> ContactState:
+        """The contact, or a new one (known contacts are their own user id)."""
         state = self.get(contact_id)
         if state is None:
-            state = self._hot[contact_id] = ContactState(contact_id=contact_id)
+            state = ContactState(contact_id=contact_id, user_id=None if self.anonymous else contact_id)
+            self._hot[contact_id] = state
+            self._dirty[contact_id] = None
         return state
 
-    def all_contacts(self) -> Iterator[ContactState]:
-        """Every contact, each made hot in turn (a backfill); cool down afterwards."""
-        for contact_id in list(self._hot) + list(self._cold):
-            state = self.get(contact_id)
-            if state is not None:
-                yield state
+    def commit(self, state: ContactState) -> None:
+        """Make the contact's current state its committed form; raises when it cannot be encoded."""
+        self._encoded[state.contact_id] = _state_encoder.encode(state)
+        self._dirty.pop(state.contact_id, None)
+
+    def committed(self, contact_id: str) -> bytes | None:
+        """The contact's committed form, or None for a contact created since."""
+        return self._encoded.get(contact_id)
+
+    def rollback(self, contact_id: str) -> ContactState | None:
+        """Undo every change since the contact's last commit; None (and gone) if it was new."""
+        self._hot.pop(contact_id, None)
+        self._dirty.pop(contact_id, None)
+        raw = self._encoded.get(contact_id)
+        if raw is None:
+            self._scheduled.pop(contact_id, None)
+            return None
+        state = self._hot[contact_id] = _state_decoder.decode(raw)
+        return state
+
+    def replace(self, state: ContactState) -> None:
+        """Put `state` in place of the contact's current one (it counts as changed)."""
+        self._hot.pop(state.contact_id, None)
+        self._hot[state.contact_id] = state
+        self._dirty[state.contact_id] = None
+
+    def uncommitted(self) -> list[str]:
+        """Contacts fetched since their last commit."""
+        return list(self._dirty)
+
+    def all_ids(self) -> list[str]:
+        """Every contact id (hot ones first)."""
+        return list(dict.fromkeys([*self._hot, *self._encoded]))
 
     def pop(self, contact_id: str) -> ContactState | None:
-        """Remove a contact (handed off or purged); its heap entry goes stale."""
+        """Remove a contact (handed off or purged) and return it; its heap entry goes stale."""
         state = self.get(contact_id)
         self._hot.pop(contact_id, None)
+        self._encoded.pop(contact_id, None)
+        self._dirty.pop(contact_id, None)
         self._scheduled.pop(contact_id, None)
         return state
 
     def cool_down(self) -> None:
-        """Encode the least recently used contacts until the hot set fits its limit.
+        """Drop the least recently used decoded contacts until the hot set fits its limit.
 
-        Only call between activations: a contact still referenced by the
-        caller must not be encoded and then changed.
+        Only between activations: their committed form is current then.
         """
         hot = self._hot
-        while len(hot) > self.hot_limit:
-            contact_id = next(iter(hot))
-            self._cold[contact_id] = _state_encoder.encode(hot.pop(contact_id))
+        excess = len(hot) - self.hot_limit
+        if excess <= 0:
+            return
+        # An uncommitted change is never dropped (there are none between activations).
+        for contact_id in [c for c in list(hot)[:excess + len(self._dirty)] if c not in self._dirty][:excess]:
+            del hot[contact_id]
+
+    # ---- timers ----------------------------------------------------------------
 
     def schedule(self, state: ContactState) -> None:
         """Keep at most one live heap entry per contact, at its earliest deadline."""
@@ -129,57 +164,17 @@ class ContactBook:
             heapq.heappush(self._timers, (due, contact_id))
 
     def next_due(self) -> float | None:
+        """The earliest deadline (possibly stale: it may fire for nothing)."""
         return self._timers[0][0] if self._timers else None
 
-    def due_contacts(self, now: float) -> list[ContactState]:
+    def due_ids(self, now: float) -> list[str]:
         """Contacts whose deadline has passed (each once), removed from the heap."""
-        due: list[ContactState] = []
+        due: list[str] = []
         while self._timers and self._timers[0][0] <= now:
             at, contact_id = heapq.heappop(self._timers)
             if self._scheduled.get(contact_id) != at:
                 continue  # superseded by an earlier deadline, or contact gone
             del self._scheduled[contact_id]
-            state = self.get(contact_id)
-            if state is not None:
-                due.append(state)
+            due.append(contact_id)
         return due
 
-    def emit(self, states: Iterable[ContactState], live: LiveConfig, now: float) -> list[Output]:
-        """Evaluate each contact at `now`; its profile, segment changes and decision push."""
-        out: list[Output] = []
-        for state in states:
-            state.updated_at = now
-            result = evaluate(state, live, now, self.cart_idle_s, self.anonymous)
-            self.schedule(state)
-            contact_id = state.contact_id
-            moves = [(s, True) for s in result.entered] + [(s, False) for s in result.exited]
-            for segment_id, entered in moves:
-                state.segment_changes += 1
-                out.append(SegmentChange(f"{contact_id}:{state.segment_changes}", contact_id, segment_id,
-                                         entered, now))
-            out.append(ProfileWrite(contact_id, encode_profile(result.profile)))
-            if state.anonymous_ids:
-                decision = decisions_for(result.profile)
-                digest = crc32(_json.encode((decision.temperature, decision.segments, decision.popups,
-                                             decision.cart_value)))
-                if digest != state.pushed_digest:
-                    state.pushed_digest = digest
-                    ids = (*state.anonymous_ids, *((state.user_id,) if state.user_id else ()))
-                    out.append(DecisionPush(ids, _json.encode(decision)))
-        return out
-
-    def purge(self, state: ContactState) -> list[Output]:
-        """Forget a contact: its profile and its segment memberships go too."""
-        self.pop(state.contact_id)
-        return [*leave_segments(state, state.updated_at), ProfileDelete(state.contact_id)]
-
-
-def leave_segments(state: ContactState, at: float) -> list[Output]:
-    """Exits from every segment a contact that ceases to exist (purged, merged) was in."""
-    out: list[Output] = []
-    for segment_id in state.segments:
-        state.segment_changes += 1
-        out.append(SegmentChange(f"{state.contact_id}:{state.segment_changes}", state.contact_id,
-                                 segment_id, False, at))
-    state.segments = []
-    return out

@@ -8,17 +8,14 @@ and the functions that update it; this module only holds them together.
 
 from __future__ import annotations
 
-from typing import Final
-
 import msgspec
 
+from dataflows.dedup import SeenIds
 from dataflows.orders import OrderStats
 from dataflows.scoring import ScoreState
 from dataflows.sessions import SessionState
 from dataflows.windows import ActivityLog
 from state.profile import CartLine, Counters
-
-RECENT_IDS: Final = 32
 
 
 class Tallies(msgspec.Struct, array_like=True, gc=False):
@@ -71,19 +68,12 @@ class ContactState(msgspec.Struct, kw_only=True, array_like=True):
     # Numbers each segment change, so change ids are deterministic under replay.
     segment_changes: int = 0
     late_events: int = 0
-    # CRC32s of the last message ids: retries and resends are counted once.
+    # Unused since message ids are remembered in `seen`; kept so older snapshots still decode.
     recent_ids: list[int] = msgspec.field(default_factory=list)
     # When this contact next needs attention without a new event.
     due_at: float | None = None
     # CRC32 of the last decision pushed to the visitor's browser.
     pushed_digest: int = 0
     updated_at: float = 0.0
-
-    def remember(self, message_hash: int) -> bool:
-        """Record a message id; False when it was seen recently (a duplicate)."""
-        if message_hash in self.recent_ids:
-            return False
-        self.recent_ids.append(message_hash)
-        if len(self.recent_ids) > RECENT_IDS:
-            del self.recent_ids[0]
-        return True
+    # Message ids applied lately (`dedup`): resends are counted once.
+    seen: SeenIds = msgspec.field(default_factory=SeenIds)

@@ -15,16 +15,16 @@ from dataflows.live_config import LiveConfig
 from dataflows.orders import apply_order
 from dataflows.scoring import apply_scoring, on_scoring_time
 from dataflows.sessions import apply_session
-from dataflows.tags import apply_tags, is_internal
+from dataflows.tags import apply_admin_change, apply_tag_rules
 from dataflows.windows import record_activity
-from state.events import Event, Identify, Page, Screen, event_time
+from state.events import Identify, ListChanged, Page, Screen, StreamEvent, TagsChanged, event_time
 
 
-def apply_event(state: ContactState, event: Event, live: LiveConfig, cart_idle_s: float) -> None:
+def apply_event(state: ContactState, event: StreamEvent, live: LiveConfig, cart_idle_s: float) -> None:
     """Fold one (deduplicated) event into the contact's state."""
     config = live.config
-    if is_internal(event):
-        apply_tags(state, event, config)
+    if isinstance(event, TagsChanged | ListChanged):
+        apply_admin_change(state, event)
         return
     at = event_time(event).timestamp()
     received = event.received_at.timestamp() if event.received_at else at
@@ -44,7 +44,7 @@ def apply_event(state: ContactState, event: Event, live: LiveConfig, cart_idle_s
     if not record_activity(state.activity, event, at, received, config.windows):
         state.late_events += 1
     apply_scoring(state.scoring, event, at, config)
-    apply_tags(state, event, config)
+    apply_tag_rules(state, event, config)
 
 
 def apply_time(state: ContactState, now: float, live: LiveConfig, cart_idle_s: float) -> None:

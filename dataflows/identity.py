@@ -15,30 +15,32 @@ Guard rails (Segment's identity resolution): blocked ids such as `null`,
 
 from __future__ import annotations
 
-from dataflows.contact_state import RECENT_IDS, ContactState
+from dataflows.contact_state import ContactState
+from dataflows.dedup import DedupWindow, merge_seen
 from dataflows.orders import merge_orders
 from dataflows.scoring import merge_scores
 from dataflows.sessions import merge_sessions
 from dataflows.windows import merge_logs
 from state.config import ActiveConfig
-from state.events import Alias, Event
+from state.events import Alias, StreamEvent
 from state.validation import is_blocked_id
 
 
-def known_user(event: Event) -> str | None:
+def known_user(event: StreamEvent) -> str | None:
     """The user id an event identifies, unless it is missing or blocked."""
     user_id = event.user_id
     return None if user_id is None or is_blocked_id(user_id) else user_id
 
 
-def device_id(event: Event) -> str | None:
+def device_id(event: StreamEvent) -> str | None:
     """The anonymous id an event comes from (`previousId` for alias)."""
     if isinstance(event, Alias):
         return event.previous_id
     return event.anonymous_id
 
 
-def merge_contacts(into: ContactState, other: ContactState, now: float, config: ActiveConfig) -> bool:
+def merge_contacts(into: ContactState, other: ContactState, now: float, config: ActiveConfig,
+                   dedup: DedupWindow) -> bool:
     """Fold an anonymous visitor's state into a contact; False when the merge cap is reached."""
     cap = config.identity.max_anonymous_ids
     new_ids = [a for a in other.anonymous_ids if a not in into.anonymous_ids]
@@ -64,8 +66,7 @@ def merge_contacts(into: ContactState, other: ContactState, now: float, config: 
     into.tags.extend(t for t in other.tags if t not in into.tags)
     into.lists.extend(x for x in other.lists if x not in into.lists)
     into.late_events += other.late_events
-    seen = set(other.recent_ids)
-    into.recent_ids = (other.recent_ids + [h for h in into.recent_ids if h not in seen])[-RECENT_IDS:]
+    merge_seen(into.seen, other.seen, dedup)
     return True
 
 

@@ -7,15 +7,25 @@ version its snapshot recorded and gets exactly the rules it ran with.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass
 
+import msgspec
 import redis
 
+from dataflows.errors import DataflowError
 from dataflows.segments import CompiledSegments, compile_segments
 from state.config import ActiveConfig, Score, WindowCount
 from state.config_store import load_config_version
-from state.segment_graph import walk
+from state.segment_graph import SegmentDefinitionError, walk
+
+log = logging.getLogger(__name__)
+
+
+class ConfigUnavailableError(DataflowError):
+    """A configuration version that is not stored or cannot be used (the shard keeps its current one)."""
 
 
 @dataclass(frozen=True)
@@ -58,18 +68,37 @@ class ConfigLoader:
         self._lock = threading.Lock()
 
     def get(self, version: int) -> LiveConfig:
-        """The compiled configuration `version` (version 0 is the defaults)."""
+        """The compiled configuration `version` (version 0 is the defaults).
+
+        Waits for Redis while it is unreachable (nothing can proceed without
+        the version anyway, and raising would restart the dataflow in a loop);
+        raises ConfigUnavailableError for a version that is missing or invalid.
+        """
         cached = self._cache.get(version)
         if cached is not None:
             return cached
         with self._lock:
             if version not in self._cache:
                 if self._redis_url is None:
-                    raise LookupError(f"configuration version {version} requested without Redis")
-                if self._client is None:
-                    self._client = redis.Redis.from_url(self._redis_url)
-                self._cache[version] = LiveConfig.of(load_config_version(self._client, version))
+                    raise ConfigUnavailableError(f"configuration version {version} requested without Redis")
+                self._cache[version] = self._load(version)
             return self._cache[version]
+
+    def _load(self, version: int) -> LiveConfig:
+        assert self._redis_url is not None
+        if self._client is None:
+            self._client = redis.Redis.from_url(self._redis_url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        pause = 0.05
+        while True:
+            try:
+                return LiveConfig.of(load_config_version(self._client, version))
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                log.warning("redis unreachable; waiting to load a configuration",
+                            extra={"version": version, "error": str(exc)})
+                time.sleep(pause)
+                pause = min(1.0, pause * 2)
+            except (LookupError, msgspec.DecodeError, SegmentDefinitionError, redis.RedisError) as exc:
+                raise ConfigUnavailableError(f"configuration version {version}: {exc}") from exc
 
     def put(self, config: ActiveConfig) -> LiveConfig:
         """Register a configuration directly (tests, and the defaults)."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from state.events import Event
+from state.events import StreamEvent
+from state.quarantine import QuarantineRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +77,15 @@ class MetricAdd:
     amount: int
 
 
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """Something a step could not take (the contact was rolled back): keep it for operators."""
+
+    record: QuarantineRecord
+
+
 Output = (ProfileWrite | ProfileDelete | AliasWrite | DecisionPush | SegmentChange | BackfillProgress
-          | MetricAdd)
+          | MetricAdd | Quarantined)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +93,7 @@ class Routed:
     """An event on its way to the known contact it was resolved to."""
 
     contact_id: str
-    event: Event
+    event: StreamEvent
     # The config version it was resolved under: the contact stage switches first if behind.
     version: int
 

@@ -5,18 +5,26 @@ set, a member added to a sorted set), so the replay after a crash, which
 re-emits the outputs of events after the last snapshot, writes the same
 values again instead of counting twice. Segment changes carry ids derived
 from the contact's state, so a consumer can drop a replayed one.
+
+That same idempotence lets the sink simply write the batch again when Redis
+drops the connection: it waits for Redis (backing off up to a second,
+logging the outage once) rather than raising, which would restart the
+whole dataflow in a loop for as long as Redis is down. A command Redis
+refuses (a key of the wrong type, say) is logged and counted; it does not
+stop the others.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import orjson
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from dataflows.errors import SinkError
 from dataflows.outputs import (
     AliasWrite,
     BackfillProgress,
@@ -25,30 +33,61 @@ from dataflows.outputs import (
     Output,
     ProfileDelete,
     ProfileWrite,
+    Quarantined,
     SegmentChange,
 )
 from state import keys
+from state.quarantine import queue_quarantine
+
+log = logging.getLogger(__name__)
 
 PUSH_CHANNEL: Final = keys.decision_push_channel()
 SEGMENT_CHANGES: Final = keys.segment_changes()
 # The change stream is for workflows to consume promptly; keep about a million.
 SEGMENT_CHANGES_MAXLEN: Final = 1_000_000
+REDIS_TIMEOUT_S: Final = 5.0
 
 
 @dataclass(frozen=True)
 class RedisSinkConfig:
-    """Where to write."""
+    """Where to write, and how long to keep quarantined items."""
 
     redis_url: str
+    quarantine_max: int = 100_000
+    quarantine_retention_s: float = 30 * 86_400.0
+    max_retry_pause_s: float = 1.0
 
 
 class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
     def __init__(self, config: RedisSinkConfig) -> None:
-        self._client = redis.Redis.from_url(config.redis_url)
+        self._config = config
+        self._client = redis.Redis.from_url(config.redis_url, socket_timeout=REDIS_TIMEOUT_S,
+                                            socket_connect_timeout=REDIS_TIMEOUT_S)
 
     def write_batch(self, items: list[tuple[str, Output]]) -> None:
         """Write (contact shard, output) pairs as the stateful steps emit them."""
-        pipe = self._client.pipeline(transaction=False)
+        pause = 0.05
+        outage_since: float | None = None
+        while True:
+            pipe = self._client.pipeline(transaction=False)
+            self._queue(pipe, items)
+            try:
+                results: list[Any] = pipe.execute(raise_on_error=False)
+                break
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                if outage_since is None:
+                    outage_since = time.monotonic()
+                    log.warning("redis unreachable; the sink waits for it", extra={"error": str(exc)})
+                time.sleep(pause)
+                pause = min(self._config.max_retry_pause_s, pause * 2)
+        if outage_since is not None:
+            log.warning("redis is back; the sink wrote its batch",
+                        extra={"outage_s": round(time.monotonic() - outage_since, 3)})
+        refused = [r for r in results if isinstance(r, redis.ResponseError)]
+        if refused:
+            log.error("redis refused writes", extra={"count": len(refused), "first": str(refused[0])})
+
+    def _queue(self, pipe: Any, items: list[tuple[str, Output]]) -> None:
         for _, item in items:
             if isinstance(item, ProfileWrite):
                 pipe.set(keys.contact_profile(item.contact_id), item.profile_json)
@@ -73,10 +112,9 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
                 pipe.hset(keys.backfill_progress(item.version), item.shard, item.contacts)
             elif isinstance(item, MetricAdd):
                 pipe.hincrby(keys.metrics(), item.name, item.amount)
-        try:
-            pipe.execute()
-        except redis.RedisError as exc:
-            raise SinkError(f"writing {len(items)} outputs: {exc}") from exc
+            elif isinstance(item, Quarantined):
+                queue_quarantine(pipe, item.record, self._config.quarantine_max,
+                                 self._config.quarantine_retention_s)
 
     def close(self) -> None:
         self._client.close()

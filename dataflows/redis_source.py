@@ -22,21 +22,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import msgspec
 import redis
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from dataflows.errors import SourceError
 from state import keys
 from state.config_store import ConfigControl, decode_control
-from state.events import Event
-from state.streams import CONTROL_FIELD, ENTRY_FIELD, decode_entry
+from state.events import StreamEvent
+from state.quarantine import QuarantineRecord, clip, queue_quarantine
+from state.streams import CONTROL_FIELD, ENTRY_FIELD, UnreadableEvent, decode_entry_salvaging
 
-SourceItem = Event | ConfigControl
+SourceItem = StreamEvent | ConfigControl
 
 log = logging.getLogger(__name__)
 
 START_ID: Final = "0-0"
 PROGRESS_EVERY_S: Final = 0.1
+# A hung Redis must not hang the worker (timers and snapshots included).
+REDIS_TIMEOUT_S: Final = 5.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class StreamSourceConfig:
     max_idle_poll_s: float = 0.01
     # None disables trimming (no recovery: restarts replay from the start).
     trim_after_s: float | None = None
+    # Longest wait between reads while Redis is unreachable.
+    max_outage_poll_s: float = 1.0
+    quarantine_max: int = 100_000
+    quarantine_retention_s: float = 30 * 86_400.0
 
 
 class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
@@ -57,30 +64,73 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
         self._config = config
         self._shard = shard
         self._stream = keys.event_stream(shard)
-        self._client = redis.Redis.from_url(config.redis_url)
+        self._client = redis.Redis.from_url(config.redis_url, socket_timeout=REDIS_TIMEOUT_S,
+                                            socket_connect_timeout=REDIS_TIMEOUT_S)
         self._last_id = resume_from or START_ID
         self._idle_s = 0.0
         self._awake_at: datetime | None = None
         self._progress_at = 0.0
         self._snapshots: deque[tuple[float, str]] = deque()
+        self._outage_since: float | None = None
 
     def next_batch(self) -> list[SourceItem]:
         try:
             reply: Any = self._client.xread({self._stream: self._last_id}, count=self._config.read_count)
-        except redis.RedisError as exc:
-            raise SourceError(f"reading {self._stream}: {exc}") from exc
+        except (redis.RedisError, OSError) as exc:
+            self._wait_for_redis(exc)
+            return []
+        if self._outage_since is not None:
+            log.warning("redis is back; reading again", extra={
+                "stream": self._stream, "outage_s": round(time.monotonic() - self._outage_since, 3)})
+            self._outage_since = None
         events: list[SourceItem] = []
+        unreadable: list[QuarantineRecord] = []
         if reply:
-            for entry_id, fields in reply[0][1]:
+            for raw_id, fields in reply[0][1]:
+                entry_id = raw_id.decode()
                 payload = fields.get(ENTRY_FIELD)
                 if payload is not None:
-                    events.extend(decode_entry(payload))
+                    decoded, bad = decode_entry_salvaging(payload)
+                    events.extend(decoded)
+                    unreadable += [self._record(entry_id, item) for item in bad]
                 elif CONTROL_FIELD in fields:
-                    events.append(decode_control(fields[CONTROL_FIELD]))
-                self._last_id = entry_id.decode()
+                    try:
+                        events.append(decode_control(fields[CONTROL_FIELD]))
+                    except msgspec.DecodeError as exc:
+                        unreadable.append(self._record(entry_id, UnreadableEvent(
+                            0, fields[CONTROL_FIELD], f"unreadable config control: {exc}")))
+                self._last_id = entry_id
+        if unreadable:
+            self._quarantine(unreadable)
         self._pace(bool(reply))
         self._report_progress()
         return events
+
+    def _wait_for_redis(self, exc: BaseException) -> None:
+        """Back off while Redis is unreachable; log the outage once."""
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            log.warning("redis unreachable; waiting for it", extra={"stream": self._stream, "error": str(exc)})
+        self._idle_s = min(self._config.max_outage_poll_s, max(self._idle_s * 2, 0.05))
+        self._awake_at = datetime.now(UTC) + timedelta(seconds=self._idle_s)
+
+    def _record(self, entry_id: str, item: UnreadableEvent) -> QuarantineRecord:
+        return QuarantineRecord(
+            id=f"{self._stream}:{entry_id}:{item.index}", at=time.time(), stage="source",
+            error=clip(item.error, 2000), payload=clip(item.payload.decode("utf-8", "replace")),
+            stream_entry=f"{self._stream}:{entry_id}")
+
+    def _quarantine(self, records: list[QuarantineRecord]) -> None:
+        for record in records:
+            log.error("stream element quarantined", extra={"id": record.id, "error": record.error})
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for record in records:
+                    queue_quarantine(pipe, record, self._config.quarantine_max,
+                                     self._config.quarantine_retention_s)
+                pipe.execute()
+        except (redis.RedisError, OSError):
+            log.warning("could not write quarantine records", extra={"count": len(records)})
 
     def _pace(self, got_data: bool) -> None:
         if got_data:
@@ -101,8 +151,8 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
                 pipe.hset(keys.dataflow_progress(), str(self._shard), self._last_id)
                 pipe.set(keys.dataflow_heartbeat(), time.time())
                 pipe.execute()
-        except redis.RedisError:
-            log.warning("could not report progress", extra={"shard": self._shard})
+        except (redis.RedisError, OSError):
+            pass  # an outage is logged by next_batch; progress is reported again 0.1 s later
 
     def next_awake(self) -> datetime | None:
         return self._awake_at
@@ -123,7 +173,7 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
             try:
                 # Entries strictly older than `safe` go; `safe` itself stays.
                 self._client.xtrim(self._stream, minid=safe, approximate=True)
-            except redis.RedisError:
+            except (redis.RedisError, OSError):
                 log.warning("could not trim", extra={"stream": self._stream})
 
     def close(self) -> None:

@@ -2,8 +2,8 @@
 
 The admin API cannot write dataflow state directly (it would race the
 dataflow and vanish at the next profile write), so it appends internal
-events to the contact's stream — `Attimo Tag Changed` and `Attimo List
-Changed` — and they are applied here in stream order like any event.
+events to the contact's stream — `TagsChanged` and `ListChanged`, types no
+client can send — and they are applied here in stream order like any event.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Final
 from dataflows.contact_state import ContactState
 from dataflows.matching import matches
 from state.config import ActiveConfig
-from state.events import LIST_CHANGED, TAG_CHANGED, Event, Track
+from state.events import Event, InternalEvent, TagsChanged
 
 MAX_TAGS: Final = 100
 
@@ -32,33 +32,23 @@ def _remove(values: list[str], value: str) -> bool:
     return True
 
 
-def _strings(value: object) -> list[str]:
-    return [v for v in value if isinstance(v, str) and v] if isinstance(value, list) else []
-
-
-def apply_tags(state: ContactState, event: Event, config: ActiveConfig) -> bool:
-    """Apply admin tag/list changes and tag rules; True when tags or lists changed."""
+def apply_admin_change(state: ContactState, event: InternalEvent) -> bool:
+    """Apply an admin tag or list change; True when tags or lists changed."""
     changed = False
-    if isinstance(event, Track):
-        props = event.properties
-        if event.event == TAG_CHANGED:
-            for tag in _strings(props.get("add")):
-                changed |= _add(state.tags, tag)
-            for tag in _strings(props.get("remove")):
-                changed |= _remove(state.tags, tag)
-            return changed
-        if event.event == LIST_CHANGED:
-            list_id = props.get("list")
-            if isinstance(list_id, str) and list_id:
-                adding = props.get("add", True)
-                changed = _add(state.lists, list_id) if adding else _remove(state.lists, list_id)
-            return changed
+    if isinstance(event, TagsChanged):
+        for tag in event.add:
+            changed |= _add(state.tags, tag)
+        for tag in event.remove:
+            changed |= _remove(state.tags, tag)
+        return changed
+    return _add(state.lists, event.list_id) if event.member else _remove(state.lists, event.list_id)
+
+
+def apply_tag_rules(state: ContactState, event: Event, config: ActiveConfig) -> bool:
+    """Add or remove the tags of every tag rule the event matches; True when tags changed."""
+    changed = False
     for rule in config.tag_rules:
         if matches(rule.match, event):
             changed |= _remove(state.tags, rule.tag) if rule.remove else _add(state.tags, rule.tag)
     return changed
 
-
-def is_internal(event: Event) -> bool:
-    """Internal admin events change tags and lists only; they are not activity."""
-    return isinstance(event, Track) and event.event in (TAG_CHANGED, LIST_CHANGED)

@@ -86,7 +86,35 @@ EVENT_TYPES: Final = {"page": Page, "screen": Screen, "track": Track,
                       "identify": Identify, "alias": Alias, "group": Group}
 
 
-def routing_id(event: Event) -> str:
+# ---- internal events: written by the admin API only ---------------------------
+#
+# The admin API cannot write dataflow state directly (it would race the
+# dataflow and vanish at the next profile write), so it appends these to the
+# contact's stream and the dataflow applies them in order with everything
+# else. They are their own message types, not track names: the public
+# decoder (`Event`) does not know their `type`, so no client holding a write
+# key can send one.
+
+class TagsChanged(_Message, frozen=True, tag="attimo.tags"):
+    """Add and remove tags on one contact (a tag never appears in both)."""
+
+    add: list[str] = msgspec.field(default_factory=list)
+    remove: list[str] = msgspec.field(default_factory=list)
+
+
+class ListChanged(_Message, frozen=True, tag="attimo.list"):
+    """Make the contact a member of list `list_id`, or not."""
+
+    list_id: str
+    member: bool = True
+
+
+InternalEvent = TagsChanged | ListChanged
+StreamEvent = Event | InternalEvent
+"""What an ingest stream entry holds: client events and the admin API's internal ones."""
+
+
+def routing_id(event: StreamEvent) -> str:
     """The id that decides an event's shard: the device first, then the user.
 
     Events of one browser always carry the same anonymous id, so they stay in
@@ -98,7 +126,7 @@ def routing_id(event: Event) -> str:
     return event.anonymous_id or event.user_id or ""
 
 
-def event_time(event: Event) -> datetime:
+def event_time(event: StreamEvent) -> datetime:
     """When the event happened (skew-corrected at ingest)."""
     assert event.timestamp is not None, "events are normalised at ingest"
     return event.timestamp
@@ -119,8 +147,5 @@ EMAIL_LINK_CLICKED: Final = "Email Link Clicked"
 UNSUBSCRIBED: Final = "Unsubscribed"
 FORM_SUBMITTED: Final = "Form Submitted"
 SIGNED_UP: Final = "Signed Up"
-
-# Internal events the admin API appends so that the dataflow stays the only
-# writer of contact state: tags added/removed, explicit list membership.
-TAG_CHANGED: Final = "Attimo Tag Changed"
-LIST_CHANGED: Final = "Attimo List Changed"
+# Track names starting with this are reserved: refused at ingest.
+RESERVED_EVENT_PREFIX: Final = "attimo "

@@ -5,28 +5,50 @@ decoded on its own (from its raw bytes, so its size is known), and a bad one
 is reported with its index, its messageId and the field at fault while the
 rest of the batch is kept. Timestamps are corrected for clock skew the way
 Segment does: `timestamp = receivedAt - (sentAt - timestamp)`.
+
+Whatever is accepted here must survive every later step — the stream
+entry, the dataflow's state and msgpack snapshots, the profile's JSON, the
+API's read — so the bounds of all of them are enforced here, at the edge:
+nesting depth and 64-bit integers (`state.json_bounds`), finite,
+non-negative amounts within a ceiling, ids without control characters,
+timestamps whose skew correction stays within the calendar, and no
+reserved (internal) event names.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
 from state.errors import BatchTooLargeError, InvalidBatchError, InvalidEventError
-from state.events import Alias, Event, Identify, Track
+from state.events import RESERVED_EVENT_PREFIX, Alias, Event, Group, Identify, Track
+from state.json_bounds import (
+    MAX_DEPTH,
+    BoundsError,
+    array_elements,
+    check_integers,
+    check_raw_event,
+    may_hold_big_ints,
+    object_members,
+)
 
-# Numbers an event may carry: money and counts far beyond any real shop, but
-# finite, so a typo or an attack cannot poison a score or a sum.
-MAX_ABS_NUMBER: Final = 1e12
-NUMERIC_PROPERTIES: Final = ("price", "revenue", "total", "value", "quantity",
-                             "discount", "shipping", "tax", "subtotal")
+# Amounts an event may carry: far beyond any real shop, but finite and not
+# negative, so a typo or an attack cannot poison a score, a sum or an AOV.
+MAX_AMOUNT: Final = 1e12
+MAX_QUANTITY: Final = 1e6
+AMOUNT_PROPERTIES: Final = ("price", "revenue", "total", "value", "discount", "shipping", "tax", "subtotal")
+NUMERIC_PROPERTIES: Final = (*AMOUNT_PROPERTIES, "quantity")
 BLOCKED_IDS: Final = frozenset({"null", "undefined", "anonymous", "0", "-1", "nil", "none"})
+# The largest integer JavaScript represents exactly: a tracker's frame counter never gets near it.
+MAX_SEQ: Final = 2**53 - 1
+_CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +78,13 @@ class DecodedBatch:
     rejected: list[Rejection] = field(default_factory=list)
 
 
+Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
+
+
 class Frame(msgspec.Struct, rename="camel"):
     """A tracker websocket frame: a numbered batch awaiting an ack."""
 
-    seq: int
+    seq: Seq
     batch: list[msgspec.Raw]
     sent_at: datetime | None = None
 
@@ -70,7 +95,6 @@ class HttpBatch(msgspec.Struct, rename="camel"):
     batch: list[msgspec.Raw]
     sent_at: datetime | None = None
     write_key: str | None = None
-    context: dict[str, Any] | None = None
 
 
 _event_decoder: Final = msgspec.json.Decoder(Event)
@@ -89,8 +113,9 @@ def _check_numbers(where: str, values: Mapping[str, Any]) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"`{where}.{name}` must be a number, got {type(value).__name__}")
-        if not math.isfinite(value) or abs(value) > MAX_ABS_NUMBER:
-            raise ValueError(f"`{where}.{name}` is out of range (|x| ≤ {MAX_ABS_NUMBER:g})")
+        ceiling = MAX_QUANTITY if name == "quantity" else MAX_AMOUNT
+        if not math.isfinite(value) or not 0 <= value <= ceiling:
+            raise ValueError(f"`{where}.{name}` is out of range (0 ≤ x ≤ {ceiling:g}), got {value!r}")
     products = values.get("products")
     if products is not None:
         if not isinstance(products, list):
@@ -99,6 +124,44 @@ def _check_numbers(where: str, values: Mapping[str, Any]) -> None:
             if not isinstance(product, dict):
                 raise ValueError(f"`{where}.products[{i}]` must be an object")
             _check_numbers(f"{where}.products[{i}]", product)
+
+
+def _check_ids(event: Event) -> None:
+    ids = [("messageId", event.message_id), ("anonymousId", event.anonymous_id), ("userId", event.user_id)]
+    if isinstance(event, Alias):
+        ids.append(("previousId", event.previous_id))
+    elif isinstance(event, Group):
+        ids.append(("groupId", event.group_id))
+    for name, value in ids:
+        if value is not None and _CONTROL_CHARS.search(value):
+            raise ValueError(f"`{name}` contains a control character")
+
+
+def _decode_salvaging(body: bytes, kind: type[msgspec.Struct], what: str) -> Any:
+    """Decode an envelope nested too deep for the decoder: its members one by one.
+
+    The batch is split without recursion (`state.json_bounds`), so the
+    deep event is refused on its own by `validate_one` and the rest kept.
+    """
+    members = object_members(body)
+    if members is None:
+        raise InvalidBatchError(f"{what}: not a JSON object (or nested too deeply to read)")
+    fields: dict[str, Any] = {}
+    for name, raw in members.items():
+        if name == "batch":
+            elements = array_elements(raw)
+            if elements is None:
+                raise InvalidBatchError(f"{what}: `batch` must be an array")
+            fields[name] = [msgspec.Raw(element) for element in elements]
+        elif name in ("seq", "sentAt", "writeKey"):
+            try:
+                fields[name] = msgspec.json.decode(raw)
+            except (msgspec.DecodeError, RecursionError) as exc:
+                raise InvalidBatchError(f"{what}: `{name}`: {exc}") from exc
+    try:
+        return msgspec.convert(fields, kind)
+    except msgspec.ValidationError as exc:
+        raise InvalidBatchError(f"{what}: {exc}") from exc
 
 
 def is_blocked_id(value: str | None) -> bool:
@@ -121,6 +184,8 @@ class EventValidator:
             frame = _frame_decoder.decode(body)
         except msgspec.DecodeError as exc:
             raise InvalidBatchError(f"frame: {exc}") from exc
+        except RecursionError:
+            frame = _decode_salvaging(body, Frame, "frame")
         return frame.seq, self.validate_all(frame.batch, received_at, frame.sent_at)
 
     def decode_http_batch(self, body: bytes, received_at: datetime) -> tuple[HttpBatch, DecodedBatch]:
@@ -129,6 +194,8 @@ class EventValidator:
             envelope = _http_batch_decoder.decode(body)
         except msgspec.DecodeError as exc:
             raise InvalidBatchError(f"body: {exc}") from exc
+        except RecursionError:
+            envelope = _decode_salvaging(body, HttpBatch, "body")
         return envelope, self.validate_all(envelope.batch, received_at, envelope.sent_at)
 
     def validate_all(
@@ -155,34 +222,52 @@ class EventValidator:
             raise InvalidEventError(
                 index, f"event is {len(raw)} bytes; at most {self.limits.max_event_bytes} allowed")
         try:
+            check_raw_event(raw)
             event = _event_decoder.decode(raw)
+        except BoundsError as exc:
+            raise InvalidEventError(index, str(exc)) from exc
         except msgspec.ValidationError as exc:
             raise InvalidEventError(index, str(exc)) from exc
         except msgspec.DecodeError as exc:
             raise InvalidEventError(index, f"not valid JSON: {exc}") from exc
+        except RecursionError as exc:  # unreachable after check_raw_event; kept as a guard
+            raise InvalidEventError(index, f"nested deeper than {MAX_DEPTH} levels") from exc
         label = f"messageId {event.message_id}: " if event.message_id else ""
         try:
+            if may_hold_big_ints(raw):
+                for name, value in msgspec.structs.asdict(event).items():
+                    check_integers(value, name)
             return self._normalise(event, _utc(received_at), batch_sent_at)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise InvalidEventError(index, f"{label}{exc}") from exc
+
+    @staticmethod
+    def _event_time(event: Event, received_at: datetime, batch_sent_at: datetime | None) -> datetime:
+        """When the event happened, corrected for the sender's clock skew (Segment's rule)."""
+        happened = event.timestamp or event.original_timestamp
+        sent_at = event.sent_at or batch_sent_at
+        try:
+            if happened is None:
+                return received_at
+            if sent_at is not None:
+                return received_at - (_utc(sent_at) - _utc(happened))
+            return _utc(happened)
+        except OverflowError as exc:  # e.g. year 1 with a +01:00 offset, or a skew beyond the calendar
+            raise ValueError("`timestamp` or `sentAt` is outside the representable range") from exc
 
     def _normalise(self, event: Event, received_at: datetime, batch_sent_at: datetime | None) -> Event:
         if not event.anonymous_id and not event.user_id:
             raise ValueError("either `anonymousId` or `userId` is required")
+        _check_ids(event)
         if isinstance(event, Identify | Alias) and is_blocked_id(event.user_id):
             raise ValueError(f"`userId` {event.user_id!r} is not a usable id")
         if isinstance(event, Track):
+            if event.event.lower().startswith(RESERVED_EVENT_PREFIX):
+                raise ValueError(f"`event` {event.event!r}: names starting with 'Attimo ' are reserved")
             _check_numbers("properties", event.properties)
         if isinstance(event, Identify):
             _check_numbers("traits", event.traits)
-        happened = event.timestamp or event.original_timestamp
-        sent_at = event.sent_at or batch_sent_at
-        if happened is None:
-            timestamp = received_at
-        elif sent_at is not None:
-            timestamp = received_at - (_utc(sent_at) - _utc(happened))
-        else:
-            timestamp = _utc(happened)
+        timestamp = self._event_time(event, received_at, batch_sent_at)
         if timestamp - received_at > self.limits.max_future_skew:
             raise ValueError(f"`timestamp` {timestamp.isoformat()} is in the future")
         if received_at - timestamp > self.limits.max_event_age:

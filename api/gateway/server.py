@@ -18,7 +18,6 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection, serve
@@ -33,8 +32,10 @@ from api.gateway.push import listen_for_decisions
 from api.logging import configure_logging, log
 from state.errors import BatchTooLargeError, InvalidBatchError, StoreError
 from state.events import Alias, Event
+from state.frames import Ack, FrameError, RejectedEvent, encode_reply
+from state.json_bounds import object_members
 from state.settings import Settings
-from state.validation import DecodedBatch, EventValidator, limits_from
+from state.validation import DecodedBatch, EventValidator, Seq, limits_from
 from state.writekeys import WriteKey, WriteKeyCache, save_write_key
 
 STREAM_PATH: Final = "/v1/stream"
@@ -51,18 +52,24 @@ logger = logging.getLogger("attimo.gateway")
 
 
 class _SeqOnly(msgspec.Struct):
-    seq: int | None = None
+    seq: Seq | None = None
 
 
 _seq_decoder: Final = msgspec.json.Decoder(_SeqOnly)
 
 
 def peek_seq(body: bytes) -> int | None:
-    """The frame's `seq` if the body is at least a JSON object with one."""
+    """The frame's `seq` if the body is at least a JSON object with a usable one."""
     try:
         return _seq_decoder.decode(body).seq
-    except msgspec.DecodeError:
-        return None
+    except (msgspec.DecodeError, RecursionError):
+        members = object_members(body)
+        if members is None or "seq" not in members:
+            return None
+        try:
+            return msgspec.json.decode(members["seq"], type=Seq)
+        except msgspec.DecodeError:
+            return None
 
 
 def visitor_ids(events: Iterable[Event]) -> set[str]:
@@ -80,16 +87,12 @@ def visitor_ids(events: Iterable[Event]) -> set[str]:
 
 def ack_frame(seq: int, decoded: DecodedBatch) -> str:
     """The reply that tells the client which events were stored and which were not."""
-    return orjson.dumps({
-        "ack": seq,
-        "accepted": len(decoded.accepted),
-        "rejected": [{"index": r.index, "error": r.error} for r in decoded.rejected],
-    }).decode()
+    return encode_reply(Ack(seq, len(decoded.accepted), [RejectedEvent(r.index, r.error) for r in decoded.rejected]))
 
 
 def error_frame(seq: int | None, error: str) -> str:
     """The reply to a frame that could not be used at all."""
-    return orjson.dumps({"ack": seq, "error": error}).decode()
+    return encode_reply(FrameError(seq, error))
 
 
 class Gateway:
@@ -144,7 +147,23 @@ class Gateway:
             self.connections.forget(ws)
 
     async def handle_frame(self, ws: ServerConnection, body: bytes) -> str:
-        """Validate, append and ack one frame; returns the reply to send."""
+        """Validate, append and ack one frame; returns the reply to send.
+
+        Every frame gets a reply. Only a store failure or overload ends the
+        connection without one (the client resends the frame after
+        reconnecting); anything unexpected is logged and answered with an
+        error naming the frame, never a dropped connection.
+        """
+        try:
+            return await self._handle_frame(ws, body)
+        except (StoreError, OverloadedError):
+            raise
+        except Exception as exc:
+            log(logger, logging.ERROR, "frame failed", exc_info=True, error=repr(exc)[:200],
+                remote=str(ws.remote_address))
+            return error_frame(peek_seq(body), "internal error; the frame was not stored")
+
+    async def _handle_frame(self, ws: ServerConnection, body: bytes) -> str:
         limit = self.settings.max_batch_bytes
         if len(body) > limit:
             return error_frame(peek_seq(body), f"frame is {len(body)} bytes; at most {limit} allowed")

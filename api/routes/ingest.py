@@ -15,13 +15,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import msgspec
 import orjson
 from fastapi import APIRouter, Request, Response
 from redis.exceptions import RedisError
 
 from api.deps import AppenderDep, BackpressureDep, SettingsDep, WriteKeysDep, resolve_write_key
 from api.errors import UnsupportedEncodingError
-from state.errors import BatchTooLargeError, InvalidBatchError, StoreError
+from state.errors import BatchTooLargeError, InvalidBatchError, InvalidEventError, StoreError
+from state.json_bounds import BoundsError, check_raw_event
 from state.validation import DecodedBatch, EventValidator
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
@@ -133,23 +135,36 @@ async def batch(
     return await _store(request, key, decoded, settings, appender, write_keys, backpressure)
 
 
+def single_event_body(body: bytes, kind: str) -> tuple[bytes, str | None]:
+    """One event's raw JSON with its `type` defaulted to `kind`, and the `writeKey` it carried.
+
+    Depth is refused before decoding (a body nested deeper than the decoder's
+    recursion limit must be a 400, not a 500); the event itself is then
+    validated like any other.
+    """
+    try:
+        check_raw_event(body)
+        event: Any = msgspec.json.decode(body)
+    except BoundsError as exc:
+        raise InvalidEventError(0, str(exc)) from exc
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise InvalidBatchError(f"body: not valid JSON: {exc}") from exc
+    if not isinstance(event, dict):
+        raise InvalidBatchError("body: expected a JSON object (one event)")
+    body_key = event.pop("writeKey", None)
+    event.setdefault("type", kind)
+    return msgspec.json.encode(event), body_key if isinstance(body_key, str) else None
+
+
 def _single_event_route(kind: str) -> Callable[..., Awaitable[Response]]:
     async def single_event(
         request: Request, settings: SettingsDep, appender: AppenderDep,
         write_keys: WriteKeysDep, backpressure: BackpressureDep,
     ) -> Response:
         body = await read_body(request, settings.max_batch_bytes)
-        try:
-            event: Any = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidBatchError(f"body: not valid JSON: {exc}") from exc
-        if not isinstance(event, dict):
-            raise InvalidBatchError("body: expected a JSON object (one event)")
-        body_key = event.pop("writeKey", None)
-        key = basic_username(request.headers.get("authorization")) or (
-            body_key if isinstance(body_key, str) else None)
-        event.setdefault("type", kind)
-        decoded = _validator(request).validate_all([orjson.dumps(event)], datetime.now(UTC))
+        raw, body_key = single_event_body(body, kind)
+        key = basic_username(request.headers.get("authorization")) or body_key
+        decoded = _validator(request).validate_all([raw], datetime.now(UTC))
         return await _store(request, key, decoded, settings, appender, write_keys, backpressure)
 
     single_event.__name__ = f"{kind}_event"

@@ -1,29 +1,29 @@
 """Admin: tag contacts by hand and manage static lists.
 
 Tags and list memberships are dataflow state (segments read them), so the
-API does not write them: it appends internal track events to the ingest
-stream of the contact's shard, and the dataflow applies them in order with
-everything else the contact does (exactly once, replayed after a crash like
-any event). The answer is 202: accepted, applied within a second.
+API does not write them: it appends internal events to the ingest stream of
+the contact's shard, and the dataflow applies them in order with everything
+else the contact does (exactly once, replayed after a crash like any
+event). The answer is 202: accepted, applied within a second.
 
-Internal events (names reserved for Attimo; `userId` is the contact id):
+Internal events (`state.events.TagsChanged` / `ListChanged`) are message
+types of their own: the public event decoder does not know them, so a
+client with a write key cannot send one.
 
-* `Attimo Tag Changed`, properties `{"add": [tag, ...], "remove": [tag, ...]}`:
-  add and remove these tags (a tag never appears in both).
-* `Attimo List Changed`, properties `{"list": list_id, "add": true | false}`:
-  make the contact a member of the list, or not.
-
-An id is resolved to its contact (profile or alias) when known. Tagging an
-unknown contact is 404; a list may name contacts not seen yet (a CRM
-import), whose events then route by the id as given.
+An id is resolved to its contact (any of its ids, an e-mail in any case)
+and the event is addressed the way the dataflow keys that contact: an
+anonymous visitor by its anonymous id, a known contact by its user id.
+Tagging an unknown contact is 404; a list may name contacts not seen yet (a
+CRM import), whose events then route by the id as given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 import msgspec
 import redis.asyncio as aioredis
@@ -32,9 +32,10 @@ from fastapi import APIRouter, Request, Response
 from api.deps import AdminDep, RedisDep, SettingsDep
 from api.errors import NotFoundError
 from api.routes.admin_config import ERRORS, InvalidBodyError, Responses, decode, error_response, json_response
-from state import keys
 from state.config import Identifier
-from state.events import LIST_CHANGED, TAG_CHANGED, Event, Track
+from state.contacts import load_profile
+from state.events import InternalEvent, ListChanged, TagsChanged
+from state.profile import Profile
 from state.streams import append_events
 
 router = APIRouter(prefix="/v1/admin", tags=["admin: tags and lists"])
@@ -75,24 +76,32 @@ def _check_disjoint(add: list[str], remove: list[str], what: str) -> None:
         raise InvalidBodyError(f"{what} both added and removed: {', '.join(both)}")
 
 
-async def resolve_contacts(client: aioredis.Redis, ids: Sequence[str]) -> list[str | None]:
-    """The contact id owning each id (itself or through its alias), None when unknown."""
-    async with client.pipeline(transaction=False) as pipe:
-        for any_id in ids:
-            pipe.exists(keys.contact_profile(any_id))
-            pipe.get(keys.contact_alias(any_id))
-        replies: list[Any] = await pipe.execute()
-    out: list[str | None] = []
-    for i, any_id in enumerate(ids):
-        exists, owner = replies[2 * i], replies[2 * i + 1]
-        out.append(any_id if exists else owner.decode() if owner is not None else None)
-    return out
+def addressed(profile: Profile | None, given: str) -> tuple[str | None, str | None]:
+    """(anonymousId, userId) of an internal event about this contact, as the dataflow keys it."""
+    if profile is None:
+        return None, given
+    if profile.user_id is None:  # an anonymous visitor lives in the visitor stage under its own id
+        return profile.contact_id, None
+    return None, profile.contact_id
 
 
-def internal_event(contact_id: str, name: str, properties: dict[str, Any], now: datetime) -> Track:
-    """An internal track event about `contact_id`, routed like the contact's own events."""
-    return Track(message_id=str(uuid.uuid4()), user_id=contact_id, event=name, timestamp=now,
-                 received_at=now, properties=properties)
+async def resolve_profiles(client: aioredis.Redis, ids: Sequence[str]) -> list[Profile | None]:
+    """The profile of the contact owning each id (any of its ids), None when unknown."""
+    return list(await asyncio.gather(*(load_profile(client, any_id) for any_id in ids)))
+
+
+def tags_changed(profile: Profile, add: list[str], remove: list[str], now: datetime) -> TagsChanged:
+    """The internal event that changes one contact's tags."""
+    anonymous_id, user_id = addressed(profile, profile.contact_id)
+    return TagsChanged(message_id=str(uuid.uuid4()), anonymous_id=anonymous_id, user_id=user_id,
+                       timestamp=now, received_at=now, add=add, remove=remove)
+
+
+def list_changed(profile: Profile | None, given: str, list_id: str, member: bool, now: datetime) -> ListChanged:
+    """The internal event that puts one contact on a list, or takes it off."""
+    anonymous_id, user_id = addressed(profile, given)
+    return ListChanged(message_id=str(uuid.uuid4()), anonymous_id=anonymous_id, user_id=user_id,
+                       timestamp=now, received_at=now, list_id=list_id, member=member)
 
 
 @router.post("/contacts/{contact_id}/tags", response_class=Response, status_code=202,
@@ -106,10 +115,10 @@ async def change_tags(contact_id: str, request: Request, _admin: AdminDep, setti
         _check_disjoint(add, remove, "tags")
     except InvalidBodyError as exc:
         return error_response(422, str(exc))
-    (owner,) = await resolve_contacts(client, [contact_id])
-    if owner is None:
+    (profile,) = await resolve_profiles(client, [contact_id])
+    if profile is None:
         raise NotFoundError(f"no contact is known by {contact_id!r}")
-    event = internal_event(owner, TAG_CHANGED, {"add": add, "remove": remove}, datetime.now(UTC))
+    event = tags_changed(profile, add, remove, datetime.now(UTC))
     accepted = await append_events(client, [event], settings.stream_shards)
     return json_response({"accepted": accepted}, 202)
 
@@ -128,10 +137,11 @@ async def change_list(list_id: str, request: Request, _admin: AdminDep, settings
         _check_disjoint(add, remove, "contacts")
     except InvalidBodyError as exc:
         return error_response(422, str(exc))
-    owners = await resolve_contacts(client, [*add, *remove])
+    given = [*add, *remove]
+    profiles = await resolve_profiles(client, given)
     now = datetime.now(UTC)
-    events: list[Event] = [
-        internal_event(owner or given, LIST_CHANGED, {"list": list_id, "add": i < len(add)}, now)
-        for i, (given, owner) in enumerate(zip([*add, *remove], owners, strict=True))]
+    events: list[InternalEvent] = [
+        list_changed(profile, any_id, list_id, i < len(add), now)
+        for i, (any_id, profile) in enumerate(zip(given, profiles, strict=True))]
     accepted = await append_events(client, events, settings.stream_shards)
     return json_response({"accepted": accepted}, 202)

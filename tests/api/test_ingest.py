@@ -227,12 +227,28 @@ class TestPushback:
 
     def test_lagging_dataflow_gives_429_with_retry_after(
             self, client: TestClient, redis_client: redis.Redis) -> None:
-        """Progress far behind the newest stream entry means overloaded."""
+        """An entry waiting unprocessed for 5 s (the limit is 1 s) means overloaded."""
         now_ms = int(time.time() * 1000)
-        redis_client.xadd(keys.event_stream(2), {b"e": b"[]"}, id=f"{now_ms}-0")
-        redis_client.hset(keys.dataflow_progress(), "2", f"{now_ms - 5000}-0")
+        redis_client.xadd(keys.event_stream(2), {b"e": b"[]"}, id=f"{now_ms - 6000}-0")
+        redis_client.xadd(keys.event_stream(2), {b"e": b"[]"}, id=f"{now_ms - 5000}-0")
+        redis_client.hset(keys.dataflow_progress(), "2", f"{now_ms - 6000}-0")
         sent = event()
         response = client.post("/v1/batch", content=orjson.dumps({"batch": [sent]}), headers=basic(WRITE_KEY))
         assert response.status_code == 429
         assert int(response.headers["retry-after"]) >= 1
         assert sent["messageId"] not in stored(redis_client)
+
+    def test_an_idle_gap_is_not_lag(self, client: TestClient, redis_client: redis.Redis) -> None:
+        """Caught up after a minute of silence, the first new event is accepted at once.
+
+        Lag is the age of the oldest event not processed yet: the newest
+        entry just appended is a few ms old, whatever the idle gap before it.
+        """
+        now_ms = int(time.time() * 1000)
+        redis_client.xadd(keys.event_stream(2), {b"e": b"[]"}, id=f"{now_ms - 60_000}-0")
+        redis_client.hset(keys.dataflow_progress(), "2", f"{now_ms - 60_000}-0")
+        redis_client.xadd(keys.event_stream(2), {b"e": b"[]"})  # appended now, not processed yet
+        sent = event()
+        response = client.post("/v1/batch", content=orjson.dumps({"batch": [sent]}), headers=basic(WRITE_KEY))
+        assert response.status_code == 200
+        assert sent["messageId"] in stored(redis_client)

@@ -9,12 +9,11 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from api.routes.tags import LIST_CHANGED, TAG_CHANGED
 from state import keys
-from state.events import Track
+from state.events import InternalEvent, ListChanged, TagsChanged, routing_id
 from state.profile import Profile, encode_profile
 from state.shards import shard_of
-from state.streams import ENTRY_FIELD, decode_entry, group_by_shard
+from state.streams import ENTRY_FIELD, decode_entry
 from tests.api.test_admin_config import ADMIN, SHARDS, admin_app
 from tests.helpers import RedisServer
 
@@ -38,11 +37,19 @@ def shoe_fans(client: TestClient, redis_client: redis.Redis) -> list[str]:
     return sorted(members, key=lambda m: (members[m], m))
 
 
-def stream_events(redis_client: redis.Redis, shard: int) -> list[Track]:
+def stream_events(redis_client: redis.Redis, shard: int) -> list[InternalEvent]:
     entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", redis_client.xrange(keys.event_stream(shard)))
     events = [e for _, fields in entries if ENTRY_FIELD in fields for e in decode_entry(fields[ENTRY_FIELD])]
-    assert all(isinstance(e, Track) for e in events)
-    return cast("list[Track]", events)
+    assert all(isinstance(e, TagsChanged | ListChanged) for e in events)
+    return cast("list[InternalEvent]", events)
+
+
+def known(contact_id: str) -> bytes:
+    return encode_profile(Profile(contact_id=contact_id, user_id=contact_id))
+
+
+def anonymous(contact_id: str) -> bytes:
+    return encode_profile(Profile(contact_id=contact_id))
 
 
 def pages(client: TestClient, limit: int) -> Iterator[dict[str, Any]]:
@@ -148,29 +155,31 @@ class TestBackfill:
 class TestTags:
     """Tag changes become one internal event on the contact's own stream shard."""
 
-    def test_tag_change_is_appended_to_the_contacts_shard(self, client: TestClient,
-                                                          redis_client: redis.Redis) -> None:
-        """202, one `Attimo Tag Changed` event with add/remove, on shard_of(contact id)."""
-        redis_client.set(keys.contact_profile("anon-42"), encode_profile(Profile(contact_id="anon-42")))
+    def test_tag_change_of_an_anonymous_visitor_is_addressed_by_its_anonymous_id(
+            self, client: TestClient, redis_client: redis.Redis) -> None:
+        """202, one TagsChanged with add/remove, keyed as the visitor stage keys the visitor."""
+        redis_client.set(keys.contact_profile("anon-42"), anonymous("anon-42"))
         response = client.post("/v1/admin/contacts/anon-42/tags",
                                json={"add": ["vip", "b2b", "vip"], "remove": ["cold-lead"]}, headers=ADMIN)
         assert response.status_code == 202 and response.json() == {"accepted": 1}
         shard = shard_of("anon-42", SHARDS)
         (event,) = stream_events(redis_client, shard)
-        assert event.event == TAG_CHANGED and event.user_id == "anon-42"
-        assert event.properties == {"add": ["vip", "b2b"], "remove": ["cold-lead"]}
+        assert isinstance(event, TagsChanged)
+        assert event.anonymous_id == "anon-42" and event.user_id is None
+        assert (event.add, event.remove) == (["vip", "b2b"], ["cold-lead"])
         assert event.message_id and event.timestamp is not None and event.timestamp.tzinfo is not None
         assert event.received_at == event.timestamp
         assert stream_events(redis_client, 1 - shard) == []
 
-    def test_an_alias_is_resolved_to_its_contact(self, client: TestClient, redis_client: redis.Redis) -> None:
-        """Tagging by user id routes the event to the owning contact."""
-        redis_client.set(keys.contact_profile("anon-7"), encode_profile(Profile(contact_id="anon-7")))
-        redis_client.set(keys.contact_alias("ada@example.com"), "anon-7")
-        assert client.post("/v1/admin/contacts/ada@example.com/tags", json={"add": ["x"]},
+    def test_an_email_in_any_case_is_resolved_to_its_known_contact(self, client: TestClient,
+                                                                    redis_client: redis.Redis) -> None:
+        """Tagging by e-mail (any case) addresses the owning contact by its user id."""
+        redis_client.set(keys.contact_profile("u-7"), known("u-7"))
+        redis_client.set(keys.contact_alias("ada@example.com"), "u-7")
+        assert client.post("/v1/admin/contacts/Ada@Example.com/tags", json={"add": ["x"]},
                            headers=ADMIN).status_code == 202
-        (event,) = stream_events(redis_client, shard_of("anon-7", SHARDS))
-        assert event.user_id == "anon-7"
+        (event,) = stream_events(redis_client, shard_of("u-7", SHARDS))
+        assert event.user_id == "u-7" and event.anonymous_id is None
 
     @pytest.mark.parametrize(("body", "message"), [
         ({}, "nothing to add or remove"),
@@ -199,24 +208,21 @@ class TestLists:
 
     def test_each_contact_gets_an_event_on_its_shard(self, client: TestClient,
                                                      redis_client: redis.Redis) -> None:
-        """Added and removed members; unknown ids are used as given, aliases resolved."""
-        redis_client.set(keys.contact_profile("anon-1"), encode_profile(Profile(contact_id="anon-1")))
-        redis_client.set(keys.contact_alias("user-9"), "anon-5")  # user-9 → shard 0, anon-5 → shard 1
-        body = {"add": ["anon-1", "crm-1", "user-9", "anon-1"], "remove": ["anon-3"]}
+        """Added and removed members; known ids resolved and keyed by stage, unknown ids used as given."""
+        redis_client.set(keys.contact_profile("anon-1"), anonymous("anon-1"))
+        redis_client.set(keys.contact_profile("u-5"), known("u-5"))
+        redis_client.set(keys.contact_alias("ada@example.com"), "u-5")
+        body = {"add": ["anon-1", "crm-1", "ada@example.com", "anon-1"], "remove": ["anon-3"]}
         response = client.post("/v1/admin/lists/newsletter/members", json=body, headers=ADMIN)
         assert response.status_code == 202 and response.json() == {"accepted": 4}
-        expected = {"anon-1": True, "crm-1": True, "anon-5": True, "anon-3": False}
-        found: dict[str, bool] = {}
+        expected = {("anon-1", None): True, (None, "crm-1"): True, (None, "u-5"): True, (None, "anon-3"): False}
+        found: dict[tuple[str | None, str | None], bool] = {}
         for shard in range(SHARDS):
             for event in stream_events(redis_client, shard):
-                assert event.event == LIST_CHANGED and event.properties["list"] == "newsletter"
-                assert event.user_id is not None and shard_of(event.user_id, SHARDS) == shard
-                found[event.user_id] = event.properties["add"]
+                assert isinstance(event, ListChanged) and event.list_id == "newsletter"
+                assert shard_of(routing_id(event), SHARDS) == shard
+                found[(event.anonymous_id, event.user_id)] = event.member
         assert found == expected
-        routed = group_by_shard([Track(event="x", user_id=cid) for cid in expected], SHARDS)
-        assert sorted(routed) == [0, 1]
-        for shard in range(SHARDS):
-            assert len(stream_events(redis_client, shard)) == len(routed[shard])
 
     @pytest.mark.parametrize(("path", "body", "message"), [
         ("/v1/admin/lists/news%20letter/members", {"add": ["a"]}, "list id 'news letter'"),

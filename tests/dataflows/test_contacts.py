@@ -21,7 +21,7 @@ from dataflows.outputs import (
     ShardControl,
 )
 from state.config import DAY, ActiveConfig, SegmentDef, WindowCount
-from state.events import Identify
+from state.events import Identify, ListChanged, TagsChanged
 from state.profile import Profile
 from tests.factories import FIXED_NOW, page, track
 
@@ -294,11 +294,12 @@ class TestMoreIdentity:
         assert profiles(merged)["u1"].counters.page_views == 2
 
     def test_admin_tag_and_list_changes_apply_in_stream_order(self) -> None:
-        """'Attimo Tag Changed' adds and removes tags; 'Attimo List Changed' sets list membership."""
+        """TagsChanged adds and removes tags; ListChanged sets list membership."""
         visitor, contact = visitors(Clock()), contacts(Clock())
-        tagged = track("a1", "Attimo Tag Changed", user_id="u1", add=["vip", "newsletter"], remove=[])
-        untagged = track("a1", "Attimo Tag Changed", user_id="u1", add=[], remove=["newsletter"])
-        listed = track("a1", "Attimo List Changed", user_id="u1", list="spring-sale", add=True)
+        stamp = {"timestamp": FIXED_NOW, "received_at": FIXED_NOW}
+        tagged = TagsChanged(message_id="t1", user_id="u1", add=["vip", "newsletter"], **stamp)
+        untagged = TagsChanged(message_id="t2", user_id="u1", remove=["newsletter"], **stamp)
+        listed = ListChanged(message_id="t3", user_id="u1", list_id="spring-sale", **stamp)
         out, _ = visitor.on_batch([tagged, untagged, listed])
         merged, _ = contact.on_batch([o for o in out if isinstance(o, Routed | Handoff)])
         profile = profiles(merged)["u1"]
