@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 import msgspec
 from fastapi import FastAPI
@@ -43,8 +43,9 @@ class DecisionsFastPath:
         if scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith(PREFIX):
             await self.app(scope, receive, send)
             return
-        visitor_id = unquote(scope["path"][len(PREFIX):])
-        if not visitor_id or "/" in visitor_id:
+        # The server has percent-decoded the path already: an id may contain "/" (sent as %2F).
+        visitor_id = scope["path"][len(PREFIX):]
+        if not visitor_id:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

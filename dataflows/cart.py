@@ -2,17 +2,22 @@
 
 A cart is abandoned after `idle_s` without a cart event or an order; the
 flag flips by timer, without any further event, so the profile (and later
-the abandoned-cart workflow) sees it on time.
+the abandoned-cart workflow) sees it on time. A cart holds at most
+`MAX_CART_LINES` products (more are ignored) and a line at most
+`MAX_LINE_QUANTITY` units, so no client can blow a profile up.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from dataflows.contact_state import ContactState
 from state import events as ev
 from state.events import Event, Track
 from state.profile import CartLine
+
+MAX_CART_LINES: Final = 100
+MAX_LINE_QUANTITY: Final = 1_000_000
 
 
 def _text(props: dict[str, Any], name: str) -> str:
@@ -41,12 +46,14 @@ def apply_cart(state: ContactState, event: Event, at: float, idle_s: float) -> N
             return
         line = state.cart.get(product_id)
         if line is None:
+            if len(state.cart) >= MAX_CART_LINES:
+                return
             price = props.get("price", 0.0)
             state.cart[product_id] = CartLine(
                 product_id=product_id, name=_text(props, "name"), category=_text(props, "category"),
                 price=float(price) if isinstance(price, int | float) else 0.0, quantity=_quantity(props))
         else:
-            line.quantity += _quantity(props)
+            line.quantity = min(MAX_LINE_QUANTITY, line.quantity + _quantity(props))
     elif name == ev.PRODUCT_REMOVED:
         product_id = _product_id(props)
         line = state.cart.get(product_id)

@@ -16,6 +16,7 @@ from dataflows.orders import apply_order
 from dataflows.scoring import apply_scoring, on_scoring_time
 from dataflows.sessions import apply_session
 from dataflows.tags import apply_admin_change, apply_tag_rules
+from dataflows.traits import set_traits
 from dataflows.windows import record_activity
 from state.events import Identify, ListChanged, Page, Screen, StreamEvent, TagsChanged, event_time
 
@@ -36,7 +37,7 @@ def apply_event(state: ContactState, event: StreamEvent, live: LiveConfig, cart_
             and len(state.anonymous_ids) < config.identity.max_anonymous_ids):
         state.anonymous_ids.append(anonymous_id)
     if isinstance(event, Identify):
-        state.traits.update(event.traits)
+        set_traits(state.traits, event.traits)
     apply_counters(state, event)
     apply_cart(state, event, at, cart_idle_s)
     apply_order(state.orders, event, at)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from dataflows.contact_state import ContactState
 from dataflows.orders import order_revenue
 from state import events as ev
 from state.events import Event, Identify, Page, Screen, Track
+
+# Categories counted per contact: a client inventing categories cannot grow a contact without end.
+MAX_CATEGORIES: Final = 100
 
 
 def apply_counters(state: ContactState, event: Event) -> None:
@@ -26,7 +31,8 @@ def apply_counters(state: ContactState, event: Event) -> None:
         category = props.get("category")
         if isinstance(category, str) and category:
             by_category = counters.product_views_by_category
-            by_category[category] = by_category.get(category, 0) + 1
+            if category in by_category or len(by_category) < MAX_CATEGORIES:
+                by_category[category] = by_category.get(category, 0) + 1
     elif name == ev.PRODUCT_ADDED:
         counters.cart_adds += 1
     elif name == ev.PRODUCT_REMOVED:

@@ -16,10 +16,12 @@ Guard rails (Segment's identity resolution): blocked ids such as `null`,
 from __future__ import annotations
 
 from dataflows.contact_state import ContactState
+from dataflows.counters import MAX_CATEGORIES
 from dataflows.dedup import DedupWindow, merge_seen
 from dataflows.orders import merge_orders
 from dataflows.scoring import merge_scores
 from dataflows.sessions import merge_sessions
+from dataflows.traits import merge_traits
 from dataflows.windows import merge_logs
 from state.config import ActiveConfig
 from state.events import Alias, StreamEvent
@@ -47,7 +49,7 @@ def merge_contacts(into: ContactState, other: ContactState, now: float, config: 
     if len(into.anonymous_ids) + len(new_ids) > cap:
         return False
     into.anonymous_ids.extend(new_ids)
-    into.traits = {**other.traits, **into.traits}
+    into.traits = merge_traits(into.traits, other.traits)
     if other.first_seen and (not into.first_seen or other.first_seen < into.first_seen):
         into.first_seen = other.first_seen
     into.last_seen = max(into.last_seen, other.last_seen)
@@ -56,8 +58,10 @@ def merge_contacts(into: ContactState, other: ContactState, now: float, config: 
                  "orders", "sign_ups", "form_submits", "email_opens", "email_clicks"):
         setattr(mine, name, getattr(mine, name) + getattr(theirs, name))
     mine.revenue = round(mine.revenue + theirs.revenue, 2)
+    by_category = mine.product_views_by_category
     for category, count in theirs.product_views_by_category.items():
-        mine.product_views_by_category[category] = mine.product_views_by_category.get(category, 0) + count
+        if category in by_category or len(by_category) < MAX_CATEGORIES:
+            by_category[category] = by_category.get(category, 0) + count
     _merge_cart(into, other)
     merge_logs(into.activity, other.activity)
     merge_sessions(into.session, other.session)

@@ -9,7 +9,10 @@ without bucketing errors, and the answer changes exactly when an entry
 leaves: `now − window < at ≤ now` is in, `at == now − window` is out.
 
 Alongside the windows, the log keeps when each event key last happened, all
-time (for "no order in 90 d"), even for events too late to enter a window.
+time (for "no order in 90 d"), even for events too late to enter a window —
+for at most `MAX_EVENT_KEYS` keys: past that, the key that happened least
+recently is forgotten, so a client inventing event names cannot grow a
+contact without end.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from state.events import Alias, Event, Group, Identify, Page, Screen, Track
 
 NONE: Final = -1
 """Column value for an entry without a category or product."""
+MAX_EVENT_KEYS: Final = 500
 
 _EVENT_KEYS: Final[dict[type, str]] = {
     Page: "page", Screen: "page", Identify: "identify", Alias: "alias", Group: "group"}
@@ -106,6 +110,8 @@ def record_activity(log: ActivityLog, event: Event, at: float, received_at: floa
     name, category, product = activity_keys(event)
     key = _intern(log, name)
     last = log.last_at.get(key)
+    if last is None and len(log.last_at) >= MAX_EVENT_KEYS:
+        del log.last_at[min(log.last_at, key=log.last_at.__getitem__)]
     if last is None or at > last:
         log.last_at[key] = at
     if received_at - at > settings.lateness_s:
@@ -378,6 +384,9 @@ def merge_logs(into: ActivityLog, other: ActivityLog) -> None:
         current = into.last_at.get(mine)
         if current is None or moment > current:
             into.last_at[mine] = moment
+    if len(into.last_at) > MAX_EVENT_KEYS:
+        recent = sorted(into.last_at.items(), key=lambda item: item[1])[-MAX_EVENT_KEYS:]
+        into.last_at = dict(recent)
     if not other.at:
         return
 

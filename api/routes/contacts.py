@@ -12,7 +12,7 @@ from state.profile import encode_profile
 router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
 
 
-@router.get("/{contact_id}", response_class=Response,
+@router.get("/{contact_id:path}", response_class=Response,
             responses={200: {"description": "The contact's profile (see `state.profile.Profile`)."},
                        401: {"description": "Admin token missing or wrong."},
                        404: {"description": "No contact is known by this id."}})

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 _ENCODER = msgspec.json.Encoder()
 
 
-@router.get("/{visitor_id}", response_class=Response,
+@router.get("/{visitor_id:path}", response_class=Response,
             responses={200: {"description": "Popups, recommendations, segments and temperature; "
                                             "empty for a visitor with no state yet."},
                        401: {"description": "Write key missing or unknown (`?key=` or `X-Attimo-Key`)."}})

@@ -107,7 +107,7 @@ async def segment_members(
     return json_response({"data": data, "count": int(total), "next_cursor": next_cursor})
 
 
-@router.get("/contacts/{contact_id}/segments", response_class=Response,
+@router.get("/contacts/{contact_id:path}/segments", response_class=Response,
             responses={**ERRORS, **_NOT_FOUND})
 async def contact_segments(contact_id: str, _admin: AdminDep, client: RedisDep) -> Response:
     """The segments of the contact known by `contact_id` (any of its ids): `{"data", "count"}`."""

@@ -104,7 +104,7 @@ def list_changed(profile: Profile | None, given: str, list_id: str, member: bool
                        timestamp=now, received_at=now, list_id=list_id, member=member)
 
 
-@router.post("/contacts/{contact_id}/tags", response_class=Response, status_code=202,
+@router.post("/contacts/{contact_id:path}/tags", response_class=Response, status_code=202,
              responses={**_RESPONSES, 404: {"description": "No contact is known by this id."}})
 async def change_tags(contact_id: str, request: Request, _admin: AdminDep, settings: SettingsDep,
                       client: RedisDep) -> Response:

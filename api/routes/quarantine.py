@@ -1,0 +1,82 @@
+"""Admin: what the dataflow could not process — list, inspect, replay, delete.
+
+The dataflow never stops on an event it cannot take: it rolls the contact
+back, writes a quarantine record (the event and the error, see
+`state.quarantine`) and goes on. Operators see the records here. After a
+fix, `replay` appends the event to its stream again — it was never applied,
+so it is applied once, like a new event — and removes the record; if it
+fails again it is quarantined again under the same id.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+import msgspec
+from fastapi import APIRouter, Query, Response
+
+from api.deps import AdminDep, RedisDep, SettingsDep
+from api.errors import NotFoundError
+from api.routes.admin_config import ERRORS, Responses, error_response, json_response
+from state.events import StreamEvent
+from state.quarantine import delete_record, get_record, list_records, quarantine_count
+from state.streams import append_events
+
+router = APIRouter(prefix="/v1/admin/quarantine", tags=["admin: quarantine"])
+
+MAX_PAGE: Final = 500
+_NOT_FOUND: Final[Responses] = {404: {"description": "No such quarantine record."}}
+_event_decoder: Final = msgspec.json.Decoder(StreamEvent)
+
+
+@router.get("", response_class=Response, responses=ERRORS)
+async def list_quarantine(
+    _admin: AdminDep, client: RedisDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    before: Annotated[float | None, Query(description="Only records quarantined before this epoch time.")] = None,
+) -> Response:
+    """Quarantined items, newest first: `{"data": [record], "count": total, "next_before": t | null}`.
+
+    Pass `next_before` back as `before` for the next page.
+    """
+    records = await list_records(client, limit, before)
+    total = await quarantine_count(client)
+    next_before = records[-1].at if len(records) == limit else None
+    return json_response({"data": records, "count": total, "next_before": next_before})
+
+
+@router.get("/{record_id:path}", response_class=Response, responses={**ERRORS, **_NOT_FOUND})
+async def get_quarantined(record_id: str, _admin: AdminDep, client: RedisDep) -> Response:
+    """One quarantine record: the item, the stage that could not take it, and the error."""
+    record = await get_record(client, record_id)
+    if record is None:
+        raise NotFoundError(f"no quarantine record {record_id!r}")
+    return json_response(record)
+
+
+@router.post("/{record_id:path}/replay", response_class=Response, status_code=202,
+             responses={**ERRORS, **_NOT_FOUND, 422: {"description": "The record holds no replayable event."}})
+async def replay_quarantined(record_id: str, _admin: AdminDep, settings: SettingsDep,
+                             client: RedisDep) -> Response:
+    """Append the quarantined event to its stream again and drop the record: 202 `{"replayed": 1}`."""
+    record = await get_record(client, record_id)
+    if record is None:
+        raise NotFoundError(f"no quarantine record {record_id!r}")
+    if not record.replayable:
+        return error_response(422, f"record {record_id!r} holds no replayable event ({record.stage})")
+    try:
+        event = _event_decoder.decode(record.payload)
+    except msgspec.DecodeError as exc:
+        return error_response(422, f"record {record_id!r}: the event no longer decodes: {exc}")
+    await append_events(client, [event], settings.stream_shards)
+    await delete_record(client, record_id)
+    return json_response({"replayed": 1}, 202)
+
+
+@router.delete("/{record_id:path}", status_code=204, response_class=Response,
+               responses={**ERRORS, **_NOT_FOUND})
+async def delete_quarantined(record_id: str, _admin: AdminDep, client: RedisDep) -> Response:
+    """Forget a quarantine record (its event is not applied)."""
+    if not await delete_record(client, record_id):
+        raise NotFoundError(f"no quarantine record {record_id!r}")
+    return Response(status_code=204)
