@@ -26,7 +26,17 @@ from api.deps import WRITE_KEY_HEADER
 from api.errors import OverloadedError, status_for
 from api.logging import configure_logging, log
 from api.rfm_refresh import run_rfm_refresher
-from api.routes import admin_config, contacts, decisions, health, ingest, segments, tags, tracker_script
+from api.routes import (
+    admin_config,
+    contacts,
+    decisions,
+    health,
+    ingest,
+    quarantine,
+    segments,
+    tags,
+    tracker_script,
+)
 from state.errors import AttimoError
 from state.settings import Settings
 from state.validation import EventValidator, limits_from
@@ -98,7 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(AttimoError, _attimo_error)
     app.add_exception_handler(RedisError, _redis_error)
     for router in (ingest.router, decisions.router, contacts.router, health.router, admin_config.router,
-                   segments.router, tags.router, tracker_script.router, demo_shop.router):
+                   segments.router, tags.router, quarantine.router, tracker_script.router, demo_shop.router):
         app.include_router(router)
     return app
 

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     hot_contacts: int = 16_384
     # A cart untouched this long counts as abandoned (30 min by default).
     cart_idle_s: float = 30 * 60
+    # Exactly-once against resends: each contact remembers the message ids it
+    # applied for this long and this many (twice the tracker's 1 000-event queue).
+    dedup_window_s: float = 48 * 3600.0
+    dedup_max_ids: int = 2000
+    # What a dataflow step could not take is kept this long, at most this many.
+    quarantine_max: int = 100_000
+    quarantine_retention_s: float = 30 * 86_400.0
 
     # RFM quintile edges are recomputed from up to this many profiles this often (0 = never).
     rfm_refresh_s: float = 3600.0
