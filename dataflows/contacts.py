@@ -160,9 +160,11 @@ class _ShardLogic:
     def _undo(self, contact_id: str, failed: Step, exc: BaseException, now: float) -> None:
         """Roll the contact back to its commit, re-apply what succeeded, quarantine `failed`."""
         self.book.rollback(contact_id)
-        state = self.book.get_or_create(contact_id)
-        for step in self._steps.get(contact_id, []):
-            self._apply(state, step, now)  # succeeded a moment ago on the same state: deterministic
+        steps = self._steps.get(contact_id)
+        if steps:
+            state = self.book.get_or_create(contact_id)
+            for step in steps:
+                self._apply(state, step, now)  # succeeded a moment ago on the same state: deterministic
         self.quarantine(self._record(contact_id, failed, exc, now))
 
     def emit(self, contact_ids: Iterable[str], now: float) -> list[Output]:

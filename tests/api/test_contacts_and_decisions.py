@@ -149,3 +149,16 @@ class TestHealth:
         paths = client.get("/openapi.json").json()["paths"]
         assert {"/v1/batch", "/v1/track", "/v1/decisions/{visitor_id}",
                 "/v1/contacts/{contact_id}", "/healthz"} <= set(paths)
+
+
+class TestIdsWithSlashes:
+    """Any id the validator accepts can be read back by id, '/' included (sent as %2F)."""
+
+    def test_a_contact_and_its_decisions_are_readable_by_an_id_with_slashes(
+            self, client: TestClient, redis_client: redis.Redis) -> None:
+        redis_client.set(keys.contact_profile("shop/user/42"),
+                         encode_profile(Profile(contact_id="shop/user/42", user_id="shop/user/42", score=3.0)))
+        response = client.get("/v1/contacts/shop%2Fuser%2F42", headers=admin())
+        assert response.status_code == 200 and response.json()["contact_id"] == "shop/user/42"
+        decisions = client.get("/v1/decisions/shop%2Fuser%2F42", params={"key": WRITE_KEY})
+        assert decisions.status_code == 200 and decisions.json()["contact_id"] == "shop/user/42"

@@ -332,3 +332,53 @@ class TestStoreFailure:
             redis_server.process.wait(10)
             await ws.send(frame(2, event()))
             assert await close_code(ws) == 1011
+
+
+class TestHostileFrames:
+    """What a hostile client sends with the page's key gets a reply; good events in the same frame are kept."""
+
+    async def test_a_frame_with_an_event_nested_thousands_deep_keeps_its_good_events(
+            self, settings: Settings, redis_client: redis.Redis) -> None:
+        """Nesting past the decoder's recursion limit once closed the socket 1011 and lost the frame."""
+        good = [event("anon-1"), event("anon-2")]
+        nested = b'{"type":"page","anonymousId":"a","x":' + b"[" * 1500 + b"]" * 1500 + b"}"
+        body = (b'{"seq": 5, "batch": [' + orjson.dumps(good[0]) + b"," + nested + b"," + orjson.dumps(good[1])
+                + b"]}")
+        async with running_gateway(make_settings_like(settings, max_batch_bytes=64 * 1024,
+                                                      max_event_bytes=8 * 1024)) as url, connect(url) as ws:
+            await ws.send(body.decode())
+            ack = await reply(ws)
+            await ws.send(frame(6, event()))
+            assert (await reply(ws))["ack"] == 6  # the socket stays open
+        assert ack["ack"] == 5 and ack["accepted"] == 2
+        assert ack["rejected"] == [{"index": 1, "error": "nested 1501 levels deep; at most 32 allowed"}]
+        assert set(stored_message_ids(redis_client)) >= {e["messageId"] for e in good}
+
+    @pytest.mark.parametrize("seq", ["18446744073709551616", "9007199254740992", "-1"])
+    async def test_a_seq_outside_what_a_client_can_count_gets_an_error_and_nothing_is_stored(
+            self, url: str, redis_client: redis.Redis, seq: str) -> None:
+        """Once stored but never acked (the tracker would resend it forever); now refused as a whole."""
+        async with connect(url) as ws:
+            await ws.send('{"seq": ' + seq + ', "batch": [' + orjson.dumps(event()).decode() + "]}")
+            error = await reply(ws)
+            await ws.send(frame(1, event()))
+            assert (await reply(ws))["ack"] == 1
+        assert error["ack"] is None and "seq" in error["error"]
+        assert len(stored_message_ids(redis_client)) == 1
+
+    async def test_internal_events_and_unstorable_values_are_rejected_by_index(
+            self, url: str, redis_client: redis.Redis) -> None:
+        """A write key cannot tag contacts; an integer beyond 64 bits never reaches the dataflow."""
+        async with connect(url) as ws:
+            await ws.send('{"seq": 1, "batch": [' + ",".join([
+                '{"type": "attimo.tags", "userId": "victim", "add": ["vip"]}',
+                '{"type": "track", "event": "Attimo Tag Changed", "userId": "victim"}',
+                '{"type": "identify", "userId": "u", "traits": {"points": 1180591620717411303424}}',
+                orjson.dumps(event()).decode()]) + "]}")
+            ack = await reply(ws)
+        assert ack["accepted"] == 1 and [r["index"] for r in ack["rejected"]] == [0, 1, 2]
+        assert len(stored_message_ids(redis_client)) == 1
+
+
+def make_settings_like(settings: Settings, **overrides: Any) -> Settings:
+    return settings.model_copy(update={"gateway_port": free_port(), **overrides})

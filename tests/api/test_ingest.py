@@ -252,3 +252,29 @@ class TestPushback:
         response = client.post("/v1/batch", content=orjson.dumps({"batch": [sent]}), headers=basic(WRITE_KEY))
         assert response.status_code == 200
         assert sent["messageId"] in stored(redis_client)
+
+
+class TestHostileBodies:
+    """Nothing a client sends gets a 5xx; good events next to a bad one are kept."""
+
+    def test_a_single_event_nested_thousands_deep_is_a_400(self, client: TestClient) -> None:
+        """Once a 500 (the decoder's recursion limit); now a rejected event with its reason."""
+        body = b'{"anonymousId": "a", "properties": {"x": ' + b"[" * 3000 + b"]" * 3000 + b"}}"
+        response = client.post("/v1/page", content=body, headers=basic(WRITE_KEY))
+        assert response.status_code == 400
+        assert "nested" in response.text and "at most 32" in response.text
+
+    def test_a_batch_with_a_deep_event_stores_the_others(self, client: TestClient,
+                                                         redis_client: redis.Redis) -> None:
+        good = event()
+        body = (b'{"batch": [' + orjson.dumps(good) + b', {"type": "page", "anonymousId": "a", "x": '
+                + b"[" * 3000 + b"]" * 3000 + b"}]}")
+        response = client.post("/v1/batch", content=body, headers=basic(WRITE_KEY))
+        assert response.status_code == 400 and response.json()["accepted"] == 1
+        assert good["messageId"] in stored(redis_client)
+
+    @pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+    def test_timestamps_at_the_calendars_ends_are_a_400(self, client: TestClient, timestamp: str) -> None:
+        response = client.post("/v1/page", content=orjson.dumps({"anonymousId": "a", "timestamp": timestamp}),
+                               headers=basic(WRITE_KEY))
+        assert response.status_code == 400 and "representable" in response.text

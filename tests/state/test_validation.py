@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import orjson
 import pytest
 
+from state.errors import InvalidBatchError
 from state.events import Alias, Group, Identify, Page, Screen, Track
 from state.validation import EventValidator, Limits
 
@@ -19,7 +21,7 @@ def one(event: dict[str, object], sent_at: datetime | None = None) -> object:
 
 
 def reason(event: dict[str, object] | bytes) -> str:
-    raw = event if isinstance(event, bytes) else orjson.dumps(event)
+    raw = event if isinstance(event, bytes) else msgspec.json.encode(event)
     batch = validator.validate_all([raw], NOW)
     assert not batch.accepted, "the event should have been rejected"
     return batch.rejected[0].error
@@ -128,3 +130,94 @@ class TestBatches:
         batch = validator.validate_all(raws, NOW)
         assert [e.message_id for e in batch.accepted] == ["m0", "m2"]
         assert [r.index for r in batch.rejected] == [1, 3]
+
+
+def deep(levels: int) -> object:
+    """A value nested `levels` arrays deep."""
+    value: object = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+class TestBoundsEveryLaterStepCanTake:
+    """What is accepted can be stored, snapshotted, rendered and read back; the rest gets a reason."""
+
+    def test_an_integer_beyond_64_bits_is_refused_naming_the_field(self) -> None:
+        """The trait that once stopped the dataflow at every snapshot is refused at the edge."""
+        text = reason({"type": "identify", "userId": "u", "traits": {"loyalty_points": 2**70}})
+        assert "traits.loyalty_points" in text and "64 bits" in text
+
+    @pytest.mark.parametrize("value", [2**63 - 1, -(2**63), 123456789012345678])
+    def test_integers_within_64_bits_are_accepted(self, value: int) -> None:
+        """The signed 64-bit range is what msgpack, orjson and most languages read back."""
+        event = one({"type": "identify", "userId": "u", "traits": {"n": value}})
+        assert event.traits["n"] == value  # type: ignore[attr-defined]
+
+    def test_nesting_up_to_32_levels_is_accepted_and_33_refused(self) -> None:
+        """The event object is level 1, properties level 2, so a value may nest 30 deep."""
+        assert one({"type": "page", "anonymousId": "a", "properties": {"x": deep(30)}})
+        text = reason({"type": "page", "anonymousId": "a", "properties": {"x": deep(31)}})
+        assert text == "nested 33 levels deep; at most 32 allowed"
+
+    def test_nesting_beyond_the_decoders_recursion_limit_gets_a_reason_not_a_crash(self) -> None:
+        """5 000 levels (in an unknown field) is one more rejected event."""
+        raw = b'{"type":"page","anonymousId":"a","x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+        assert "nested 5001 levels deep" in reason(raw)
+
+    def test_a_frame_with_a_too_deep_event_keeps_its_other_events(self) -> None:
+        """The frame is split without recursion: the good events are accepted, the deep one refused."""
+        good = orjson.dumps({"type": "page", "anonymousId": "a"})
+        bad = b'{"type":"page","anonymousId":"b","properties":{"x":' + b"[" * 3000 + b"]" * 3000 + b"}}"
+        body = b'{"seq": 9, "batch": [' + good + b"," + bad + b"," + good + b'], "sentAt": "2026-11-23T12:00:00Z"}'
+        seq, batch = validator.decode_frame(body, NOW)
+        assert seq == 9 and len(batch.accepted) == 2
+        assert [(r.index, r.error) for r in batch.rejected] == [(1, "nested 3002 levels deep; at most 32 allowed")]
+
+    def test_an_http_batch_with_a_too_deep_context_keeps_its_events(self) -> None:
+        """A batch-level field nested past any limit does not cost the batch its events."""
+        good = orjson.dumps({"type": "page", "anonymousId": "a"})
+        body = b'{"batch": [' + good + b'], "writeKey": "wk", "context": {"x": ' + b"[" * 3000 + b"]" * 3000 + b"}}"
+        envelope, batch = validator.decode_http_batch(body, NOW)
+        assert envelope.write_key == "wk" and len(batch.accepted) == 1 and not batch.rejected
+
+    @pytest.mark.parametrize(("fields", "expected"), [
+        ({"timestamp": "0001-01-01T00:00:00+01:00"}, "outside the representable range"),
+        ({"timestamp": "9999-12-31T23:59:59-01:00"}, "outside the representable range"),
+        ({"timestamp": "9999-12-31T00:00:00Z", "sentAt": "0001-01-01T00:00:00Z"}, "outside the representable range"),
+        ({"timestamp": "0001-01-02T00:00:00Z"}, "older than the allowed age"),
+    ])
+    def test_timestamps_near_the_calendars_ends_get_a_reason(self, fields: dict[str, str], expected: str) -> None:
+        """Skew correction that would overflow the calendar is a rejected event, not a 500."""
+        assert expected in reason({"type": "page", "anonymousId": "a", **fields})
+
+    @pytest.mark.parametrize("seq", [2**53, 2**64, -1])
+    def test_a_seq_a_client_cannot_have_is_a_frame_error(self, seq: int) -> None:
+        """seq must be an integer JavaScript holds exactly; otherwise the frame is refused as a whole."""
+        with pytest.raises(InvalidBatchError, match="seq"):
+            validator.decode_frame(orjson.dumps({"seq": seq, "batch": []}) if seq < 2**64 else
+                                   b'{"seq": 18446744073709551616, "batch": []}', NOW)
+
+    @pytest.mark.parametrize("name", ["Attimo Tag Changed", "attimo list changed", "ATTIMO anything"])
+    def test_reserved_event_names_are_refused(self, name: str) -> None:
+        """Names starting with 'Attimo ' belong to the engine."""
+        assert "reserved" in reason({"type": "track", "userId": "u", "event": name})
+
+    @pytest.mark.parametrize("kind", ["attimo.tags", "attimo.list"])
+    def test_internal_event_types_are_unknown_to_clients(self, kind: str) -> None:
+        """A write key cannot tag contacts or put them on lists."""
+        assert f"Invalid value '{kind}'" in reason({"type": kind, "userId": "u", "add": ["vip"],
+                                                    "list_id": "l"})
+
+    @pytest.mark.parametrize(("name", "value"), [("price", -1), ("quantity", -2), ("revenue", -5000),
+                                                 ("quantity", 1e7), ("price", 1e13)])
+    def test_amounts_must_be_within_zero_and_their_ceiling(self, name: str, value: float) -> None:
+        """No negative carts or revenue, no cart worth 1e24."""
+        text = reason({"type": "track", "userId": "u", "event": "Product Added", "properties": {name: value}})
+        assert f"`properties.{name}` is out of range" in text
+
+    @pytest.mark.parametrize("field", ["anonymousId", "userId", "messageId"])
+    def test_ids_with_control_characters_are_refused(self, field: str) -> None:
+        """Ids end up in keys, logs and URLs."""
+        event = {"type": "page", "anonymousId": "a", field: "a\x00b"}
+        assert f"`{field}` contains a control character" in reason(event)
