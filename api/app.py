@@ -34,6 +34,7 @@ from api.routes import (
     ingest,
     quarantine,
     segments,
+    stats,
     tags,
     tracker_script,
 )
@@ -108,7 +109,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(AttimoError, _attimo_error)
     app.add_exception_handler(RedisError, _redis_error)
     for router in (ingest.router, decisions.router, contacts.router, health.router, admin_config.router,
-                   segments.router, tags.router, quarantine.router, tracker_script.router, demo_shop.router):
+                   segments.router, tags.router, quarantine.router, stats.router, tracker_script.router,
+                   demo_shop.router):
         app.include_router(router)
     return app
 

@@ -275,15 +275,9 @@ class _ShardLogic:
         if self.late_in_batch:
             self.count("late_events", self.late_in_batch)
             self.late_in_batch = 0
-        if self._quarantined_count(out):
-            self.count("quarantined", self._quarantined_count(out))
         out += [MetricAdd(name, amount) for name, amount in self._counts.items()]
         self._counts = {}
         return out
-
-    @staticmethod
-    def _quarantined_count(out: list[Output]) -> int:
-        return sum(isinstance(o, Quarantined) for o in out)
 
     # ---- configuration and time ----------------------------------------------------
 

@@ -58,10 +58,16 @@ def describe(exc: BaseException) -> str:
 
 
 def queue_quarantine(pipe: Any, record: QuarantineRecord, max_records: int, retention_s: float) -> None:
-    """Add the writes of one record to a pipeline (sync or async); idempotent under replay."""
+    """Add the writes of one record to a pipeline (sync or async).
+
+    The record and its index entry are idempotent under replay; the
+    `quarantined` counter of the metrics hash, like the dataflow's other
+    counters, may count a replayed record twice.
+    """
     pipe.set(keys.quarantine_record(record.id), _encoder.encode(record), ex=max(1, int(retention_s)))
     pipe.zadd(keys.quarantine_index(), {record.id: record.at}, nx=True)
     pipe.zremrangebyrank(keys.quarantine_index(), 0, -(max_records + 1))
+    pipe.hincrby(keys.metrics(), "quarantined", 1)
 
 
 def decode_record(raw: bytes) -> QuarantineRecord:

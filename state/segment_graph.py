@@ -28,6 +28,24 @@ def walk(condition: Condition) -> Iterator[Condition]:
             stack.append(node.of)
 
 
+MAX_CONDITION_DEPTH = 32
+"""How deep a condition tree may nest: evaluation recurses once per level."""
+
+
+def depth(condition: Condition) -> int:
+    """How many levels a condition tree has (a leaf is 1), without recursion."""
+    deepest = 0
+    stack: list[tuple[Condition, int]] = [(condition, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, All | AnyOf):
+            stack.extend((child, level + 1) for child in node.of)
+        elif isinstance(node, Not):
+            stack.append((node.of, level + 1))
+    return deepest
+
+
 def references(condition: Condition) -> list[str]:
     """Ids of the segments a condition refers to, in order of appearance."""
     return list(dict.fromkeys(n.segment for n in walk(condition) if isinstance(n, InSegment)))

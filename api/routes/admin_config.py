@@ -43,7 +43,14 @@ from state.config import (
     encode_config,
 )
 from state.config_store import current_config, publish_config
-from state.segment_graph import SegmentDefinitionError, dependency_order, references, walk
+from state.segment_graph import (
+    MAX_CONDITION_DEPTH,
+    SegmentDefinitionError,
+    dependency_order,
+    depth,
+    references,
+    walk,
+)
 
 router = APIRouter(prefix="/v1/admin", tags=["admin: configuration"])
 
@@ -78,6 +85,8 @@ def decode(raw: bytes, kind: type[T]) -> T:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise InvalidBodyError(str(exc)) from exc
+    except RecursionError as exc:
+        raise InvalidBodyError("body is nested too deeply") from exc
 
 
 # ---- whole-configuration checks ------------------------------------------------
@@ -106,6 +115,11 @@ def config_problem(config: ActiveConfig) -> str | None:
             return f"scoring rule {rule.id!r}: max_times must be at least 1"
     if config.thresholds.warm > config.thresholds.hot:
         return f"thresholds: warm ({config.thresholds.warm}) is above hot ({config.thresholds.hot})"
+    named = [(f"segment {s.id!r}", s.when) for s in config.segments]
+    named += [(f"stage rule {r.stage!r}", r.when) for r in config.stages]
+    for name, condition in named:
+        if (levels := depth(condition)) > MAX_CONDITION_DEPTH:
+            return f"{name} nests {levels} levels deep; at most {MAX_CONDITION_DEPTH} allowed"
     segment_ids = {s.id for s in config.segments}
     for stage in config.stages:
         nodes = list(walk(stage.when))

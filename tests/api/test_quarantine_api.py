@@ -100,3 +100,15 @@ class TestReplayAndDelete:
         assert client.delete("/v1/admin/quarantine/visitors:m-3", headers=ADMIN).status_code == 204
         assert client.delete("/v1/admin/quarantine/visitors:m-3", headers=ADMIN).status_code == 404
         assert client.get("/v1/admin/quarantine", headers=ADMIN).json()["count"] == 0
+
+
+class TestStats:
+    """The dataflow's counters and the quarantine's size are one admin read away."""
+
+    def test_stats_show_counters_and_the_quarantine(self, client: TestClient, redis_client: redis.Redis) -> None:
+        quarantine(redis_client, record(1), record(2))
+        redis_client.hincrby(keys.metrics(), "late_events", 3)
+        body = client.get("/v1/admin/stats", headers=ADMIN).json()
+        assert body["quarantined"] == 2
+        assert body["counters"] == {"quarantined": 2, "late_events": 3}
+        assert body["ingest_lag_s"] == 0
