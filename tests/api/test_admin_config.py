@@ -202,6 +202,19 @@ class TestValidation:
         assert message in response.json()["error"]
         assert config(client).version == 0
 
+    def test_conditions_nested_deeper_than_evaluation_allows_are_422(self, client: TestClient) -> None:
+        """The dataflow evaluates conditions recursively: 33 levels are refused, past the decoder's limit too."""
+        condition: dict[str, Any] = {"kind": "tag", "tag": "vip"}
+        for _ in range(32):
+            condition = {"kind": "not", "of": condition}
+        response = client.put("/v1/admin/segments/deep", json={"when": condition}, headers=ADMIN)
+        assert response.status_code == 422
+        assert "segment 'deep' nests 33 levels deep; at most 32 allowed" in response.json()["error"]
+        very_deep = b'{"when": ' + b'{"kind": "not", "of": ' * 2000 + b'{"kind": "tag", "tag": "x"}' + b"}" * 2001
+        response = client.put("/v1/admin/segments/deeper", content=very_deep, headers=ADMIN)
+        assert response.status_code == 422 and "nested too deeply" in response.json()["error"]
+        assert config(client).version == 0
+
     def test_not_json_is_422(self, client: TestClient) -> None:
         """A body that is not JSON says so."""
         response = client.put("/v1/admin/thresholds", content=b"{warm", headers=ADMIN)
