@@ -12,46 +12,76 @@ import logging
 import os
 import secrets
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import orjson
 import redis
 
-from api.supervisor import Part, Supervisor, environment, python_part, redis_server_part
+from api.supervisor import Part, PartStartError, Supervisor, environment, python_part, redis_server_part
 from state.logs import configure_logging
 from state.settings import Settings
 
 log = logging.getLogger("attimo")
 
+CREDENTIALS_FILE = "dev-credentials.json"
+
 
 def _redis_answers(url: str) -> bool:
+    """Whether a Redis at `url` answers PING now (a loading or absent one does not)."""
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+        with redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5) as client:
+            return bool(client.ping())
     except redis.RedisError:
         return False
 
 
-def _dev_credentials(data_dir: Path) -> dict[str, str]:
-    """A write key and admin token that stay the same across `attimo run`s."""
-    path = data_dir / "dev-credentials.json"
-    if path.exists():
-        stored: dict[str, str] = orjson.loads(path.read_bytes())
-        return stored
-    data_dir.mkdir(parents=True, exist_ok=True)
-    credentials = {"ATTIMO_WRITE_KEY": "wk_" + secrets.token_hex(12),
-                   "ATTIMO_ADMIN_TOKEN": "adm_" + secrets.token_hex(16)}
-    path.write_bytes(orjson.dumps(credentials))
+def _dev_credentials(path: Path) -> dict[str, str]:
+    """A write key and admin token that stay the same across `attimo run`s, readable by the owner only."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        credentials = {"ATTIMO_WRITE_KEY": "wk_" + secrets.token_hex(12),
+                       "ATTIMO_ADMIN_TOKEN": "adm_" + secrets.token_hex(16)}
+        # Created 0600 from the start: no moment where another user could read the token.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(orjson.dumps(credentials))
     path.chmod(0o600)
-    return credentials
+    stored: dict[str, str] = orjson.loads(path.read_bytes())
+    return stored
+
+
+def banner(settings: Settings, credentials: Path, token_source: str, to_terminal: bool) -> str:
+    """What `attimo run` prints once everything has started.
+
+    The admin token is a secret: it is shown only to a person at a terminal,
+    never written into a log that stdout is piped to; there the banner says
+    where to find it (`token_source` is the credentials file or the variable
+    it was set by).
+    """
+    if to_terminal:
+        token, curl_token = settings.admin_token, settings.admin_token
+    elif token_source == "file":
+        token, curl_token = f"in {credentials} (mode 0600; not printed to a log)", "$ADMIN_TOKEN"
+    else:
+        token, curl_token = "as set in ATTIMO_ADMIN_TOKEN (not printed to a log)", "$ATTIMO_ADMIN_TOKEN"
+    return (f"\nAttimo is running.\n"
+            f"  demo shop      {settings.api_url}/\n"
+            f"  API docs       {settings.api_url}/docs\n"
+            f"  gateway        {settings.gateway_url}/v1/stream?key={settings.write_key}\n"
+            f"  write key      {settings.write_key}\n"
+            f"  admin token    {token}\n"
+            f"  profile        curl -H 'Authorization: Bearer {curl_token}' "
+            f"{settings.api_url}/v1/contacts/<id>\n"
+            f"Ctrl-C stops everything.\n")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    """Start Redis (if needed), the gateway, the dataflow and the API."""
+    """Start Redis (if none answers), the gateway, the dataflow and the API, and keep them running."""
     overrides: dict[str, str] = {}
     data_dir = Path(os.environ.get("ATTIMO_DATA_DIR", "var"))
-    for name, value in _dev_credentials(data_dir).items():
+    credentials = data_dir / CREDENTIALS_FILE
+    for name, value in _dev_credentials(credentials).items():
         if name not in os.environ:
             overrides[name] = value
     os.environ.update(overrides)
@@ -59,38 +89,21 @@ def cmd_run(args: argparse.Namespace) -> None:
     parts: list[Part] = []
     if not _redis_answers(settings.redis_url):
         port = urlparse(settings.redis_url).port or 6379
-        log.info("no Redis answers; starting a private one", extra={"url": settings.redis_url})
-        redis_part = redis_server_part(port, data_dir / "redis")
-        redis_part.start(environment({}))
-        deadline = time.monotonic() + 10
-        while not _redis_answers(settings.redis_url):
-            if time.monotonic() > deadline:
-                sys.exit(f"redis-server did not start on port {port}")
-            time.sleep(0.05)
-        parts.append(redis_part)
+        log.info("no Redis answers; starting a private one",
+                 extra={"url": settings.redis_url, "appendfsync": settings.redis_appendfsync})
+        parts.append(redis_server_part(port, data_dir / "redis", settings.redis_appendfsync,
+                                       ready=lambda: _redis_answers(settings.redis_url)))
     parts += [python_part("gateway", "api.cli", "gateway"),
               python_part("dataflow", "dataflows"),
               python_part("api", "api.cli", "api")]
     if args.demo_shoppers:
         parts.append(python_part("demo", "benchmarks.demo", "--shoppers", str(args.demo_shoppers)))
-    banner = (f"\nAttimo is running.\n"
-              f"  demo shop      {settings.api_url}/\n"
-              f"  API docs       {settings.api_url}/docs\n"
-              f"  gateway        {settings.gateway_url}/v1/stream?key={settings.write_key}\n"
-              f"  write key      {settings.write_key}\n"
-              f"  admin token    {settings.admin_token}\n"
-              f"  profile        curl -H 'Authorization: Bearer {settings.admin_token}' "
-              f"{settings.api_url}/v1/contacts/<id>\n"
-              f"Ctrl-C stops everything.\n")
-    print(banner, flush=True)
-    supervisor = Supervisor([p for p in parts if p.name != "redis"], environment({}))
+    token_source = "file" if "ATTIMO_ADMIN_TOKEN" in overrides else "environment"
+    text = banner(settings, credentials, token_source, sys.stdout.isatty())
     try:
-        supervisor.run()
-    finally:
-        for part in parts:
-            if part.name == "redis" and part.popen is not None:
-                part.popen.terminate()
-                part.popen.wait(timeout=10)
+        Supervisor(parts, environment({})).run(on_started=lambda: print(text, flush=True))
+    except PartStartError as exc:
+        sys.exit(str(exc))
 
 
 def cmd_gateway(_: argparse.Namespace) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ATTIMO_", extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # fsync policy of the private Redis `attimo run` starts: "everysec" may lose the
+    # last second of acked events if the host crashes; "always" loses none, slower.
+    redis_appendfsync: Literal["always", "everysec"] = "everysec"
     host: str = "127.0.0.1"
     api_port: int = 8000
     gateway_port: int = 8001
