@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     redis_appendfsync: Literal["always", "everysec"] = "everysec"
     host: str = "127.0.0.1"
     api_port: int = 8000
+    # The API's HTTP hardening: a request head (request line + headers) must arrive
+    # whole within this time and be at most this large, or the connection is closed
+    # (408 / 431); idle keep-alive connections keep uvicorn's own 5 s. Past the
+    # connection limit a new connection takes the place of the one waiting longest
+    # for its head; keep the limit below the process's open-files limit (ulimit -n).
+    http_head_timeout_s: float = 10.0
+    http_max_head_bytes: int = 16 * 1024
+    http_max_connections: int = 10_000
     gateway_port: int = 8001
     admin_token: str = Field(default_factory=lambda: "dev-admin-" + secrets.token_hex(8))
     write_key: str = Field(default_factory=lambda: "dev-wk-" + secrets.token_hex(8))
