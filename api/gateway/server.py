@@ -181,8 +181,11 @@ class Gateway:
             self.connections.learn(ws, visitor_ids(decoded.accepted))
             try:
                 await self.appender.append(decoded.accepted)
-            except (RedisError, OSError) as exc:
-                raise StoreError(f"append failed: {exc}") from exc
+            except Exception as exc:
+                # Whatever failed (redis-py under uvloop raises RuntimeError on a
+                # closed transport), the events may or may not be stored: close
+                # without an ack, so the client resends and de-duplication decides.
+                raise StoreError(f"append failed: {exc!r}") from exc
         if decoded.rejected:
             log(logger, logging.DEBUG, "events rejected", seq=seq, rejected=len(decoded.rejected))
         return ack_frame(seq, decoded)

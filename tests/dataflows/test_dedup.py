@@ -34,22 +34,29 @@ class TestWindow:
             assert first_time(seen, f"other-{i}", T0 + i, self.window)
         assert not first_time(seen, "m0", T0 + 3599, self.window)
 
-    def test_the_count_bound_forgets_the_oldest(self) -> None:
-        """After `max_ids` other ids the oldest is forgotten (and counted again if it comes back)."""
+    def test_an_id_is_remembered_for_the_whole_window(self) -> None:
+        """Resent exactly `window_s` after it came: still a resend."""
         seen = SeenIds()
         first_time(seen, "m0", T0, self.window)
-        for i in range(100):
+        first_time(seen, "m1", T0 + 1800, self.window)
+        assert not first_time(seen, "m0", T0 + 3600, self.window)
+
+    def test_the_count_bound_forgets_the_oldest_in_batches(self) -> None:
+        """Past 1.25 × `max_ids` the oldest go, down to `max_ids`: memory stays bounded."""
+        seen = SeenIds()
+        first_time(seen, "m0", T0, self.window)
+        for i in range(125):
             first_time(seen, f"other-{i}", T0, self.window)
         assert len(seen) == 100
         assert first_time(seen, "m0", T0, self.window)
 
-    def test_the_time_bound_forgets_what_is_older_than_the_window(self) -> None:
-        """An id received more than `window_s` before is forgotten."""
+    def test_the_time_bound_forgets_what_is_well_past_the_window(self) -> None:
+        """An id more than 1.1 × `window_s` old is gone at the next event."""
         seen = SeenIds()
         first_time(seen, "m0", T0, self.window)
-        assert first_time(seen, "m1", T0 + 3601, self.window)
+        assert first_time(seen, "m1", T0 + 3961, self.window)
         assert len(seen) == 1
-        assert first_time(seen, "m0", T0 + 3602, self.window)
+        assert first_time(seen, "m0", T0 + 3962, self.window)
 
     def test_ids_with_the_same_crc32_are_both_counted(self) -> None:
         """The old 32-bit de-duplication dropped one of these as a resend: a real order lost."""
