@@ -18,7 +18,6 @@ from typing import Any, Final
 import msgspec
 import orjson
 from fastapi import APIRouter, Request, Response
-from redis.exceptions import RedisError
 
 from api.deps import AppenderDep, BackpressureDep, SettingsDep, WriteKeysDep, resolve_write_key
 from api.errors import UnsupportedEncodingError
@@ -108,8 +107,8 @@ async def _store(
     await backpressure.check()
     try:
         await appender.append(decoded.accepted)
-    except RedisError as exc:
-        raise StoreError(f"append failed: {exc}") from exc
+    except Exception as exc:  # any failure: 503, and the sender retries (de-duplication decides)
+        raise StoreError(f"append failed: {exc!r}") from exc
     if not decoded.rejected:
         return _json({"success": True})
     return _json({
