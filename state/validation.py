@@ -261,6 +261,9 @@ class EventValidator:
         _check_ids(event)
         if isinstance(event, Identify | Alias) and is_blocked_id(event.user_id):
             raise ValueError(f"`userId` {event.user_id!r} is not a usable id")
+        if not event.anonymous_id and is_blocked_id(event.user_id):
+            # It would belong to no contact: acked, then dropped by the dataflow.
+            raise ValueError(f"`userId` {event.user_id!r} is not a usable id and there is no `anonymousId`")
         if isinstance(event, Track):
             if event.event.lower().startswith(RESERVED_EVENT_PREFIX):
                 raise ValueError(f"`event` {event.event!r}: names starting with 'Attimo ' are reserved")
