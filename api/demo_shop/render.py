@@ -40,9 +40,23 @@ def _static(name: str) -> str:
     return (HERE / "static" / name).read_text(encoding="utf-8")
 
 
+# JSON writes these only inside strings, where a \u escape means the same character.
+_SCRIPT_SAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
 def _json_for_script(value: Any) -> str:
-    """JSON safe inside a <script> element (no `</script>` break-out)."""
-    return json.dumps(value).replace("</", "<\\/")
+    """JSON that stays inert text inside a <script> element, whatever strings it holds.
+
+    Escaping `</` alone is not enough: after `<!--`, the HTML parser reads
+    `<script` as opening a nested section that swallows the element's real
+    end tag, and with it every script after it on the page (`/search?q=<!--<script>`
+    stopped the shop's own). With no `<`, `>` or `&` left the parser sees only
+    text; U+2028 / U+2029 are escaped too, so the same text is also a valid
+    JavaScript literal should a page ever inline it.
+    """
+    return json.dumps(value).translate(_SCRIPT_SAFE)
 
 
 def _options(values: tuple[str, ...] | list[str]) -> str:

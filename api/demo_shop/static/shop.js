@@ -36,8 +36,10 @@
   (function currentDecision() {
     var tag = document.querySelector('script[data-key]');
     var aid = (document.cookie.match(/(?:^|; )attimo_aid=([^;]+)/) || [])[1];
+    // A malformed cookie (a stray '%') must not stop the rest of this script.
+    try { aid = aid && decodeURIComponent(aid); } catch (e) { aid = null; }
     if (!tag || !aid || !window.fetch) return;
-    fetch(tag.getAttribute('data-api') + '/v1/decisions/' + encodeURIComponent(decodeURIComponent(aid)) +
+    fetch(tag.getAttribute('data-api') + '/v1/decisions/' + encodeURIComponent(aid) +
           '?key=' + encodeURIComponent(tag.getAttribute('data-key')))
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (d) { if (d && d.contact_id) showDecision(d); })
