@@ -4,6 +4,11 @@ Short mode (< 2 minutes) is what CI runs: it checks correctness and writes the
 report but asserts nothing about speed. Full mode (≈ 20 minutes) is for
 people. Results go to `benchmarks/results/<mode>-<date>.json` and
 `benchmarks/RESULTS.md` (or under `--out`).
+
+`--soak [--soak-minutes 10] [--soak-capacity EV/S]` is neither: the whole
+stack at half its capacity for minutes, watched for memory and store growth
+(`benchmarks/soak.py`); it replaces only the soak section of RESULTS.md and
+exits non-zero when a check fails.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import report
+from benchmarks import report, soak
 from benchmarks.progress import note
 from benchmarks.stack import CODE, REPO
 from benchmarks.suite import FULL, PHASES, SHORT, Suite
@@ -53,6 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--short", action="store_true", help="CI-sized run, under 2 minutes (default)")
     size.add_argument("--full", action="store_true", help="the full suite, about 20 minutes")
+    size.add_argument(
+        "--soak", action="store_true", help="the soak: half of capacity for --soak-minutes (not in CI)"
+    )
+    parser.add_argument("--soak-minutes", type=float, default=10.0, help="length of the soak (default 10)")
+    parser.add_argument(
+        "--soak-capacity",
+        type=float,
+        default=None,
+        help="events/s the stack sustains, instead of measuring it before the soak",
+    )
     parser.add_argument(
         "--only", action="append", choices=PHASES, default=[], help="run only this phase (repeatable)"
     )
@@ -76,22 +91,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, profiles)")
     args = parser.parse_args(argv)
+    if args.soak and args.only:
+        parser.error("--only chooses phases of --short/--full; the soak is one phase of its own")
     mode = FULL if args.full else SHORT
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="attimo-bench-"))
     source = args.repo.resolve() if args.repo is not None else REPO
     code = snapshot_code(source, workdir / "code")
     CODE["root"] = workdir / "code"
-    note(f"attimo bench: {mode.name} mode, work directory {workdir}")
+    note(f"attimo bench: {report.SOAK if args.soak else mode.name} mode, work directory {workdir}")
     try:
-        figures = Suite(mode, set(args.only), workdir).run()
+        if args.soak:
+            options = soak.SoakOptions(minutes=args.soak_minutes, capacity=args.soak_capacity)
+            figures = soak.run(options, workdir)
+        else:
+            figures = Suite(mode, set(args.only), workdir).run()
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     name = mode.name if not args.only else f"{mode.name}-{'-'.join(sorted(args.only))}"
+    name = report.SOAK if args.soak else name
     figures["code"] = code
     path = report.write(figures, name, report.command_line(), args.out)
     correct = report.all_correct(figures)
     note(f"wrote {path} and {args.out / 'RESULTS.md'}; correct: {str(correct).lower()}")
+    if args.soak:
+        checks = figures.get("summary", {}).get("checks", {})
+        for key, check in checks.items():
+            note(f"  {key}: {check['verdict']}")
+        return 0 if correct and checks and figures["summary"]["passed"] else 1
     return 0 if correct else 1
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 HERE = Path(__file__).resolve().parent
+SOAK = "soak"
 
 
 def machine() -> dict[str, Any]:
@@ -153,7 +154,12 @@ def all_correct(figures: dict[str, Any]) -> bool:
 
 
 def write(figures: dict[str, Any], mode: str, command: str, out_dir: Path) -> Path:
-    """Write `results/<mode>-<date>.json` and rebuild `RESULTS.md` next to it."""
+    """Write `results/<mode>-<date>.json` and update `RESULTS.md` next to it.
+
+    A soak run replaces only its own section of `RESULTS.md`; any other run
+    rebuilds the file from the newest JSON of each mode, and keeps the soak
+    section already there if no soak JSON is at hand.
+    """
     results = out_dir / "results"
     results.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
@@ -165,16 +171,25 @@ def write(figures: dict[str, Any], mode: str, command: str, out_dir: Path) -> Pa
         "correct": correct,
         "machine": machine(),
         "figures": figures,
-        "targets": judge(figures),
+        "targets": [] if mode == SOAK else judge(figures),
     }
     path = results / f"{mode}-{now.date().isoformat()}.json"
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    (out_dir / "RESULTS.md").write_text(render_all(results))
+    markdown = out_dir / "RESULTS.md"
+    old = markdown.read_text() if markdown.exists() else ""
+    if mode == SOAK and old:
+        text = replace_section(old, SOAK, render_soak(document))
+    else:
+        text = render_all(results)
+        kept = section(old, SOAK)
+        if kept is not None and section(text, SOAK) is None:
+            text = replace_section(text, SOAK, kept)
+    markdown.write_text(text)
     return path
 
 
 def render_all(results: Path) -> str:
-    """RESULTS.md: the newest full run, then the newest short run."""
+    """RESULTS.md: the newest full run, then the newest short run, other runs, and the newest soak."""
     newest: dict[str, dict[str, Any]] = {}
     for path in sorted(results.glob("*.json")):
         doc = orjson.loads(path.read_bytes())
@@ -186,10 +201,37 @@ def render_all(results: Path) -> str:
         "machine named, with the load generator on the same machine. Ratios measured in the same run "
         "travel better than absolute numbers.\n",
     ]
-    for name in ("full", "short", *sorted(set(newest) - {"full", "short"})):
+    for name in ("full", "short", *sorted(set(newest) - {"full", "short", SOAK})):
         if name in newest:
             parts.append(render(newest[name]))
+    if SOAK in newest:
+        parts.append(render_soak(newest[SOAK]))
     return "\n".join(parts)
+
+
+def _section_span(text: str, name: str) -> tuple[int, int] | None:
+    """Where the `## <name> run …` section starts and where the next `## ` heading (or the end) is."""
+    found = re.search(rf"^## {re.escape(name)} run\b.*$", text, re.M)
+    if found is None:
+        return None
+    following = re.search(r"^## ", text[found.end() :], re.M)
+    return found.start(), found.end() + following.start() if following else len(text)
+
+
+def section(text: str, name: str) -> str | None:
+    """The `## <name> run …` section of a RESULTS.md text, without the blank lines after it."""
+    span = _section_span(text, name)
+    return None if span is None else text[span[0] : span[1]].rstrip("\n") + "\n"
+
+
+def replace_section(text: str, name: str, new: str) -> str:
+    """`text` with its `## <name> run …` section replaced by `new` (appended if absent); the rest untouched."""
+    span = _section_span(text, name)
+    if span is None:
+        return text.rstrip("\n") + "\n\n" + new
+    start, end = span
+    rest = text[end:]
+    return text[:start] + new + ("\n" + rest if rest else "")
 
 
 def _fmt(value: Any) -> str:
@@ -420,6 +462,164 @@ def livestate_section(live: dict[str, Any]) -> list[str]:
         lines.append(
             f"\nCorrect: {str(s['check']['correct']).lower()} ({_fmt(s['check']['contacts'])} contacts' "
             f"counters exact); client behind schedule at most {_fmt(s['client_behind_schedule_max_ms'])} ms."
+        )
+    return lines
+
+
+def _mib(value: Any) -> str:
+    return "—" if value is None else f"{value / 2**20:,.1f}"
+
+
+def _series_row(what: str, c: dict[str, Any]) -> str:
+    per = c.get("bytes_per_new_contact")
+    verdict = c["verdict"] if c["passed"] else f"**{c['verdict']}**"
+    return (
+        f"| {what} | {_mib(c['start'])} | {_mib(c['warm'])} | {_mib(c['end'])} | {_mib(c['max'])} | "
+        f"{_fmt(c['max_over_min'])} | {_fmt(per)} | {verdict} |"
+    )
+
+
+def render_soak(doc: dict[str, Any]) -> str:
+    """The soak section: the load, a verdict per check, the fits, and the samples over time."""
+    f, m = doc["figures"], doc["machine"]
+    o, cap, load = f["options"], f["capacity"], f["load"]
+    summary = f.get("summary", {})
+    checks = summary.get("checks", {})
+    c = f.get("correctness", {})
+    if cap.get("given"):
+        measured = f"{_fmt(cap['events_per_s'])} events/s (given)"
+    else:
+        measured = (
+            f"{_fmt(cap['events_per_s'])} events/s, measured first: {o['capacity_seconds']:g} s closed loop "
+            f"of the same traffic ({_fmt(cap['events_acked'])} events acked at {_fmt(cap['acked_events_per_s'])}/s), "
+            f"then {_fmt(cap['drain_after_s'])} s until the dataflow had processed them all"
+        )
+    failed = [k for k, v in checks.items() if not v["passed"]]
+    lines = [
+        f"## {SOAK} run — {doc['date']}\n",
+        f"- machine: {m['nproc']} cores, {m['cpu']}, {m['memory_gb']} GB, Linux {m['kernel']}, "
+        f"Python {m['python']}, Redis {m['redis']}; the load generator on the same cores",
+        f"- command: `{doc['command']}`",
+        f"- code: {_code(f.get('code'))}",
+        f"- duration: {_fmt(f.get('duration_s'))} s in all; {o['minutes']:g} min of soak",
+        f"- capacity: {measured}",
+        f"- load: **{_fmt(f['rate_events_per_s'])} events/s** open loop ({o['load_share']:.0%} of capacity) over "
+        f"{o['connections']} tracker sockets, ≤ {o['frame_size']} events per frame, orders and e-mail opens "
+        "over HTTP `/v1/batch`; every visit is one of "
+        f"{_fmt(o['templates'] + o['templates'] // 3)} seeded shopper sessions with a fresh visitor id, session "
+        f"and times; new visitors make {o['new_share_high']:.0%} of the visits in the first half of every "
+        f"{o['wave_s']:g} s wave and {o['new_share_low']:.0%} in the second (returning ones are drawn from all "
+        f"earlier visitors); probes {o['probe_rate']:g}/s; a sample every {o['interval_s']:g} s",
+        f"- sent: {_fmt(load['events_acked'])} events acked in {_fmt(load['visits'])} visits by "
+        f"{_fmt(load['visitors'])} visitors; rejected {load['events_rejected']}, frame errors "
+        f"{load['frame_errors']}, HTTP errors {load['http_errors']}, reconnects {load['reconnects']}, "
+        f"unacked at the end {load['unacked_at_end']}",
+        f"- **correct: {str(doc['correct']).lower()}**"
+        + (
+            f" — {_fmt(c.get('contacts'))} contacts, {_fmt(c.get('events'))} events; "
+            f"missing {c.get('missing')}, wrong {c.get('wrong')}"
+            if c
+            else ""
+        ),
+        f"- **checks: {'all passed' if summary.get('passed') else 'FAILED: ' + ', '.join(failed)}**",
+    ]
+    for phase, error in f.get("errors", {}).items():
+        lines.append(f"- **{phase} failed**: `{error[:300]}`")
+    if not checks:
+        return "\n".join(lines) + "\n"
+    lines.append(
+        f"\n### Verdicts (after a warm-up of {_fmt(summary['warmup_s'])} s, "
+        f"{summary['samples_after_warmup']} samples)\n"
+    )
+    lines.append(
+        "RSS must stay within 10 % (largest over smallest after warm-up); Redis and the dataflow hold the "
+        "contacts' state, so for them and for the stores growth is accepted when a straight line in contacts "
+        "explains it (R² ≥ 0.9) and, fitted jointly with events, events account for at most 25 % of the rise. "
+        "Redis state = `used_memory` minus the event streams (trimmed behind the dataflow's snapshots). "
+        "MiB; per new contact in bytes, from the end of warm-up to the end.\n"
+    )
+    lines.append(
+        "| series | start MiB | after warm-up MiB | end MiB | max MiB | max/min | B per new contact | verdict |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for key, check in checks.items():
+        what = f"RSS {key.split(':', 1)[1]}" if key.startswith("rss:") else {
+            "redis_state": "Redis state (`used_memory` − streams)",
+            "recovery_store": "recovery store on disk",
+        }.get(key, key)
+        lines.append(_series_row(what, check))
+    lines.append("\n### Growth against contacts and events (least squares over the samples after warm-up)\n")
+    lines.append(
+        "| series | new contacts | B per contact (contacts only) | R² | R² against events only | "
+        "joint: B per contact | joint: B per event | events' share of the rise |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for key, check in checks.items():
+        if "fit_joint" not in check:
+            continue
+        fc, fj = check["fit_contacts"], check["fit_joint"]
+        lines.append(
+            f"| {key} | {_fmt(check['new_contacts'])} | {_fmt(fc['bytes_per_contact'])} | {fc['r2']:.3f} | "
+            f"{check['fit_events_r2']:.3f} | {_fmt(fj['bytes_per_contact'])} | {_fmt(fj['bytes_per_event'])} | "
+            f"{fj['event_share']:.0%} |"
+        )
+    p = f.get("probes", {})
+    lag = summary["lag_s"]
+    lines.append(
+        f"\nLatency over the whole soak: probe event → profile visible p50 / p95 / p99 / max "
+        f"{_pcts(p.get('visible_ms', {}))} ms, → decision pushed {_pcts(p.get('pushed_ms', {}))} ms "
+        f"({_fmt(p.get('sent'))} probes, {p.get('not_visible')} not visible, {p.get('not_pushed')} not pushed). "
+        f"Median of the per-sample p50: {_fmt(summary['probe_p50_ms_first_third'])} ms in the first third "
+        f"after warm-up, {_fmt(summary['probe_p50_ms_last_third'])} ms in the last. Ingest lag after warm-up: "
+        f"median {_fmt(lag['median'])} s, max {_fmt(lag['max'])} s. Event streams held at most "
+        f"{_fmt(summary['event_streams_max_entries'])} entries after warm-up."
+    )
+    cpu = summary.get("cpu", {})
+    if cpu:
+        lines.append(
+            "\nCPU, first → last third after warm-up (cores; µs per event): "
+            + "; ".join(
+                f"{name} {' → '.join(_fmt(x) for x in v['cores'])} "
+                f"({' → '.join(_fmt(x) for x in v['us_per_event'])} µs)"
+                for name, v in cpu.items()
+            )
+            + f". Machine load average (1 min) {_fmt(summary['loadavg_1m']['min'])}–"
+            f"{_fmt(summary['loadavg_1m']['max'])} on 2 cores: others' work shares them."
+        )
+    lines += _soak_timeline(f["samples"])
+    return "\n".join(lines) + "\n"
+
+
+def _soak_timeline(samples: list[dict[str, Any]], rows: int = 12) -> list[str]:
+    """About a dozen samples, evenly spread, and the last."""
+    names = list(samples[-1]["rss"])
+    step = max(1, len(samples) // rows)
+    picked = samples[::step]
+    if picked[-1] is not samples[-1]:
+        picked.append(samples[-1])
+    lines = [
+        "\n### Over time (every sample is in the JSON)\n",
+        "| t s | contacts | events/s | lag s | probe visible p50 / max ms | ack p50 / p99 ms | "
+        + " | ".join(f"RSS {n} MiB" for n in names)
+        + " | Redis state MiB | streams MiB | recovery MiB | CPU cores "
+        + " / ".join(names)
+        + " | load avg |",
+        "|" + "---|" * (11 + len(names)),
+    ]
+    previous = samples[0]
+    for s in picked:
+        span = max(1e-3, s["t_s"] - previous["t_s"])
+        cores = " / ".join(
+            f"{(s['cpu_s'].get(n, 0) - previous['cpu_s'].get(n, 0)) / span:.2f}" for n in names
+        ) if s is not previous else "—"
+        previous = s
+        vis, ack = s["probe"].get("visible_ms", {}), s.get("ack_ms", {})
+        lines.append(
+            f"| {_fmt(s['t_s'])} | {_fmt(s['contacts'])} | {_fmt(s['events_per_s'])} | {_fmt(s['lag_s'])} | "
+            f"{_fmt(vis.get('p50'))} / {_fmt(vis.get('max'))} | {_fmt(ack.get('p50'))} / {_fmt(ack.get('p99'))} | "
+            + " | ".join(_mib(s["rss"].get(n)) for n in names)
+            + f" | {_mib(s['redis_used_memory'] - s['event_stream_bytes'])} | {_mib(s['event_stream_bytes'])} | "
+            f"{_mib(s['recovery_bytes'])} | {cores} | {_fmt(s.get('loadavg_1m'))} |"
         )
     return lines
 
