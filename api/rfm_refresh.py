@@ -43,13 +43,10 @@ async def sample_buyers(client: aioredis.Redis, limit: int, now: float) -> tuple
             if raw is None:
                 continue
             orders = decode_profile(raw).orders
-            count = orders.get("orders")
-            last = orders.get("last_order_at")
-            if isinstance(count, int) and count > 0 and isinstance(last, int | float):
-                recency.append(max(0.0, now - last) / DAY)
-                frequency.append(float(count))
-                revenue = orders.get("revenue")
-                monetary.append(float(revenue) if isinstance(revenue, int | float) else 0.0)
+            if orders.orders > 0 and orders.last_order_at is not None:
+                recency.append(max(0.0, now - orders.last_order_at) / DAY)
+                frequency.append(float(orders.orders))
+                monetary.append(orders.revenue)
         seen += len(batch)
         if seen >= limit:
             break

@@ -33,7 +33,8 @@ def emit_contact(state: ContactState, live: LiveConfig, now: float, cart_idle_s:
     moves = [(s, True) for s in result.entered] + [(s, False) for s in result.exited]
     for segment_id, entered in moves:
         state.segment_changes += 1
-        out.append(SegmentChange(f"{contact_id}:{state.segment_changes}", contact_id, segment_id, entered, now))
+        out.append(SegmentChange(change_id=f"{contact_id}:{state.segment_changes}", contact_id=contact_id,
+                                 segment_id=segment_id, entered=entered, at=now))
     out.append(ProfileWrite(contact_id, encode_profile(result.profile)))
     if state.anonymous_ids:
         decision = decisions_for(result.profile)
@@ -51,7 +52,7 @@ def leave_segments(state: ContactState, at: float) -> list[Output]:
     out: list[Output] = []
     for segment_id in state.segments:
         state.segment_changes += 1
-        out.append(SegmentChange(f"{state.contact_id}:{state.segment_changes}", state.contact_id,
-                                 segment_id, False, at))
+        out.append(SegmentChange(change_id=f"{state.contact_id}:{state.segment_changes}",
+                                 contact_id=state.contact_id, segment_id=segment_id, entered=False, at=at))
     state.segments = []
     return out

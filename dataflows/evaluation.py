@@ -23,7 +23,7 @@ from dataflows.scoring import next_score_crossing, score_history, scoring_due
 from dataflows.segments import changes, evaluate_condition, next_flip, stage_of
 from dataflows.sessions import session_summary
 from dataflows.windows import next_expiry, prune, window_summary
-from state.profile import Profile
+from state.profile import Flags, Profile
 
 
 @dataclass(slots=True)
@@ -96,7 +96,7 @@ def render_profile(state: ContactState, view: StateView) -> Profile:
         score_history=score_history(state.scoring)[-5:],
         late_events=state.late_events,
         config_version=config.version,
-        extra={"cart_abandoned": True} if state.cart_abandoned else {},
+        extra=Flags(cart_abandoned=True) if state.cart_abandoned else None,
         updated_at=_moment(state.updated_at),
     )
 

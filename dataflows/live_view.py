@@ -72,7 +72,7 @@ class StateView:
             return float(value) if isinstance(value, int | float) else 0.0
         if counter == "sessions":
             return float(self.state.session.count)
-        figure = order_summary(self.state.orders).get(counter)
+        figure = getattr(order_summary(self.state.orders), counter, None)
         return float(figure) if isinstance(figure, int | float) else 0.0
 
     def in_segment(self, segment_id: str) -> bool:

@@ -13,6 +13,7 @@ import msgspec
 from state import events as ev
 from state.config import DAY
 from state.events import Event, Track
+from state.profile import OrdersSummary
 
 
 class OrderStats(msgspec.Struct, array_like=True, gc=False):
@@ -51,20 +52,20 @@ def apply_order(stats: OrderStats, event: Event, at: float) -> bool:
     return True
 
 
-def order_summary(stats: OrderStats) -> dict[str, Any]:
+def order_summary(stats: OrderStats) -> OrdersSummary:
     """Order figures for the profile and `Total` conditions (AOV 0 without orders)."""
     orders = stats.orders
     gap: float | None = None
     if orders >= 2 and stats.first_order_at is not None and stats.last_order_at is not None:
         gap = round((stats.last_order_at - stats.first_order_at) / (orders - 1) / DAY, 3)
-    return {
-        "orders": orders,
-        "revenue": round(stats.revenue, 2),
-        "average_order_value": round(stats.revenue / orders, 2) if orders else 0.0,
-        "first_order_at": stats.first_order_at,
-        "last_order_at": stats.last_order_at,
-        "average_days_between_orders": gap,
-    }
+    return OrdersSummary(
+        orders=orders,
+        revenue=round(stats.revenue, 2),
+        average_order_value=round(stats.revenue / orders, 2) if orders else 0.0,
+        first_order_at=stats.first_order_at,
+        last_order_at=stats.last_order_at,
+        average_days_between_orders=gap,
+    )
 
 
 def merge_orders(into: OrderStats, other: OrderStats) -> None:

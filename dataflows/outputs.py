@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from state.events import StreamEvent
 from state.quarantine import QuarantineRecord
+from state.segment_changes import SegmentChange as SegmentChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,21 +44,6 @@ class DecisionPush:
 
     ids: tuple[str, ...]
     decision_json: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentChange:
-    """A contact entered or left a segment: membership set + `Segment Entered/Exited` event.
-
-    `change_id` numbers the contact's changes, so a replayed change carries
-    the same id and consumers (workflows) can drop the duplicate.
-    """
-
-    change_id: str
-    contact_id: str
-    segment_id: str
-    entered: bool
-    at: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-import orjson
+import msgspec
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
@@ -37,14 +37,14 @@ from dataflows.outputs import (
     SegmentChange,
 )
 from state import keys
+from state.frames import DecisionPush as Push
+from state.frames import encode_push
 from state.quarantine import queue_quarantine
+from state.segment_changes import queue_segment_change
 
 log = logging.getLogger(__name__)
 
 PUSH_CHANNEL: Final = keys.decision_push_channel()
-SEGMENT_CHANGES: Final = keys.segment_changes()
-# The change stream is for workflows to consume promptly; keep about a million.
-SEGMENT_CHANGES_MAXLEN: Final = 1_000_000
 REDIS_TIMEOUT_S: Final = 5.0
 
 
@@ -92,18 +92,9 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
             if isinstance(item, ProfileWrite):
                 pipe.set(keys.contact_profile(item.contact_id), item.profile_json)
             elif isinstance(item, SegmentChange):
-                members = keys.segment_members(item.segment_id)
-                if item.entered:
-                    pipe.zadd(members, {item.contact_id: item.at})
-                else:
-                    pipe.zrem(members, item.contact_id)
-                pipe.xadd(SEGMENT_CHANGES, {
-                    "id": item.change_id, "contact_id": item.contact_id, "segment_id": item.segment_id,
-                    "event": "Segment Entered" if item.entered else "Segment Exited", "at": repr(item.at),
-                }, maxlen=SEGMENT_CHANGES_MAXLEN, approximate=True)
+                queue_segment_change(pipe, item)
             elif isinstance(item, DecisionPush):
-                message = b'{"ids":' + orjson.dumps(item.ids) + b',"decision":' + item.decision_json + b"}"
-                pipe.publish(PUSH_CHANNEL, message)
+                pipe.publish(PUSH_CHANNEL, encode_push(Push(list(item.ids), msgspec.Raw(item.decision_json))))
             elif isinstance(item, AliasWrite):
                 pipe.set(keys.contact_alias(item.alias), item.contact_id)
             elif isinstance(item, ProfileDelete):

@@ -8,11 +8,10 @@ starts a session, and never moves a time backwards.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from state.config import WindowSettings
+from state.profile import SessionsSummary
 
 
 class SessionState(msgspec.Struct, array_like=True, gc=False):
@@ -62,7 +61,7 @@ def session_ends_at(state: SessionState, settings: WindowSettings) -> float | No
 
 
 def session_summary(state: SessionState, now: float,
-                    settings: WindowSettings | None = None) -> dict[str, Any]:
+                    settings: WindowSettings | None = None) -> SessionsSummary:
     """Sessions for the profile: count, and pages and duration of the current session.
 
     With `settings`, a session that has ended by `now` (idle or too long)
@@ -74,13 +73,13 @@ def session_summary(state: SessionState, now: float,
     if current and settings is not None:
         ends_at = session_ends_at(state, settings)
         current = ends_at is not None and now <= ends_at
-    return {
-        "sessions": state.count,
-        "current_session_pages": state.pages if current else 0,
-        "current_session_duration_s": round(state.last_at - state.started_at, 3) if current else 0.0,
-        "returning": state.count > 1,
-        "new_visitor": state.count <= 1,
-    }
+    return SessionsSummary(
+        sessions=state.count,
+        current_session_pages=state.pages if current else 0,
+        current_session_duration_s=round(state.last_at - state.started_at, 3) if current else 0.0,
+        returning=state.count > 1,
+        new_visitor=state.count <= 1,
+    )
 
 
 def merge_sessions(into: SessionState, other: SessionState) -> None:

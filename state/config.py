@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from state.profile import TOTAL_FIGURES
+
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 CompareOp = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists"]
@@ -218,11 +220,19 @@ class Anniversary(msgspec.Struct, frozen=True, tag="anniversary", tag_field="kin
 
 
 class Total(msgspec.Struct, frozen=True, tag="total", tag_field="kind", forbid_unknown_fields=True):
-    """An all-time figure: `orders`, `revenue`, `page_views`, `sessions`, `average_order_value` …"""
+    """An all-time figure: `orders`, `revenue`, `page_views`, `sessions`, `average_order_value` …
+
+    The figure must be one of `state.profile.TOTAL_FIGURES`: a typo is refused,
+    not silently compared as 0.
+    """
 
     counter: str
     op: CompareOp
     value: float
+
+    def __post_init__(self) -> None:
+        if self.counter not in TOTAL_FIGURES:
+            raise ValueError(f"unknown figure {self.counter!r}; one of: {', '.join(TOTAL_FIGURES)}")
 
 
 class InSegment(msgspec.Struct, frozen=True, tag="segment", tag_field="kind", forbid_unknown_fields=True):

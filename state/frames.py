@@ -1,4 +1,4 @@
-"""The gateway's replies on the tracker websocket: acks and frame errors.
+"""What travels on the tracker websocket, and the decision pushes behind it.
 
 Every client frame gets exactly one reply. An ack is sent only after the
 accepted events are durably appended, and lists the rejected ones by index
@@ -36,9 +36,41 @@ class FrameError(msgspec.Struct, frozen=True):
     error: str
 
 
+class DecisionFrame(msgspec.Struct, frozen=True):
+    """Pushed to a visitor's open page when its decisions change.
+
+    `decision` is a `state.profile.Decisions` in JSON, forwarded as the
+    dataflow encoded it (the gateway does not decode it again).
+    """
+
+    decision: msgspec.Raw
+
+
+class DecisionPush(msgspec.Struct, frozen=True):
+    """Published by the dataflow on `keys.decision_push_channel()` for every gateway.
+
+    Each gateway sends `DecisionFrame(decision)` to the sockets it holds for
+    any of `ids` (the contact's anonymous ids and user id).
+    """
+
+    ids: list[str]
+    decision: msgspec.Raw
+
+
 _encoder: Final = msgspec.json.Encoder()
+_push_decoder: Final = msgspec.json.Decoder(DecisionPush)
 
 
-def encode_reply(reply: Ack | FrameError) -> str:
+def encode_reply(reply: Ack | FrameError | DecisionFrame) -> str:
     """The text frame to send."""
     return _encoder.encode(reply).decode()
+
+
+def encode_push(push: DecisionPush) -> bytes:
+    """A decision push as published."""
+    return _encoder.encode(push)
+
+
+def decode_push(message: bytes) -> DecisionPush:
+    """A published decision push (raises msgspec.DecodeError when malformed)."""
+    return _push_decoder.decode(message)

@@ -42,6 +42,43 @@ class Counters(msgspec.Struct, kw_only=True, omit_defaults=True):
     email_clicks: int = 0
 
 
+class SessionsSummary(msgspec.Struct, kw_only=True):
+    """Visits: how many, and the current one (0 pages, 0 s once it has ended)."""
+
+    sessions: int = 0
+    current_session_pages: int = 0
+    current_session_duration_s: float = 0.0
+    returning: bool = False
+    new_visitor: bool = True
+
+
+class OrdersSummary(msgspec.Struct, kw_only=True):
+    """All-time order figures (times in epoch seconds, event time)."""
+
+    orders: int = 0
+    revenue: float = 0.0
+    average_order_value: float = 0.0
+    first_order_at: float | None = None
+    last_order_at: float | None = None
+    average_days_between_orders: float | None = None
+
+
+class Flags(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Small yes/no facts owned by capabilities."""
+
+    cart_abandoned: bool = False
+
+
+def _fields(kind: type[msgspec.Struct]) -> tuple[str, ...]:
+    return tuple(f.name for f in msgspec.structs.fields(kind))
+
+
+COUNTER_NAMES: Final = tuple(n for n in _fields(Counters) if n != "product_views_by_category")
+"""Every numeric all-time counter, in one list: what merges add up and what `Total` may ask."""
+TOTAL_FIGURES: Final = (*COUNTER_NAMES, "sessions", *(n for n in _fields(OrdersSummary) if n not in COUNTER_NAMES))
+"""Every all-time figure a `Total` segment condition may compare."""
+
+
 class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A contact as operators and widgets see it."""
 
@@ -64,15 +101,15 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     segments: list[str] = msgspec.field(default_factory=list)
     # Counts per event name, category and product over each sliding window.
     windows: dict[str, dict[str, dict[str, int]]] = msgspec.field(default_factory=dict)
-    sessions: dict[str, object] = msgspec.field(default_factory=dict)
-    orders: dict[str, object] = msgspec.field(default_factory=dict)
+    sessions: SessionsSummary = msgspec.field(default_factory=SessionsSummary)
+    orders: OrdersSummary = msgspec.field(default_factory=OrdersSummary)
     rfm: tuple[int, int, int] = (0, 0, 0)
     # (epoch seconds, score) after each of the last changes, for charts.
     score_history: list[tuple[float, float]] = msgspec.field(default_factory=list)
     late_events: int = 0
     config_version: int = 0
-    # Small flags owned by capabilities (cart_abandoned …).
-    extra: dict[str, object] = msgspec.field(default_factory=dict)
+    # Small flags owned by capabilities (cart_abandoned …); absent when none is set.
+    extra: Flags | None = None
     updated_at: datetime | None = None
 
 

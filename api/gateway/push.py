@@ -1,8 +1,8 @@
 """Forwarding decisions published by the dataflow to visitors' open sockets.
 
-One pub/sub subscription per gateway process: the dataflow publishes
-`{"ids": [...], "decision": {...}}` and every gateway forwards
-`{"decision": {...}}` to the sockets it holds for those ids. Pub/sub is
+One pub/sub subscription per gateway process: the dataflow publishes a
+`state.frames.DecisionPush` and every gateway forwards a `DecisionFrame`
+to the sockets it holds for any of its ids. Pub/sub is
 fire-and-forget by design: a visitor who is not connected reads the same
 decision from `GET /v1/decisions` when the page loads.
 """
@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
-import orjson
+import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -22,6 +21,7 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from api.gateway.connections import Connections
 from api.logging import log
 from state import keys
+from state.frames import DecisionFrame, decode_push, encode_reply
 
 logger = logging.getLogger("attimo.gateway.push")
 
@@ -29,16 +29,10 @@ logger = logging.getLogger("attimo.gateway.push")
 def decision_frame(message: bytes) -> tuple[list[str], str] | None:
     """The target ids and the frame to send for one published message (None if malformed)."""
     try:
-        payload: Any = orjson.loads(message)
-    except orjson.JSONDecodeError:
+        push = decode_push(message)
+    except msgspec.DecodeError:
         return None
-    if not isinstance(payload, dict):
-        return None
-    ids, decision = payload.get("ids"), payload.get("decision")
-    if not isinstance(ids, list) or not isinstance(decision, dict):
-        return None
-    targets = [i for i in ids if isinstance(i, str)]
-    return targets, orjson.dumps({"decision": decision}).decode()
+    return push.ids, encode_reply(DecisionFrame(push.decision))
 
 
 def forward(connections: Connections[ServerConnection], message: bytes) -> int:

@@ -13,6 +13,7 @@ from state import keys
 from state.config import ActiveConfig
 from state.events import Event, Identify, Page, Track
 from state.profile import Profile, decode_profile
+from state.segment_changes import SegmentChange, decode_change
 from state.streams import append_events_sync
 
 SHARDS = 2
@@ -65,9 +66,8 @@ def members(client: redis.Redis, segment_id: str) -> set[str]:
     return {m.decode() for m in client.zrange(keys.segment_members(segment_id), 0, -1)}
 
 
-def segment_events(client: redis.Redis) -> list[dict[str, str]]:
-    return [{k.decode(): v.decode() for k, v in fields.items()}
-            for _, fields in client.xrange(keys.segment_changes())]
+def segment_events(client: redis.Redis) -> list[SegmentChange]:
+    return [decode_change(fields) for _, fields in client.xrange(keys.segment_changes())]
 
 
 def comparable(p: Profile) -> dict[str, object]:

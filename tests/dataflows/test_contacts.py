@@ -22,7 +22,7 @@ from dataflows.outputs import (
 )
 from state.config import DAY, ActiveConfig, SegmentDef, WindowCount
 from state.events import Identify, ListChanged, TagsChanged
-from state.profile import Profile
+from state.profile import Flags, Profile
 from tests.factories import FIXED_NOW, page, track
 
 
@@ -93,7 +93,7 @@ class TestCartTimer:
         assert list(early) == []
         clock.now += 1
         out, _ = logic.on_notify()
-        assert profiles(out)["a1"].extra == {"cart_abandoned": True}
+        assert profiles(out)["a1"].extra == Flags(cart_abandoned=True)
 
     def test_a_cart_event_before_the_deadline_postpones_it(self) -> None:
         """Touching the cart restarts the idle time."""
@@ -104,7 +104,7 @@ class TestCartTimer:
         logic.on_batch([track("a1", "Product Added", later, product_id="p2", price=5.0)])
         clock.now += 60
         out, _ = logic.on_notify()
-        assert all(not p.extra for p in profiles(out).values())
+        assert all(p.extra is None for p in profiles(out).values())
         assert logic.notify_at() == later + timedelta(seconds=60)
 
     def test_timers_survive_a_snapshot_and_resume(self) -> None:
@@ -116,7 +116,7 @@ class TestCartTimer:
         assert resumed.notify_at() == FIXED_NOW + timedelta(seconds=60)
         clock.now += 61
         out, _ = resumed.on_notify()
-        assert profiles(out)["a1"].extra == {"cart_abandoned": True}
+        assert profiles(out)["a1"].extra == Flags(cart_abandoned=True)
 
 
 class TestIdentity:
@@ -326,7 +326,7 @@ class TestColdContacts:
         clock.now += 60
         out, _ = resumed.on_notify()
         abandoned = profiles(out)["a1"]
-        assert abandoned.extra == {"cart_abandoned": True}
+        assert abandoned.extra == Flags(cart_abandoned=True)
         assert abandoned.counters.page_views == 3
 
 

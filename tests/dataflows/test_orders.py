@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+from msgspec.structs import asdict
 
 from dataflows.orders import OrderStats, apply_order, merge_orders, order_summary
 from state.config import DAY
@@ -50,20 +51,20 @@ class TestSummary:
 
     def test_no_orders(self) -> None:
         """Nothing ordered: zeros and Nones."""
-        assert order_summary(OrderStats()) == {
+        assert asdict(order_summary(OrderStats())) == {
             "orders": 0, "revenue": 0.0, "average_order_value": 0.0, "first_order_at": None,
             "last_order_at": None, "average_days_between_orders": None}
 
     def test_one_order_has_no_average_gap(self) -> None:
         """A single order: AOV is its revenue, no gap yet."""
-        summary = order_summary(stats_of((T0, 40.0)))
+        summary = asdict(order_summary(stats_of((T0, 40.0))))
         assert (summary["average_order_value"], summary["average_days_between_orders"]) == (40.0, None)
         assert summary["first_order_at"] == summary["last_order_at"] == T0
 
     def test_out_of_order_orders_give_the_right_first_last_and_gap(self) -> None:
         """Orders on days 0, 10 and 30 arriving as 30, 0, 10: first 0, last 30, gap 15 d."""
         stats = stats_of((T0 + 30 * DAY, 30.0), (T0, 10.0), (T0 + 10 * DAY, 20.0))
-        assert order_summary(stats) == {
+        assert asdict(order_summary(stats)) == {
             "orders": 3, "revenue": 60.0, "average_order_value": 20.0, "first_order_at": T0,
             "last_order_at": T0 + 30 * DAY, "average_days_between_orders": 15.0}
 

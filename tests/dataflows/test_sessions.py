@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+from msgspec.structs import asdict
 
 from dataflows.sessions import SessionState, apply_session, merge_sessions, session_ends_at, session_summary
 from state.config import DAY, WindowSettings
@@ -80,14 +81,14 @@ class TestSummary:
     def test_new_visitor_in_first_session(self) -> None:
         """One session: new visitor, its pages and duration."""
         state = sessions_of(T0, T0 + 5 * MIN, T0 + 12 * MIN)
-        assert session_summary(state, T0 + 12 * MIN) == {
+        assert asdict(session_summary(state, T0 + 12 * MIN)) == {
             "sessions": 1, "current_session_pages": 3, "current_session_duration_s": 720.0,
             "returning": False, "new_visitor": True}
 
     def test_returning_visitor_after_a_second_session(self) -> None:
         """Two sessions: returning, current session is the second."""
         state = sessions_of(T0, T0 + 2 * 3600)
-        summary = session_summary(state, T0 + 2 * 3600)
+        summary = asdict(session_summary(state, T0 + 2 * 3600))
         assert summary["returning"] is True
         assert summary["new_visitor"] is False
         assert (summary["sessions"], summary["current_session_pages"]) == (2, 1)
@@ -96,13 +97,13 @@ class TestSummary:
         """Past the idle timeout the current session is over: 0 pages, 0 s."""
         state = sessions_of(T0, T0 + 5 * MIN)
         assert session_ends_at(state, SETTINGS) == T0 + 35 * MIN
-        summary = session_summary(state, T0 + 35 * MIN + 1, SETTINGS)
+        summary = asdict(session_summary(state, T0 + 35 * MIN + 1, SETTINGS))
         assert (summary["current_session_pages"], summary["current_session_duration_s"]) == (0, 0.0)
-        assert session_summary(state, T0 + 35 * MIN, SETTINGS)["current_session_pages"] == 2
+        assert asdict(session_summary(state, T0 + 35 * MIN, SETTINGS))["current_session_pages"] == 2
 
     def test_never_seen_has_no_sessions(self) -> None:
         """An empty state: zero sessions, no end time."""
-        assert session_summary(SessionState(), T0)["sessions"] == 0
+        assert asdict(session_summary(SessionState(), T0))["sessions"] == 0
         assert session_ends_at(SessionState(), SETTINGS) is None
 
     def test_state_round_trips_through_msgpack(self) -> None:
