@@ -69,8 +69,17 @@ CLOSE_UNSUPPORTED_DATA: Final = 1003
 CLOSE_MESSAGE_TOO_BIG: Final = 1009
 CLOSE_INTERNAL_ERROR: Final = 1011
 CLOSE_TRY_AGAIN_LATER: Final = 1013
+# Application codes (RFC 6455 private-use range 4000-4999), named after the HTTP
+# status of the same refusal. A browser never sees a refused handshake's HTTP
+# status (only 1006, like an outage), so the gateway opens the socket and closes
+# it with one of these; the tracker treats them as final and stops reconnecting.
+CLOSE_UNKNOWN_WRITE_KEY: Final = 4401
+CLOSE_ORIGIN_NOT_ALLOWED: Final = 4403
 
+# First match wins, as in HTTP_STATUS; a MissingWriteKeyError is an UnknownWriteKeyError (4401).
 WS_CLOSE_CODE: Final[tuple[tuple[type[AttimoError], int], ...]] = (
+    (UnknownWriteKeyError, CLOSE_UNKNOWN_WRITE_KEY),
+    (OriginNotAllowedError, CLOSE_ORIGIN_NOT_ALLOWED),
     (StoreError, CLOSE_INTERNAL_ERROR),
     (OverloadedError, CLOSE_TRY_AGAIN_LATER),
     (BatchTooLargeError, CLOSE_MESSAGE_TOO_BIG),

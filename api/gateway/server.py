@@ -5,6 +5,23 @@ to the sharded streams in one pipeline, and only then is the frame acked, so
 an ack means "durably stored". The connection is checked once, at the
 handshake (write key, Origin); after that the per-frame path does no lookup.
 Decisions published by the dataflow come back over the same socket.
+
+How a connection is refused or ended (codes in `api.errors`):
+
+- a path other than `/v1/stream`: HTTP 404, no socket;
+- the write key cannot be looked up (Redis down): HTTP 503, no socket. A
+  browser sees 1006 and retries with growing backoff; an opened-then-closed
+  socket (1011) would fire its `open` event, which resets that backoff, so
+  every browser would come back at the base delay during an outage;
+- a missing or unknown write key: the socket opens and is closed at once with
+  4401; an Origin the key does not allow: 4403. A browser is never told a
+  refused handshake's HTTP status, only 1006, so without these codes the
+  tracker could not tell a wrong key from an outage and would retry forever;
+  it treats 4401, 4403 and 1008 as final. The reason is a short phrase
+  ("unknown write key"); no frame on such a socket is read;
+- later: 1003 for a binary frame, 1009 for a frame far over the size limit,
+  1011 when an append fails and 1013 when ingest stays overloaded (no ack in
+  either case: the client resends after reconnecting).
 """
 
 from __future__ import annotations
@@ -12,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -26,11 +44,18 @@ from websockets.http11 import Request, Response
 
 from api.appender import StreamAppender
 from api.backpressure import Backpressure
-from api.errors import CLOSE_UNSUPPORTED_DATA, OverloadedError, close_code_for
+from api.errors import CLOSE_UNSUPPORTED_DATA, MissingWriteKeyError, OverloadedError, close_code_for
 from api.gateway.connections import Connections
 from api.gateway.push import listen_for_decisions
 from api.logging import configure_logging, log
-from state.errors import BatchTooLargeError, InvalidBatchError, StoreError
+from state.errors import (
+    AttimoError,
+    BatchTooLargeError,
+    InvalidBatchError,
+    OriginNotAllowedError,
+    StoreError,
+    UnknownWriteKeyError,
+)
 from state.events import Alias, Event
 from state.frames import Ack, FrameError, RejectedEvent, encode_reply
 from state.json_bounds import object_members
@@ -47,6 +72,8 @@ REDIS_TIMEOUT_S: Final = 5.0
 # How long start-up waits for the push subscription before reporting ready.
 SUBSCRIBE_WAIT_S: Final = 5.0
 MAX_CLOSE_REASON: Final = 120
+# An unknown key is whatever the client sent; logs keep only its start.
+MAX_LOGGED_KEY: Final = 64
 
 logger = logging.getLogger("attimo.gateway")
 
@@ -106,30 +133,48 @@ class Gateway:
         self.backpressure = Backpressure(client, settings.stream_shards, settings.max_ingest_lag_s)
         self.connections: Connections[ServerConnection] = Connections()
         self.appender = StreamAppender(client, settings.stream_shards)
+        # Handshakes accepted only to be closed with 4401 / 4403 by `handle`. Weak
+        # keys: a handshake that fails after `process_request` never reaches `handle`.
+        self._refused: weakref.WeakKeyDictionary[ServerConnection, AttimoError] = weakref.WeakKeyDictionary()
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Refuse the handshake for a wrong path (404), key (401) or Origin (403)."""
+        """Check the path, write key and Origin before the socket opens.
+
+        A wrong path is refused with HTTP 404 and a failed key look-up with 503
+        (retryable). A missing or unknown key or a disallowed Origin is let
+        through and remembered, so that `handle` closes the socket with a code
+        a browser can read (4401 / 4403; see the module docstring).
+        """
         url = urlsplit(request.path)
         if url.path != STREAM_PATH:
             return connection.respond(404, "Not Found\n")
         key = parse_qs(url.query).get("key", [""])[0]
-        if not key:
-            return connection.respond(401, "missing write key (?key=...)\n")
-        try:
-            write_key = await self.write_keys.get(key)
-        except (RedisError, OSError) as exc:
-            log(logger, logging.ERROR, "write key lookup failed", error=str(exc))
-            return connection.respond(503, "store unavailable\n")
-        if write_key is None:
-            return connection.respond(401, "unknown write key\n")
         origin = request.headers.get("Origin")
-        if not write_key.allows_origin(origin):
-            log(logger, logging.INFO, "origin refused", origin=origin, key=key)
-            return connection.respond(403, "origin not allowed for this write key\n")
+        refusal: AttimoError | None = None
+        if not key:
+            refusal = MissingWriteKeyError("missing write key")
+        else:
+            try:
+                write_key = await self.write_keys.get(key)
+            except (RedisError, OSError) as exc:
+                log(logger, logging.ERROR, "write key lookup failed", error=str(exc))
+                return connection.respond(503, "store unavailable\n")
+            if write_key is None:
+                refusal = UnknownWriteKeyError("unknown write key")
+            elif not write_key.allows_origin(origin):
+                refusal = OriginNotAllowedError("origin not allowed for this write key")
+        if refusal is not None:
+            log(logger, logging.INFO, "connection refused", reason=str(refusal), origin=origin,
+                key=key[:MAX_LOGGED_KEY])
+            self._refused[connection] = refusal
         return None
 
     async def handle(self, ws: ServerConnection) -> None:
         """Serve one socket: reply to every frame until it closes."""
+        refusal = self._refused.pop(ws, None)
+        if refusal is not None:
+            await ws.close(close_code_for(refusal), str(refusal)[:MAX_CLOSE_REASON])
+            return
         try:
             async for message in ws:
                 if isinstance(message, bytes):

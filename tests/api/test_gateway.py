@@ -94,6 +94,14 @@ def stored_message_ids(client: redis.Redis) -> list[str]:
     return ids
 
 
+async def close_frame(ws: ClientConnection) -> tuple[int, str]:
+    """The code and reason of the close frame the server sends, with no frame before it."""
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None, "the server sent no close frame"
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
 async def close_code(ws: ClientConnection) -> int | None:
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), 5)
@@ -101,28 +109,30 @@ async def close_code(ws: ClientConnection) -> int | None:
 
 
 class TestHandshake:
-    """Only `/v1/stream` with a known key, from an allowed origin, opens a socket."""
+    """Only `/v1/stream` with a known key, from an allowed origin, stays open; refusals say why."""
 
-    async def test_unknown_key_is_refused_with_401(self, url: str) -> None:
-        """A key that does not exist gets HTTP 401 instead of a socket."""
-        with pytest.raises(InvalidStatus) as refused:
-            async with connect(url.replace(WRITE_KEY, "nope")):
-                pass
-        assert refused.value.response.status_code == 401
+    async def test_unknown_key_opens_then_closes_with_4401_and_the_reason(self, url: str) -> None:
+        """A key that does not exist is told so with close 4401, a code a browser can read."""
+        async with connect(url.replace(WRITE_KEY, "nope")) as ws:
+            assert await close_frame(ws) == (4401, "unknown write key")
 
-    async def test_missing_key_is_refused_with_401(self, url: str) -> None:
-        """No `?key=` at all is refused too."""
-        with pytest.raises(InvalidStatus) as refused:
-            async with connect(url.split("?")[0]):
-                pass
-        assert refused.value.response.status_code == 401
+    async def test_missing_key_closes_with_4401(self, url: str) -> None:
+        """No `?key=` at all is refused the same way."""
+        async with connect(url.split("?")[0]) as ws:
+            assert await close_frame(ws) == (4401, "missing write key")
 
-    async def test_origin_not_allowed_for_the_key_is_refused_with_403(self, url: str) -> None:
+    async def test_origin_not_allowed_for_the_key_closes_with_4403(self, url: str) -> None:
         """A browser on another site cannot use the shop's key."""
-        with pytest.raises(InvalidStatus) as refused:
-            async with connect(url, origin=Origin("https://evil.example")):
-                pass
-        assert refused.value.response.status_code == 403
+        async with connect(url, origin=Origin("https://evil.example")) as ws:
+            assert await close_frame(ws) == (4403, "origin not allowed for this write key")
+
+    async def test_frames_on_a_refused_socket_are_not_stored(self, url: str, redis_client: redis.Redis) -> None:
+        """Frames a client sends before the close arrives are neither acked nor appended."""
+        async with connect(url.replace(WRITE_KEY, "nope")) as ws:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(frame(1, event()))
+            assert (await close_frame(ws))[0] == 4401
+        assert stored_message_ids(redis_client) == []
 
     async def test_allowed_origin_connects(self, url: str) -> None:
         """The shop's own pages connect and get acks."""
@@ -136,6 +146,16 @@ class TestHandshake:
             async with connect(url.replace("/v1/stream", "/v1/other")):
                 pass
         assert refused.value.response.status_code == 404
+
+    async def test_a_failed_key_lookup_is_refused_with_503_so_clients_retry(
+            self, url: str, redis_server: RedisServer) -> None:
+        """With Redis down the handshake gets HTTP 503: no socket opens, no final close code."""
+        redis_server.process.terminate()
+        redis_server.process.wait(10)
+        with pytest.raises(InvalidStatus) as refused:  # a key never looked up, so not cached
+            async with connect(url.replace(WRITE_KEY, "wk-not-cached")):
+                pass
+        assert refused.value.response.status_code == 503
 
     async def test_default_write_key_is_saved_on_start(self, url: str, redis_client: redis.Redis) -> None:
         """Start-up creates the configured write key with its origins (plus the API's own, for the demo shop)."""

@@ -80,3 +80,60 @@ class TestQueue:
             q.push({{ messageId: 'a' }}); q.persist(); q.push({{ messageId: 'b' }}); q.persist()
             console.log(JSON.stringify(q.all().map((e) => e.messageId)))""")
         assert got == ["a", "b"]
+
+
+class TestFatalClose:
+    def test_only_4401_4403_and_1008_are_final_every_other_close_is_retried(self) -> None:
+        """fatal() is true for unknown key, origin refused and policy violation; outages and overload retry."""
+        got = run_node(f"""
+            import {{ fatal }} from '{SRC}/retry.js'
+            const codes = [4401, 4403, 1008, 1000, 1001, 1006, 1011, 1012, 1013, 4400, 4429, 4500]
+            console.log(JSON.stringify(codes.filter(fatal)))""")
+        assert got == [4401, 4403, 1008]
+
+
+# A WebSocket stand-in for Node: every socket opens, then closes with `code`.
+FAKE_SOCKETS = """
+    const sockets = []
+    globalThis.WebSocket = class {
+      constructor(url) {
+        sockets.push(url)
+        setTimeout(() => { this.readyState = 1; this.onopen() }, 0)
+        setTimeout(() => { this.readyState = 3; this.onclose({ code: CODE, reason: REASON }) }, 1)
+      }
+    }
+"""
+
+
+def transport_run(code: int, reason: str) -> dict[str, Any]:
+    """Connect a transport (1 ms base backoff) to sockets that always close with `code`; report after 150 ms.
+
+    It exits then: a transport that retries would keep Node alive.
+    """
+    fake = FAKE_SOCKETS.replace("CODE", str(code)).replace("REASON", json.dumps(reason))
+    result: dict[str, Any] = run_node(f"""
+        import {{ createTransport }} from '{SRC}/transport.js'
+        {fake}
+        const refused = [], closes = []
+        const on = {{ open() {{}}, ack() {{}}, decision() {{}},
+                      close() {{ closes.push(1) }}, refused(c, r) {{ refused.push([c, r]) }} }}
+        createTransport('ws://gw/v1/stream?key=k', on, 1).connect()
+        setTimeout(() => {{
+          console.log(JSON.stringify({{ sockets: sockets.length, closes: closes.length, refused }}))
+          process.exit()
+        }}, 150)""")
+    return result
+
+
+class TestTransportRefused:
+    @pytest.mark.parametrize(("code", "reason"), [(4401, "unknown write key"), (4403, "origin not allowed"),
+                                                  (1008, "")])
+    def test_a_final_close_is_reported_once_and_never_reconnects(self, code: int, reason: str) -> None:
+        """After 4401 / 4403 / 1008 the transport calls refused(code, reason) once and opens no new socket."""
+        got = transport_run(code, reason)
+        assert got == {"sockets": 1, "closes": 1, "refused": [[code, reason]]}
+
+    def test_an_outage_close_keeps_reconnecting(self) -> None:
+        """A 1006 close (outage or refused handshake) reconnects with backoff and reports nothing."""
+        got = transport_run(1006, "")
+        assert got["sockets"] >= 3 and got["refused"] == []

@@ -30,6 +30,7 @@ function main() {
   let sentIds = new Set()
   const beaconed = new Set()
   let flushTimer = 0
+  let keyRefused = false
 
   function flush() {
     clearTimeout(flushTimer)
@@ -89,6 +90,15 @@ function main() {
         inflight = new Map()
         sentIds = new Set()
       },
+      // The transport has stopped for good. Events stay queued in localStorage
+      // (capped): once the key is fixed they go out on the visitor's next page.
+      refused(code, reason) {
+        keyRefused = true
+        console.error(
+          'attimo: write key ' + JSON.stringify(writeKey) + ' refused by the gateway (' +
+            (reason ? code + ' ' + reason : code) + '); not retrying'
+        )
+      },
     },
     cfg.retryBaseMs ? +cfg.retryBaseMs : 500
   )
@@ -97,6 +107,8 @@ function main() {
     if (ev.type === 'pagehide' || document.visibilityState === 'hidden') {
       queue.persist()
       if (transport.isOpen()) return flush()
+      // The API refuses the same key (401 / 403): beacons would only add load.
+      if (keyRefused) return
       const pending = queue.all().filter((e) => !beaconed.has(e.messageId))
       // Beaconed events stay queued: a beacon's success only means "handed to
       // the browser", and a resend is deduped by messageId.

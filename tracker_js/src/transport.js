@@ -1,13 +1,8 @@
 // The websocket to the gateway: numbered frames, acks and pushed decisions,
 // and reconnection with backoff. It knows nothing about the queue; index.js
-// decides what to (re)send when the socket opens or an ack arrives.
-import { backoff } from './retry.js'
-
-// Close codes that mean "this client is wrong" (bad write key, policy):
-// reconnecting would fail the same way forever.
-function fatal(code) {
-  return code === 1008 || (code >= 4400 && code < 4500)
-}
+// decides what to (re)send when the socket opens or an ack arrives, and what
+// to tell the page when the gateway refuses this client for good.
+import { backoff, fatal } from './retry.js'
 
 export function createTransport(url, on, baseMs) {
   let ws = null
@@ -50,11 +45,9 @@ export function createTransport(url, on, baseMs) {
       if (ws !== sock) return
       ws = null
       on.close()
-      if (fatal(e.code)) {
-        stopped = true
-        console.warn('attimo: gateway refused connection', e.code, e.reason)
-      }
-      retry()
+      if (!fatal(e.code)) return retry()
+      stopped = true
+      on.refused(e.code, e.reason)
     }
   }
 
