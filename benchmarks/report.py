@@ -525,6 +525,8 @@ def render_soak(doc: dict[str, Any]) -> str:
     ]
     for phase, error in f.get("errors", {}).items():
         lines.append(f"- **{phase} failed**: `{error[:300]}`")
+    if f.get("probe_errors"):
+        lines.append(f"- probe windows that failed: {len(f['probe_errors'])} (first: `{f['probe_errors'][0]}`)")
     if not checks:
         return "\n".join(lines) + "\n"
     lines.append(

@@ -65,6 +65,8 @@ MAX_EVENT_SHARE: Final = 0.25
 # Processes whose job is to hold per-contact state: for them, RSS growing with
 # contacts is what they are for; the others must stay flat.
 STATEFUL: Final = ("redis", "dataflow")
+# How long a probe window waits for its last probes to become visible.
+SETTLE_S: Final = 30.0
 PLACEHOLDER_ID, PLACEHOLDER_SESSION, PLACEHOLDER_TIME = b"@A@", b"@S@", b"@T@"
 # Counter columns as `Tally` has them: events, page views, product views, cart adds, orders.
 PAGE, VIEW, ADD, ORDER = 1, 2, 3, 4
@@ -642,7 +644,15 @@ async def _soak(stack: Stack, options: SoakOptions) -> dict[str, Any]:
             probes = Probes(
                 stack.gateway_url, stack.redis_url, stack.write_key, f"soak-probe-{i:04d}", options.probe_rate
             )
-            result = await probes.run(options.interval_s, settle_s=2.0)
+            try:
+                # A probe slower than the settle time counts as not visible; `Probes` can fail
+                # then (it forgets the probe while a read is under way), so settle generously.
+                result = await probes.run(options.interval_s, settle_s=SETTLE_S)
+            except Exception as exc:  # one probe window failing must not end the soak
+                result = probes.result
+                errors = figures.setdefault("probe_errors", [])
+                at = round(time.monotonic() - sampler.started, 1)
+                errors.append(f"{at} s: {type(exc).__name__}: {exc}"[:300])
             tally.merge(result.tally)
             result.tally = Tally()  # only the latencies are kept per window
             probe_results.append(result)
