@@ -22,7 +22,12 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.operators import KeyedStream
 
-from dataflows.contacts import (
+from dataflows.io.outputs import Handoff, Output, Routed, ShardControl
+from dataflows.io.redis_sink import RedisSink, RedisSinkConfig
+from dataflows.io.redis_source import RedisStreamSource, SourceItem, StreamSourceConfig
+from dataflows.rules.live_config import ConfigLoader
+from dataflows.shard.identity import device_id
+from dataflows.shard.stages import (
     ContactConfig,
     ContactItem,
     VisitorItem,
@@ -31,11 +36,6 @@ from dataflows.contacts import (
     shard_key,
     visitor_logic,
 )
-from dataflows.identity import device_id
-from dataflows.live_config import ConfigLoader
-from dataflows.outputs import Handoff, Output, Routed, ShardControl
-from dataflows.redis_sink import RedisSink, RedisSinkConfig
-from dataflows.redis_source import RedisStreamSource, SourceItem, StreamSourceConfig
 from state.config_store import ConfigControl
 from state.events import routing_id
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
-from dataflows.contacts import ContactConfig
-from dataflows.dedup import DedupWindow
 from dataflows.flow import build_flow
-from dataflows.redis_sink import RedisSinkConfig
-from dataflows.redis_source import StreamSourceConfig
+from dataflows.io.redis_sink import RedisSinkConfig
+from dataflows.io.redis_source import StreamSourceConfig
+from dataflows.shard.dedup import DedupWindow
+from dataflows.shard.stages import ContactConfig
 from state.settings import Settings
 
 log = logging.getLogger(__name__)

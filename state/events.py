@@ -132,6 +132,33 @@ def event_time(event: StreamEvent) -> datetime:
     return event.timestamp
 
 
+_KEYS: Final[dict[type, str]] = {Page: "page", Screen: "page", Identify: "identify", Alias: "alias", Group: "group"}
+
+
+def event_key(event: Event) -> str:
+    """The name rules and windows use for an event: the track name, `page` for page and screen views,
+    else the message type (`identify`, `alias`, `group`)."""
+    return event.event if isinstance(event, Track) else _KEYS[type(event)]
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def product_of(properties: Fields) -> str | None:
+    """The product an e-commerce event is about: `product_id`, else `sku` (Segment's spec)."""
+    return _text(properties.get("product_id")) or _text(properties.get("sku"))
+
+
+def category_of(properties: Fields) -> str | None:
+    """The product category an event names, if any."""
+    return _text(properties.get("category"))
+
+
 # Segment e-commerce and e-mail event names Attimo understands by name.
 PRODUCTS_SEARCHED: Final = "Products Searched"
 PRODUCT_LIST_VIEWED: Final = "Product List Viewed"

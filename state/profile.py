@@ -9,7 +9,7 @@ API decodes with the same Struct, so both sides agree on every field.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -111,6 +111,8 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     # Small flags owned by capabilities (cart_abandoned …); absent when none is set.
     extra: Flags | None = None
     updated_at: datetime | None = None
+    # Parts of capabilities this schema has no field for (added by a deployment), by field name.
+    extensions: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Decisions(msgspec.Struct, kw_only=True):

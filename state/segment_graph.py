@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from state.config import All, AnyOf, Condition, InSegment, Not, SegmentDef
+from state.config import All, AnyOf, Condition, InSegment, Not, SegmentDef, StageIs, StageRule
 
 
 class SegmentDefinitionError(ValueError):
@@ -90,3 +90,38 @@ def dependency_order(segments: Sequence[SegmentDef]) -> list[SegmentDef]:
                 path.append(nxt)
                 iters.append(iter(deps[nxt]))
     return ordered
+
+
+def tests_stage(condition: Condition) -> bool:
+    """Whether a condition reads the journey stage."""
+    return any(isinstance(node, StageIs) for node in walk(condition))
+
+
+def stage_plan(segments: Sequence[SegmentDef], stages: Sequence[StageRule],
+               ) -> tuple[list[SegmentDef], list[SegmentDef]]:
+    """The segments to evaluate before the stage, and after it, each in dependency order.
+
+    Stage rules may test segments and segments may test the stage, so the
+    segments a stage rule needs (and what they need) are evaluated first and
+    must not test the stage; the stage next; every other segment after it.
+    Raises SegmentDefinitionError naming what makes that impossible.
+    """
+    ordered = dependency_order(segments)
+    by_id = {segment.id: segment for segment in ordered}
+    needed: set[str] = set()
+    for rule in stages:
+        if tests_stage(rule.when):
+            raise SegmentDefinitionError(f"stage rule {rule.stage!r} tests the stage itself")
+        pending = references(rule.when)
+        while pending:
+            sid = pending.pop()
+            if sid in needed:
+                continue
+            if sid not in by_id:
+                raise SegmentDefinitionError(f"stage rule {rule.stage!r} refers to unknown segment {sid!r}")
+            if tests_stage(by_id[sid].when):
+                raise SegmentDefinitionError(
+                    f"stage rule {rule.stage!r} needs segment {sid!r}, which tests the stage")
+            needed.add(sid)
+            pending.extend(references(by_id[sid].when))
+    return [s for s in ordered if s.id in needed], [s for s in ordered if s.id not in needed]

@@ -20,7 +20,7 @@ someone published in between (optimistic concurrency across API processes).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -36,20 +36,15 @@ from state.config import (
     ScoreGroup,
     ScoringRule,
     SegmentDef,
-    StageIs,
     StageRule,
     TagRule,
     Thresholds,
     encode_config,
 )
+from state.config_rules import config_problem
 from state.config_store import current_config, publish_config
 from state.segment_graph import (
-    MAX_CONDITION_DEPTH,
-    SegmentDefinitionError,
-    dependency_order,
-    depth,
     references,
-    walk,
 )
 
 router = APIRouter(prefix="/v1/admin", tags=["admin: configuration"])
@@ -87,48 +82,6 @@ def decode(raw: bytes, kind: type[T]) -> T:
         raise InvalidBodyError(str(exc)) from exc
     except RecursionError as exc:
         raise InvalidBodyError("body is nested too deeply") from exc
-
-
-# ---- whole-configuration checks ------------------------------------------------
-
-def segment_problem(segments: Sequence[SegmentDef]) -> str | None:
-    """Why these segments cannot be evaluated (duplicate, unknown reference, cycle), or None."""
-    try:
-        dependency_order(segments)
-    except SegmentDefinitionError as exc:
-        return str(exc)
-    return None
-
-
-def config_problem(config: ActiveConfig) -> str | None:
-    """Why `config` cannot be published, or None."""
-    for kind, rules in (("scoring rule", config.scoring_rules), ("absence rule", config.absence_rules)):
-        seen: set[str] = set()
-        for rule in rules:
-            if rule.id in seen:
-                return f"{kind} {rule.id!r} is defined twice"
-            seen.add(rule.id)
-            if rule.group not in config.score_groups:
-                return f"{kind} {rule.id!r} uses unknown score group {rule.group!r}"
-    for rule in config.scoring_rules:
-        if rule.mode == "at_most" and rule.max_times < 1:
-            return f"scoring rule {rule.id!r}: max_times must be at least 1"
-    if config.thresholds.warm > config.thresholds.hot:
-        return f"thresholds: warm ({config.thresholds.warm}) is above hot ({config.thresholds.hot})"
-    named = [(f"segment {s.id!r}", s.when) for s in config.segments]
-    named += [(f"stage rule {r.stage!r}", r.when) for r in config.stages]
-    for name, condition in named:
-        if (levels := depth(condition)) > MAX_CONDITION_DEPTH:
-            return f"{name} nests {levels} levels deep; at most {MAX_CONDITION_DEPTH} allowed"
-    segment_ids = {s.id for s in config.segments}
-    for stage in config.stages:
-        nodes = list(walk(stage.when))
-        if any(isinstance(n, StageIs) for n in nodes):
-            return f"stage rule {stage.stage!r} tests the stage itself"
-        for ref in references(stage.when):
-            if ref not in segment_ids:
-                return f"stage rule {stage.stage!r} refers to unknown segment {ref!r}"
-    return segment_problem(config.segments)
 
 
 # ---- publishing ----------------------------------------------------------------

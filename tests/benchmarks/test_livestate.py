@@ -6,7 +6,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from api.routes.admin_config import config_problem
 from benchmarks import state_size
 from benchmarks.livestate import expected_buyers
 from benchmarks.livestate_config import BUYERS, PROBE_ENTRY, PROBE_EXIT, everything_on
@@ -14,6 +13,7 @@ from benchmarks.report import all_correct, render
 from benchmarks.shoppers import Tally
 from benchmarks.stack import Stack
 from state.config import AbsenceRule, ActiveConfig, SegmentDef, default_stage_rules
+from state.config_rules import config_problem
 from state.segment_graph import walk
 
 

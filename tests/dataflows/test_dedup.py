@@ -6,10 +6,10 @@ import uuid
 from datetime import timedelta
 from zlib import crc32
 
-from dataflows.contacts import ContactConfig, contact_logic, visitor_logic
-from dataflows.dedup import DedupWindow, SeenIds, first_time
-from dataflows.live_config import ConfigLoader
-from dataflows.outputs import Handoff, ProfileWrite, Routed
+from dataflows.io.outputs import Handoff, ProfileWrite, Routed
+from dataflows.rules.live_config import ConfigLoader
+from dataflows.shard.dedup import DedupWindow, SeenIds, first_time
+from dataflows.shard.stages import ContactConfig, contact_logic, visitor_logic
 from state.events import Identify
 from state.profile import decode_profile
 from tests.factories import FIXED_NOW, track

@@ -2,22 +2,56 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
 import msgspec
 import pytest
 
-from dataflows import contacts as stages
-from dataflows.contacts import ContactConfig, visitor_logic
-from dataflows.live_config import ConfigLoader
-from dataflows.outputs import ProfileWrite, Quarantined, ShardControl
-from state.events import Identify, StreamEvent
+from dataflows.capabilities import CAPABILITIES
+from dataflows.capabilities.base import Capability, Context
+from dataflows.io.outputs import ProfileWrite, Quarantined, ShardControl
+from dataflows.rules.live_config import ConfigLoader
+from dataflows.shard.contact import Registry
+from dataflows.shard.stages import ContactConfig, visitor_logic
+from state.events import Event, Identify
 from state.profile import Profile, decode_profile
 from tests.factories import FIXED_NOW, page, track
 
 T0 = FIXED_NOW.timestamp()
+
+
+class Faults(msgspec.Struct):
+    """The test capability's part: how many events it saw."""
+
+    seen: int = 0
+
+
+class FaultyCapability(Capability[Faults]):
+    """Raises where a test says: at chosen events (after every other capability applied them),
+    when evaluating a contact with trait `boom`, or on every tick — a bug's stand-in."""
+
+    name = "faults"
+    part = Faults
+
+    def __init__(self) -> None:
+        self.poisoned: set[str] = set()
+        self.ticks_fail = False
+
+    def apply(self, part: Faults, event: Event, ctx: Context) -> None:
+        part.seen += 1
+        if event.message_id in self.poisoned:
+            raise RuntimeError("boom")
+
+    def evaluate(self, part: Faults, view: Any) -> Sequence[Any]:
+        if view.trait("boom"):
+            raise ValueError("cannot evaluate")
+        return ()
+
+    def tick(self, part: Faults, ctx: Context) -> None:
+        if self.ticks_fail:
+            raise RuntimeError("timer bug")
 
 
 class Clock:
@@ -28,8 +62,13 @@ class Clock:
         return self.now
 
 
+FAULTY = FaultyCapability()
+REGISTRY = Registry([*CAPABILITIES, FAULTY])
+
+
 def visitors(clock: Clock | None = None, resume: bytes | None = None) -> Any:
-    return visitor_logic(ContactConfig(cart_idle_s=60), ConfigLoader(None), clock or Clock())(resume)
+    config = ContactConfig(cart_idle_s=60, registry=REGISTRY)
+    return visitor_logic(config, ConfigLoader(None), clock or Clock())(resume)
 
 
 def profiles(outputs: Iterable[object]) -> dict[str, Profile]:
@@ -41,18 +80,10 @@ def quarantined(outputs: Iterable[object]) -> list[Quarantined]:
 
 
 @pytest.fixture
-def poison_step(monkeypatch: pytest.MonkeyPatch) -> set[str]:
-    """Events whose messageId is in the returned set make applying them raise (a bug's stand-in)."""
-    poisoned: set[str] = set()
-    original = stages.apply_event
-
-    def apply_event(state: Any, event: StreamEvent, *args: Any) -> None:
-        original(state, event, *args)  # half-applied, then the failure: the rollback must undo it
-        if event.message_id in poisoned:
-            raise RuntimeError("boom")
-
-    monkeypatch.setattr(stages, "apply_event", apply_event)
-    return poisoned
+def poison_step() -> Iterator[set[str]]:
+    """Events whose messageId is in the returned set make applying them raise."""
+    yield FAULTY.poisoned
+    FAULTY.poisoned.clear()
 
 
 class TestAFailingStep:
@@ -113,15 +144,7 @@ class TestAStateThatCannotBeStored:
 class TestAFailingEvaluation:
     """A step after which the contact cannot be evaluated is found by replaying the batch step by step."""
 
-    def test_only_the_step_that_breaks_evaluation_is_quarantined(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        original = stages.emit_contact
-
-        def emit_contact(state: Any, *args: Any) -> Any:
-            if "boom" in state.traits:
-                raise ValueError("cannot evaluate")
-            return original(state, *args)
-
-        monkeypatch.setattr(stages, "emit_contact", emit_contact)
+    def test_only_the_step_that_breaks_evaluation_is_quarantined(self) -> None:
         breaking = Identify(message_id="breaking", anonymous_id="a1", timestamp=FIXED_NOW,
                             received_at=FIXED_NOW, traits={"boom": True})
         out, _ = visitors().on_batch([page("a1"), breaking, track("a1", "Product Viewed", category="c")])
@@ -133,21 +156,19 @@ class TestAFailingEvaluation:
 class TestAFailingTimer:
     """A deadline whose handling raises is quarantined once and disarmed, not fired forever."""
 
-    def test_it_is_quarantined_and_disarmed_until_the_next_event(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_it_is_quarantined_and_disarmed_until_the_next_event(self) -> None:
         clock = Clock()
         logic = visitors(clock)
         logic.on_batch([track("a1", "Product Added", product_id="p1", price=5.0)])
         assert logic.notify_at() == FIXED_NOW + timedelta(seconds=60)
-
-        def apply_time(*_: Any) -> None:
-            raise RuntimeError("timer bug")
-
-        monkeypatch.setattr(stages, "apply_time", apply_time)
+        FAULTY.ticks_fail = True
         clock.now = T0 + 61
-        out, _ = logic.on_notify()
+        try:
+            out, _ = logic.on_notify()
+        finally:
+            FAULTY.ticks_fail = False
         assert [q.record.stage for q in quarantined(out)] == ["timers"]
         assert logic.notify_at() is None
-        monkeypatch.undo()
         logic.on_batch([track("a1", "Product Added", FIXED_NOW + timedelta(seconds=61), product_id="p2",
                               price=5.0)])
         assert logic.notify_at() == FIXED_NOW + timedelta(seconds=121)
@@ -161,4 +182,4 @@ class TestAnUnavailableConfiguration:
         out, _ = logic.on_batch([ShardControl(7, "3"), page("a1")])
         assert [q.record.stage for q in quarantined(out)] == ["config"]
         assert profiles(out)["a1"].counters.page_views == 1
-        assert logic.s.live.version == 0
+        assert logic.s.version == 0

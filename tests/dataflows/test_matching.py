@@ -6,7 +6,7 @@ from typing import Any, get_args
 
 import pytest
 
-from dataflows.matching import MISSING, compare, event_key, field_of, matches
+from dataflows.rules.matching import MISSING, compare, event_key, field_of, matches
 from state.config import CompareOp, EventMatch, PropertyCondition
 from state.events import Alias, Group, Identify, Page, Screen
 from tests.factories import FIXED_NOW, page, track

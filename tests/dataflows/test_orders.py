@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from msgspec.structs import asdict
 
-from dataflows.orders import OrderStats, apply_order, merge_orders, order_summary
+from dataflows.capabilities.orders import OrderStats, apply_order, merge_orders, order_summary
 from state.config import DAY
 from state.events import Event, Track
 from tests.factories import FIXED_NOW, page, track

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from dataflows.scoring import (
+from dataflows.capabilities.scoring import (
     HISTORY_CAP,
     ScoreState,
     apply_scoring,
@@ -20,6 +20,7 @@ from dataflows.scoring import (
     scoring_due,
     temperature_of,
 )
+from dataflows.rules.live_config import LiveConfig
 from state.config import (
     DAY,
     AbsenceRule,
@@ -53,19 +54,20 @@ def email(name: str, email_id: str) -> EventMatch:
 
 
 def config(rules: Sequence[ScoringRule] = (), absences: Sequence[AbsenceRule] = (),
-           half_life: float = 0.0, **groups: float) -> ActiveConfig:
-    """A configuration with decay off unless asked for."""
+           half_life: float = 0.0, **groups: float) -> LiveConfig:
+    """A configuration with decay off unless asked for (compiled, not validated: some tests break rules)."""
     score_groups = {"default": ScoreGroup(half_life), **{g: ScoreGroup(h) for g, h in groups.items()}}
-    return ActiveConfig(scoring_rules=list(rules), absence_rules=list(absences), score_groups=score_groups)
+    return LiveConfig.of(ActiveConfig(scoring_rules=list(rules), absence_rules=list(absences),
+                                      score_groups=score_groups), validate=False)
 
 
-def feed(state: ScoreState, cfg: ActiveConfig, *events: Event) -> ScoreState:
+def feed(state: ScoreState, cfg: LiveConfig, *events: Event) -> ScoreState:
     for event in events:
         apply_scoring(state, event, when(event), cfg)
     return state
 
 
-def seed_config() -> ActiveConfig:
+def seed_config() -> LiveConfig:
     """The seed brief's example: scoring rules and the nurturing-e-mail absence rules."""
     rules = [
         ScoringRule("form", EventMatch("Form Submitted"), 25),
@@ -416,9 +418,9 @@ class TestDecayCrossings:
 
     def test_single_group_crossing_is_exact(self) -> None:
         """40 points, half-life 10 d: below 20 just after exactly 10 d, below 10 after 20 d."""
-        from dataflows.scoring import CROSSING_MARGIN_S, next_score_crossing
+        from dataflows.capabilities.scoring import CROSSING_MARGIN_S, next_score_crossing
 
-        config = ActiveConfig(score_groups={"default": ScoreGroup(half_life_s=10 * DAY)})
+        config = LiveConfig.of(ActiveConfig(score_groups={"default": ScoreGroup(half_life_s=10 * DAY)}))
         state = ScoreState(groups={"default": (40.0, 0.0)})
         assert next_score_crossing(state, [20.0, 50.0], 0.0, config) == 10 * DAY + CROSSING_MARGIN_S
         at = next_score_crossing(state, [10.0], 0.0, config)
@@ -426,10 +428,11 @@ class TestDecayCrossings:
 
     def test_two_groups_decaying_differently_are_solved_by_bisection(self) -> None:
         """Groups with 1 d and 4 d half-lives: the crossing found really is where the sum meets 20."""
-        from dataflows.scoring import current_score, next_score_crossing
+        from dataflows.capabilities.scoring import current_score, next_score_crossing
 
-        config = ActiveConfig(score_groups={"fast": ScoreGroup(half_life_s=DAY),
-                                            "slow": ScoreGroup(half_life_s=4 * DAY)})
+        config = LiveConfig.of(ActiveConfig(score_groups={"fast": ScoreGroup(half_life_s=DAY),
+                                                          "slow": ScoreGroup(half_life_s=4 * DAY)}),
+                               validate=False)
         state = ScoreState(groups={"fast": (30.0, 0.0), "slow": (10.0, 0.0)})
         at = next_score_crossing(state, [20.0], 0.0, config)
         assert at is not None
@@ -437,7 +440,7 @@ class TestDecayCrossings:
 
     def test_no_decay_means_no_crossing(self) -> None:
         """Half-life 0: the score never moves by itself."""
-        from dataflows.scoring import next_score_crossing
+        from dataflows.capabilities.scoring import next_score_crossing
 
-        config = ActiveConfig(score_groups={"default": ScoreGroup(half_life_s=0)})
+        config = LiveConfig.of(ActiveConfig(score_groups={"default": ScoreGroup(half_life_s=0)}))
         assert next_score_crossing(ScoreState(groups={"default": (40.0, 0.0)}), [20.0], 0.0, config) is None

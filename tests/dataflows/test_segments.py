@@ -9,9 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from dataflows.segments import (
+from dataflows.rules.conditions import (
     CompiledSegments,
-    SegmentDefinitionError,
     changes,
     compile_segments,
     evaluate_condition,
@@ -45,6 +44,7 @@ from state.config import (
     WindowCount,
     default_stage_rules,
 )
+from state.segment_graph import SegmentDefinitionError
 
 NOW_DT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 NOW = NOW_DT.timestamp()

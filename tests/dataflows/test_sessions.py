@@ -5,7 +5,13 @@ from __future__ import annotations
 import msgspec
 from msgspec.structs import asdict
 
-from dataflows.sessions import SessionState, apply_session, merge_sessions, session_ends_at, session_summary
+from dataflows.capabilities.sessions import (
+    SessionState,
+    apply_session,
+    merge_sessions,
+    session_ends_at,
+    session_summary,
+)
 from state.config import DAY, WindowSettings
 from tests.factories import FIXED_NOW
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from dataflows.windows import (
+from dataflows.capabilities.windows import (
     ActivityLog,
     activity_keys,
     last_event_at,

@@ -36,10 +36,10 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dataflows.contacts import ContactConfig, contact_logic, visitor_logic
 from dataflows.flow import contact_router, visitor_router
-from dataflows.live_config import ConfigLoader
-from dataflows.outputs import DecisionPush, Handoff, ProfileDelete, ProfileWrite, Quarantined, Routed, ShardControl
+from dataflows.io.outputs import DecisionPush, Handoff, ProfileDelete, ProfileWrite, Quarantined, Routed, ShardControl
+from dataflows.rules.live_config import ConfigLoader
+from dataflows.shard.stages import ContactConfig, contact_logic, visitor_logic
 from state.config import (
     DAY,
     AbsenceRule,

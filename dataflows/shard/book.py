@@ -20,33 +20,18 @@ Timers: one min-heap of deadlines with at most one live entry per contact.
 from __future__ import annotations
 
 import heapq
-from typing import Final
 
-import msgspec
-
-from dataflows.contact_state import ContactState
-
-_state_encoder: Final = msgspec.msgpack.Encoder()
-_state_decoder: Final = msgspec.msgpack.Decoder(ContactState)
-
-
-def encode_state(state: ContactState) -> bytes:
-    """A contact's committed form (msgpack)."""
-    return _state_encoder.encode(state)
-
-
-def decode_state(raw: bytes) -> ContactState:
-    """A contact from its committed form."""
-    return _state_decoder.decode(raw)
+from dataflows.shard.contact import ContactCore, Registry
 
 
 class ContactBook:
     """Contacts of one shard: committed encodings, a hot decoded subset, and a deadline heap."""
 
-    def __init__(self, anonymous: bool, hot_limit: int = 64) -> None:
+    def __init__(self, registry: Registry, anonymous: bool, hot_limit: int = 64) -> None:
+        self.registry = registry
         self.anonymous = anonymous
         self.hot_limit = hot_limit
-        self._hot: dict[str, ContactState] = {}  # least recently used first
+        self._hot: dict[str, ContactCore] = {}  # least recently used first
         self._encoded: dict[str, bytes] = {}  # committed form of every contact
         self._dirty: dict[str, None] = {}  # fetched since their last commit, in order
         self._timers: list[tuple[float, str]] = []
@@ -73,37 +58,37 @@ class ContactBook:
 
     # ---- reading and changing ----------------------------------------------------
 
-    def get(self, contact_id: str) -> ContactState | None:
+    def get(self, contact_id: str) -> ContactCore | None:
         """The contact, made hot (most recently used) and marked as possibly changing, or None."""
         state = self._hot.pop(contact_id, None)
         if state is None:
             raw = self._encoded.get(contact_id)
             if raw is None:
                 return None
-            state = _state_decoder.decode(raw)
+            state = self.registry.decode(raw)
         self._hot[contact_id] = state
         self._dirty[contact_id] = None
         return state
 
-    def get_or_create(self, contact_id: str) -> ContactState:
+    def get_or_create(self, contact_id: str) -> ContactCore:
         """The contact, or a new one (known contacts are their own user id)."""
         state = self.get(contact_id)
         if state is None:
-            state = ContactState(contact_id=contact_id, user_id=None if self.anonymous else contact_id)
+            state = self.registry.new(contact_id, None if self.anonymous else contact_id)
             self._hot[contact_id] = state
             self._dirty[contact_id] = None
         return state
 
-    def commit(self, state: ContactState) -> None:
+    def commit(self, state: ContactCore) -> None:
         """Make the contact's current state its committed form; raises when it cannot be encoded."""
-        self._encoded[state.contact_id] = _state_encoder.encode(state)
+        self._encoded[state.contact_id] = self.registry.encode(state)
         self._dirty.pop(state.contact_id, None)
 
     def committed(self, contact_id: str) -> bytes | None:
         """The contact's committed form, or None for a contact created since."""
         return self._encoded.get(contact_id)
 
-    def rollback(self, contact_id: str) -> ContactState | None:
+    def rollback(self, contact_id: str) -> ContactCore | None:
         """Undo every change since the contact's last commit; None (and gone) if it was new."""
         self._hot.pop(contact_id, None)
         self._dirty.pop(contact_id, None)
@@ -111,10 +96,10 @@ class ContactBook:
         if raw is None:
             self._scheduled.pop(contact_id, None)
             return None
-        state = self._hot[contact_id] = _state_decoder.decode(raw)
+        state = self._hot[contact_id] = self.registry.decode(raw)
         return state
 
-    def replace(self, state: ContactState) -> None:
+    def replace(self, state: ContactCore) -> None:
         """Put `state` in place of the contact's current one (it counts as changed)."""
         self._hot.pop(state.contact_id, None)
         self._hot[state.contact_id] = state
@@ -128,7 +113,7 @@ class ContactBook:
         """Every contact id (hot ones first)."""
         return list(dict.fromkeys([*self._hot, *self._encoded]))
 
-    def pop(self, contact_id: str) -> ContactState | None:
+    def pop(self, contact_id: str) -> ContactCore | None:
         """Remove a contact (handed off or purged) and return it; its heap entry goes stale."""
         state = self.get(contact_id)
         self._hot.pop(contact_id, None)
@@ -152,7 +137,7 @@ class ContactBook:
 
     # ---- timers ----------------------------------------------------------------
 
-    def schedule(self, state: ContactState) -> None:
+    def schedule(self, state: ContactCore) -> None:
         """Keep at most one live heap entry per contact, at its earliest deadline."""
         if state.due_at is not None:
             self._arm(state.contact_id, state.due_at)

@@ -21,20 +21,23 @@ import functools
 import math
 import sys
 from bisect import bisect_left, bisect_right
+from collections.abc import Mapping, Sequence
 from operator import itemgetter
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+from dataflows.capabilities.base import Capability, Context
 from state.config import DAY, WindowSettings
-from state.events import Alias, Event, Group, Identify, Page, Screen, Track
+from state.events import Event, Track, category_of, event_key, product_of
+
+if TYPE_CHECKING:
+    from dataflows.capabilities.view import StateView
+    from dataflows.io.outputs import Output
 
 NONE: Final = -1
 """Column value for an entry without a category or product."""
 MAX_EVENT_KEYS: Final = 500
-
-_EVENT_KEYS: Final[dict[type, str]] = {
-    Page: "page", Screen: "page", Identify: "identify", Alias: "alias", Group: "group"}
 
 
 class ActivityLog(msgspec.Struct, array_like=True, gc=False):
@@ -57,30 +60,19 @@ class ActivityLog(msgspec.Struct, array_like=True, gc=False):
     product: list[int] = msgspec.field(default_factory=list)
     last_at: dict[int, float] = msgspec.field(default_factory=dict)
     dropped: int = 0
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value or None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
+    # Events that arrived too late for the windows (counted all-time only).
+    late: int = 0
 
 
 def activity_keys(event: Event) -> tuple[str, str | None, str | None]:
     """What an event counts as: (event key, category, product id).
 
-    The event key is the track name, `page` for pages and screens, else the
-    message type. Category and product come from a track event's properties
-    (`category`; `product_id`, else `sku`) when it has them.
+    Category and product come from a track event's properties when it has
+    them (`state.events.category_of`, `product_of`).
     """
-    if isinstance(event, Track):
-        props = event.properties
-        if not props:
-            return event.event, None, None
-        return (event.event, _text(props.get("category")),
-                _text(props.get("product_id")) or _text(props.get("sku")))
-    return _EVENT_KEYS[type(event)], None, None
+    if isinstance(event, Track) and event.properties:
+        return event.event, category_of(event.properties), product_of(event.properties)
+    return event_key(event), None, None
 
 
 def _intern(log: ActivityLog, name: str) -> int:
@@ -402,3 +394,34 @@ def merge_logs(into: ActivityLog, other: ActivityLog) -> None:
     into.event = [row[1] for row in rows]
     into.category = [row[2] for row in rows]
     into.product = [row[3] for row in rows]
+
+
+class WindowsCapability(Capability[ActivityLog]):
+    """Sliding event-time windows per event, category and product; the profile's `windows`."""
+
+    name = "windows"
+    part = ActivityLog
+
+    def apply(self, part: ActivityLog, event: Event, ctx: Context) -> None:
+        if not record_activity(part, event, ctx.at, ctx.received, ctx.live.config.windows):
+            part.late += 1
+            ctx.count("late_events")
+
+    def merge(self, into: ActivityLog, other: ActivityLog, ctx: Context) -> None:
+        merge_logs(into, other)
+        into.late += other.late
+
+    def evaluate(self, part: ActivityLog, view: StateView) -> Sequence[Output]:
+        # Entries no window, segment or stage rule can count any more (and the excess) go.
+        prune(part, view.now, view.live.retention_s, view.live.config.windows.max_log_entries)
+        return ()
+
+    def due(self, part: ActivityLog, view: StateView) -> float | None:
+        return next_expiry(part, view.live.config.windows.windows_s, view.now)
+
+    def render(self, part: ActivityLog, view: StateView) -> Mapping[str, Any]:
+        windows_s = view.live.config.windows.windows_s
+        # Top products only for the longest window, to keep profiles small.
+        summary = window_summary(part, windows_s, view.now, top_products=5,
+                                 products_only_in=max(windows_s, default=None))
+        return {"windows": summary, "late_events": part.late}

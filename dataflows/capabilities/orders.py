@@ -1,19 +1,26 @@
-"""All-time order statistics: count, revenue, first and last order, ordering rhythm.
+"""All-time order statistics: count, revenue, first and last order, ordering rhythm, RFM.
 
-The average gap between orders is (last − first) / (orders − 1), so four
-numbers give every figure exactly, whatever order the orders arrive in.
+The one owner of orders and revenue: the profile's counters show these
+figures too. The average gap between orders is (last − first) / (orders − 1),
+so four numbers give every figure exactly, whatever order the orders arrive
+in.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from dataflows.capabilities.base import Capability, Context
 from state import events as ev
 from state.config import DAY
 from state.events import Event, Track
 from state.profile import OrdersSummary
+
+if TYPE_CHECKING:
+    from dataflows.capabilities.view import StateView
 
 
 class OrderStats(msgspec.Struct, array_like=True, gc=False):
@@ -41,8 +48,6 @@ def apply_order(stats: OrderStats, event: Event, at: float) -> bool:
     """Count an `Order Completed` event; False (and nothing changed) for any other event."""
     if not isinstance(event, Track) or event.event != ev.ORDER_COMPLETED:
         return False
-    # Imported here: counters imports contact_state, which imports this module.
-
     stats.orders += 1
     stats.revenue = round(stats.revenue + order_revenue(event.properties), 2)
     if stats.first_order_at is None or at < stats.first_order_at:
@@ -78,3 +83,19 @@ def merge_orders(into: OrderStats, other: OrderStats) -> None:
     if other.last_order_at is not None and (into.last_order_at is None
                                             or other.last_order_at > into.last_order_at):
         into.last_order_at = other.last_order_at
+
+
+class OrdersCapability(Capability[OrderStats]):
+    """Orders: the profile's `orders` figures and RFM scores."""
+
+    name = "orders"
+    part = OrderStats
+
+    def apply(self, part: OrderStats, event: Event, ctx: Context) -> None:
+        apply_order(part, event, ctx.at)
+
+    def merge(self, into: OrderStats, other: OrderStats, ctx: Context) -> None:
+        merge_orders(into, other)
+
+    def render(self, part: OrderStats, view: StateView) -> Mapping[str, Any]:
+        return {"orders": order_summary(part), "rfm": view.rfm()}

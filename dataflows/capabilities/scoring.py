@@ -27,21 +27,24 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from dataflows.matching import MISSING, conditions_hold, event_key, field_of
-from state.config import AbsenceRule, ActiveConfig, ScoreGroup, ScoringRule, Thresholds
-from state.events import Event
+from dataflows.capabilities.base import Capability, Context
+from dataflows.rules.live_config import LiveConfig
+from dataflows.rules.matching import MISSING, conditions_hold, field_of
+from state.config import AbsenceRule, ScoringRule, Thresholds
+from state.events import Event, event_key
+
+if TYPE_CHECKING:
+    from dataflows.capabilities.view import StateView
 
 HISTORY_CAP: Final = 50
 # More pending deadlines than this means a flood (thousands of e-mails with
 # distinct ids); new ones are then not started rather than growing state.
 MAX_PENDING: Final = 256
-_DEFAULT_GROUP: Final = ScoreGroup()
 
 Deadline = tuple[float, str, str | None]
 """A pending absence: (due, absence rule id, correlation value)."""
@@ -67,45 +70,6 @@ class ScoreState(msgspec.Struct, array_like=True, gc=False):
     history: list[tuple[int, int]] = msgspec.field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class _Index:
-    """A configuration's rules by event key, so an event only checks rules for its name."""
-
-    scoring: dict[str, list[ScoringRule]] = field(default_factory=dict)
-    after: dict[str, list[AbsenceRule]] = field(default_factory=dict)
-    expect: dict[str, list[AbsenceRule]] = field(default_factory=dict)
-    scoring_by_id: dict[str, ScoringRule] = field(default_factory=dict)
-    absence_by_id: dict[str, AbsenceRule] = field(default_factory=dict)
-
-
-# A few recent configurations by identity, held strongly so ids are not reused.
-_indexes: dict[int, tuple[ActiveConfig, _Index]] = {}
-_INDEXES_KEPT: Final = 4
-
-
-def _index_of(config: ActiveConfig) -> _Index:
-    cached = _indexes.get(id(config))
-    if cached is not None and cached[0] is config:
-        return cached[1]
-    index = _Index()
-    for rule in config.scoring_rules:
-        index.scoring.setdefault(rule.match.event, []).append(rule)
-        index.scoring_by_id[rule.id] = rule
-    for absence in config.absence_rules:
-        index.after.setdefault(absence.after.event, []).append(absence)
-        index.expect.setdefault(absence.expect.event, []).append(absence)
-        index.absence_by_id[absence.id] = absence
-    if len(_indexes) >= _INDEXES_KEPT:
-        _indexes.pop(next(iter(_indexes)), None)
-    _indexes[id(config)] = (config, index)
-    return index
-
-
-def _half_life(config: ActiveConfig, group: str) -> float:
-    groups = config.score_groups
-    return (groups.get(group) or groups.get("default") or _DEFAULT_GROUP).half_life_s
-
-
 def _decayed(value: float, elapsed: float, half_life: float) -> float:
     if half_life <= 0 or elapsed <= 0:
         return value
@@ -124,21 +88,21 @@ def _add_points(state: ScoreState, group: str, points: float, at: float, half_li
         state.groups[group] = (value + _decayed(points, as_of - at, half_life), as_of)
 
 
-def current_score(state: ScoreState, now: float, config: ActiveConfig) -> float:
+def current_score(state: ScoreState, now: float, live: LiveConfig) -> float:
     """The score read at `now`: every group decayed to `now` and summed.
 
     Reading before a group's last change returns its value at that change
     (decay never runs backwards).
     """
-    return sum(_decayed(value, now - as_of, _half_life(config, group))
+    return sum(_decayed(value, now - as_of, live.scoring.half_life(group))
                for group, (value, as_of) in state.groups.items())
 
 
-def _record(state: ScoreState, at: float, config: ActiveConfig) -> None:
+def _record(state: ScoreState, at: float, live: LiveConfig) -> None:
     history = state.history
     # Monotonic times: a late event is charted when it was applied, not in the past.
     moment = max(round(at), history[-1][0]) if history else round(at)
-    history.append((moment, round(current_score(state, moment, config) * 1000)))
+    history.append((moment, round(current_score(state, moment, live) * 1000)))
     if len(history) > HISTORY_CAP:
         del history[:-HISTORY_CAP]
 
@@ -218,32 +182,32 @@ def _cancel(state: ScoreState, rule: AbsenceRule, correlation: str | None, at: f
     return True
 
 
-def _fire_due(state: ScoreState, now: float, config: ActiveConfig) -> bool:
-    index = _index_of(config)
+def _fire_due(state: ScoreState, now: float, live: LiveConfig) -> bool:
+    index = live.scoring
     fired = False
     while state.pending and state.pending[0][0] <= now:
         due, rule_id, _ = state.pending.pop(0)
         fired = True
         rule = index.absence_by_id.get(rule_id)
         if rule is not None and rule.points:
-            _add_points(state, rule.group, rule.points, due, _half_life(config, rule.group))
-            _record(state, due, config)
+            _add_points(state, rule.group, rule.points, due, live.scoring.half_life(rule.group))
+            _record(state, due, live)
     return fired
 
 
-def apply_scoring(state: ScoreState, event: Event, at: float, config: ActiveConfig) -> bool:
+def apply_scoring(state: ScoreState, event: Event, at: float, live: LiveConfig) -> bool:
     """Apply one event at event time `at`; True when the score or the pending deadlines changed.
 
     Deadlines due by `at` fire first, so the result does not depend on
     whether the operator's timer ran before this event arrived.
     """
-    changed = on_scoring_time(state, at, config)
-    index = _index_of(config)
+    changed = on_scoring_time(state, at, live)
+    index = live.scoring
     key = event_key(event)  # rules are indexed by key: only their conditions are left to check
     scored = False
     for rule in index.scoring.get(key, ()):
         if rule.points and conditions_hold(rule.match.where, event) and _may_score(state, rule, at):
-            _add_points(state, rule.group, rule.points, at, _half_life(config, rule.group))
+            _add_points(state, rule.group, rule.points, at, live.scoring.half_life(rule.group))
             scored = True
     for absence in index.expect.get(key, ()):
         if state.pending and conditions_hold(absence.expect.where, event):
@@ -252,7 +216,7 @@ def apply_scoring(state: ScoreState, event: Event, at: float, config: ActiveConf
         if conditions_hold(absence.after.where, event):
             changed |= _start(state, at + absence.within_s, absence.id, _correlation(absence, event))
     if scored:
-        _record(state, at, config)
+        _record(state, at, live)
     return changed or scored
 
 
@@ -261,14 +225,14 @@ def scoring_due(state: ScoreState) -> float | None:
     return state.pending[0][0] if state.pending else None
 
 
-def on_scoring_time(state: ScoreState, now: float, config: ActiveConfig) -> bool:
+def on_scoring_time(state: ScoreState, now: float, live: LiveConfig) -> bool:
     """Apply every absence whose deadline is ≤ `now`, at its deadline; True if any fired."""
     if not state.pending or state.pending[0][0] > now:
         return False
-    return _fire_due(state, now, config)
+    return _fire_due(state, now, live)
 
 
-def merge_scores(into: ScoreState, other: ScoreState, now: float, config: ActiveConfig) -> None:
+def merge_scores(into: ScoreState, other: ScoreState, now: float, live: LiveConfig) -> None:
     """Fold `other` (a contact found to be the same person) into `into`.
 
     Scores add up, each decayed by its own age (adding other's value at its
@@ -278,9 +242,9 @@ def merge_scores(into: ScoreState, other: ScoreState, now: float, config: Active
     both wait for the same rule and correlation.
     """
     for group, (value, as_of) in other.groups.items():
-        _add_points(into, group, value, as_of, _half_life(config, group))
+        _add_points(into, group, value, as_of, live.scoring.half_life(group))
     into.once.extend(rule_id for rule_id in other.once if rule_id not in into.once)
-    index = _index_of(config)
+    index = live.scoring
     for rule_id, times in other.capped.items():
         combined = sorted([*into.capped.get(rule_id, []), *times])
         rule = index.scoring_by_id.get(rule_id)
@@ -289,7 +253,7 @@ def merge_scores(into: ScoreState, other: ScoreState, now: float, config: Active
     for due, rule_id, correlation in other.pending:
         _start(into, due, rule_id, correlation)
     if other.groups:
-        _record(into, now, config)
+        _record(into, now, live)
 
 
 CROSSING_MARGIN_S: Final = 0.001
@@ -297,7 +261,7 @@ _BISECTIONS: Final = 60
 
 
 def next_score_crossing(state: ScoreState, thresholds: Sequence[float], now: float,
-                        config: ActiveConfig) -> float | None:
+                        live: LiveConfig) -> float | None:
     """When decay alone next carries the score across one of `thresholds`, or None.
 
     Without it a contact would stay "warm" after its points had faded, until
@@ -311,7 +275,7 @@ def next_score_crossing(state: ScoreState, thresholds: Sequence[float], now: flo
     constant = 0.0
     decaying: list[tuple[float, float]] = []  # (value at now, half-life)
     for group, (value, as_of) in state.groups.items():
-        half_life = _half_life(config, group)
+        half_life = live.scoring.half_life(group)
         if half_life <= 0:
             constant += value
         elif value:
@@ -340,3 +304,27 @@ def _time_to_reach(decaying: list[tuple[float, float]], target: float, moving: f
         else:
             high = mid
     return high
+
+
+class ScoringCapability(Capability[ScoreState]):
+    """Lead score with decay and absence rules; the profile's score, temperature and history."""
+
+    name = "scoring"
+    part = ScoreState
+
+    def apply(self, part: ScoreState, event: Event, ctx: Context) -> None:
+        apply_scoring(part, event, ctx.at, ctx.live)
+
+    def tick(self, part: ScoreState, ctx: Context) -> None:
+        on_scoring_time(part, ctx.now, ctx.live)
+
+    def merge(self, into: ScoreState, other: ScoreState, ctx: Context) -> None:
+        merge_scores(into, other, ctx.now, ctx.live)
+
+    def due(self, part: ScoreState, view: StateView) -> float | None:
+        deadlines = [scoring_due(part), next_score_crossing(part, view.live.score_thresholds, view.now, view.live)]
+        return min((d for d in deadlines if d is not None), default=None)
+
+    def render(self, part: ScoreState, view: StateView) -> Mapping[str, Any]:
+        return {"score": round(view.score(), 3), "temperature": view.temperature(),
+                "score_history": score_history(part)[-5:]}

@@ -16,10 +16,12 @@ import msgspec
 import redis
 
 from dataflows.errors import DataflowError
-from dataflows.segments import CompiledSegments, compile_segments
+from dataflows.rules.conditions import CompiledSegments, compile_segments
+from dataflows.rules.scoring_index import ScoringIndex
 from state.config import ActiveConfig, Score, WindowCount
+from state.config_rules import ConfigError, validate_config
 from state.config_store import load_config_version
-from state.segment_graph import SegmentDefinitionError, walk
+from state.segment_graph import walk
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +32,11 @@ class ConfigUnavailableError(DataflowError):
 
 @dataclass(frozen=True)
 class LiveConfig:
-    """A configuration version with its segments compiled for evaluation."""
+    """A configuration version compiled for evaluation: segments in plan order, scoring rules indexed."""
 
     config: ActiveConfig
     segments: CompiledSegments
+    scoring: ScoringIndex
     # How long window entries must be kept: the longest window any profile
     # figure, segment or stage rule asks about, plus the allowed lateness.
     retention_s: float
@@ -46,15 +49,22 @@ class LiveConfig:
         return self.config.version
 
     @classmethod
-    def of(cls, config: ActiveConfig) -> LiveConfig:
-        """Compile `config` (its segments and stage rules)."""
+    def of(cls, config: ActiveConfig, validate: bool = True) -> LiveConfig:
+        """Validate (the admin API's own check, `state.config_rules`) and compile `config`.
+
+        Raises ConfigError for a configuration that cannot run. `validate=False`
+        is for unit tests of a rule's own behaviour on configurations the admin
+        API would refuse.
+        """
+        if validate:
+            validate_config(config)
         conditions = [s.when for s in config.segments] + [r.when for r in config.stages]
         leaves = [leaf for c in conditions for leaf in walk(c)]
         asked = [leaf.window_s for leaf in leaves if isinstance(leaf, WindowCount)]
         longest = max([*config.windows.windows_s, *asked], default=0.0)
         thresholds = {config.thresholds.warm, config.thresholds.hot}
         thresholds |= {leaf.value for leaf in leaves if isinstance(leaf, Score)}
-        return cls(config, compile_segments(config.segments, config.stages),
+        return cls(config, compile_segments(config.segments, config.stages), ScoringIndex.of(config),
                    longest + config.windows.lateness_s, tuple(sorted(thresholds)))
 
 
@@ -97,7 +107,7 @@ class ConfigLoader:
                             extra={"version": version, "error": str(exc)})
                 time.sleep(pause)
                 pause = min(1.0, pause * 2)
-            except (LookupError, msgspec.DecodeError, SegmentDefinitionError, redis.RedisError) as exc:
+            except (LookupError, msgspec.DecodeError, ConfigError, redis.RedisError) as exc:
                 raise ConfigUnavailableError(f"configuration version {version}: {exc}") from exc
 
     def put(self, config: ActiveConfig) -> LiveConfig:

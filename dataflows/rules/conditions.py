@@ -28,8 +28,15 @@ Semantics worth knowing:
   here if a product need appears (the view would have to expose when the
   next threshold is crossed).
 * `InSegment` reads the membership computed earlier in the same pass
-  (`compile_segments` orders dependencies first); outside a pass, for stage
-  rules, it falls back to `ContactView.in_segment`.
+  (`compile_segments` orders dependencies first); outside a pass it falls
+  back to `ContactView.in_segment`.
+* Stage rules may test segments, and segments the stage: the plan
+  (`state.segment_graph.stage_plan`) evaluates the segments stage rules need
+  first, then the stage, then every other segment.
+
+Each condition kind is one entry of `_KINDS`: how it holds, and when it can
+flip with time alone — so a new kind is one function pair, not two
+parallel `isinstance` chains.
 
 Ordering and validation of the segment graph (`dependency_order`,
 `SegmentDefinitionError`) live in `state.segment_graph`, so the admin API
@@ -39,13 +46,13 @@ rejects a cycle with exactly the check the dataflow relies on.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Final
+from typing import Any, Final
 
-from dataflows.matching import MISSING, compare
-from dataflows.view import ContactView
+from dataflows.rules.matching import MISSING, compare
+from dataflows.rules.view import ContactView
 from state.config import (
     All,
     Anniversary,
@@ -67,20 +74,25 @@ from state.config import (
     Trait,
     WindowCount,
 )
-from state.segment_graph import SegmentDefinitionError, dependency_order, walk
+from state.segment_graph import stage_plan, walk
 
 DEFAULT_STAGE: Final = "awareness"
-_TIME_LEAVES: Final = (WindowCount, NoEventWithin, Cart, Anniversary)
 
 
 
 @dataclass(frozen=True)
 class CompiledSegments:
-    """Validated segments in evaluation order, plus the leaves that can flip with time."""
+    """Validated segments in evaluation order around the stage, plus the leaves that can flip with time."""
 
-    order: tuple[SegmentDef, ...]
+    before_stage: tuple[SegmentDef, ...]
+    after_stage: tuple[SegmentDef, ...] = ()
     stages: tuple[StageRule, ...] = ()
     time_leaves: tuple[Condition, ...] = field(default=())
+
+    @property
+    def order(self) -> tuple[SegmentDef, ...]:
+        """Every segment, in evaluation order."""
+        return self.before_stage + self.after_stage
 
     @property
     def ids(self) -> list[str]:
@@ -91,18 +103,14 @@ class CompiledSegments:
 # ---- validation and ordering --------------------------------------------------
 
 def compile_segments(segments: Sequence[SegmentDef], stages: Sequence[StageRule] = ()) -> CompiledSegments:
-    """Validate and order segments (and optional stage rules) for evaluation.
+    """Validate and order segments and stage rules for evaluation (`state.segment_graph.stage_plan`).
 
-    Stage rules are only given so that `next_flip` also covers time-driven
-    stage changes; a stage rule may not test the stage itself.
+    Raises SegmentDefinitionError for a set that cannot be evaluated.
     """
-    order = dependency_order(segments)
-    for rule in stages:
-        if any(isinstance(n, StageIs) for n in walk(rule.when)):
-            raise SegmentDefinitionError(f"stage rule {rule.stage!r} tests the stage itself")
-    conditions = [s.when for s in order] + [r.when for r in stages]
-    leaves = dict.fromkeys(n for c in conditions for n in walk(c) if isinstance(n, _TIME_LEAVES))
-    return CompiledSegments(tuple(order), tuple(stages), tuple(leaves))
+    before, after = stage_plan(segments, stages)
+    conditions = [s.when for s in before + after] + [r.when for r in stages]
+    leaves = dict.fromkeys(n for c in conditions for n in walk(c) if type(n) in _FLIPS)
+    return CompiledSegments(tuple(before), tuple(after), tuple(stages), tuple(leaves))
 
 
 # ---- anniversaries ------------------------------------------------------------
@@ -162,58 +170,89 @@ def _midnight(day: date) -> float:
     return datetime.combine(day, time(0), UTC).timestamp()
 
 
-# ---- evaluation ---------------------------------------------------------------
+# ---- evaluation: one entry per condition kind ------------------------------------
 
-def evaluate_condition(condition: Condition, view: ContactView, member_of: Mapping[str, bool]) -> bool:
+Members = Mapping[str, bool]
+
+
+def evaluate_condition(condition: Condition, view: ContactView, member_of: Members) -> bool:
     """Whether `condition` holds for the contact at `view.now`.
 
     `member_of` holds the memberships already decided in this pass, for
     `InSegment`; ids missing from it are asked of the view.
     """
-    c = condition
-    if isinstance(c, All):
-        return all(evaluate_condition(x, view, member_of) for x in c.of)
-    if isinstance(c, AnyOf):
-        return any(evaluate_condition(x, view, member_of) for x in c.of)
-    if isinstance(c, Not):
-        return not evaluate_condition(c.of, view, member_of)
-    if isinstance(c, Trait):
-        value = view.trait(c.name)
-        return compare(c.op, MISSING if value is None else value, c.value)
-    if isinstance(c, HasTag):
-        return view.has_tag(c.tag)
-    if isinstance(c, InList):
-        return view.in_list(c.list)
-    if isinstance(c, Score):
-        return compare(c.op, view.score(), c.value)
-    if isinstance(c, TemperatureIs):
-        return view.temperature() in c.values
-    if isinstance(c, StageIs):
-        return view.stage() in c.values
-    if isinstance(c, WindowCount):
-        return compare(c.op, view.window_count(c.dimension, c.value, c.window_s, c.event), c.n)
-    if isinstance(c, NoEventWithin):
-        last = view.last_event_at(c.event)
-        if last is None:
-            return not c.ever_happened
-        return last <= view.now - c.window_s
-    if isinstance(c, Rfm):
-        r, f, m = view.rfm()
-        return compare(c.op, {"r": r, "f": f, "m": m}[c.part], c.value)
-    if isinstance(c, Cart):
-        return _cart_holds(c, view)
-    if isinstance(c, Anniversary):
-        origin = parse_date(view.trait(c.field))
-        return origin is not None and anniversary_holds(origin, c.within_days, _utc_day(view.now))
-    if isinstance(c, Total):
-        return compare(c.op, view.total(c.counter), c.value)
-    if isinstance(c, InSegment):
-        found = member_of.get(c.segment)
-        return view.in_segment(c.segment) if found is None else found
-    raise TypeError(f"unknown condition {type(c).__name__}")
+    holds = _HOLDS.get(type(condition))
+    if holds is None:
+        raise TypeError(f"unknown condition {type(condition).__name__}")
+    return holds(condition, view, member_of)
 
 
-def _cart_holds(c: Cart, view: ContactView) -> bool:
+def _all(c: All, view: ContactView, members: Members) -> bool:
+    return all(evaluate_condition(x, view, members) for x in c.of)
+
+
+def _any(c: AnyOf, view: ContactView, members: Members) -> bool:
+    return any(evaluate_condition(x, view, members) for x in c.of)
+
+
+def _not(c: Not, view: ContactView, members: Members) -> bool:
+    return not evaluate_condition(c.of, view, members)
+
+
+def _trait(c: Trait, view: ContactView, members: Members) -> bool:
+    value = view.trait(c.name)
+    return compare(c.op, MISSING if value is None else value, c.value)
+
+
+def _tag(c: HasTag, view: ContactView, members: Members) -> bool:
+    return view.has_tag(c.tag)
+
+
+def _list(c: InList, view: ContactView, members: Members) -> bool:
+    return view.in_list(c.list)
+
+
+def _score(c: Score, view: ContactView, members: Members) -> bool:
+    return compare(c.op, view.score(), c.value)
+
+
+def _temperature(c: TemperatureIs, view: ContactView, members: Members) -> bool:
+    return view.temperature() in c.values
+
+
+def _stage(c: StageIs, view: ContactView, members: Members) -> bool:
+    return view.stage() in c.values
+
+
+def _count(c: WindowCount, view: ContactView, members: Members) -> bool:
+    return compare(c.op, view.window_count(c.dimension, c.value, c.window_s, c.event), c.n)
+
+
+def _count_flips(c: WindowCount, view: ContactView) -> Iterator[float]:
+    at = view.next_window_change(c.dimension, c.value, c.window_s, c.event)
+    if at is not None:
+        yield at
+
+
+def _absent(c: NoEventWithin, view: ContactView, members: Members) -> bool:
+    last = view.last_event_at(c.event)
+    if last is None:
+        return not c.ever_happened
+    return last <= view.now - c.window_s
+
+
+def _absent_flips(c: NoEventWithin, view: ContactView) -> Iterator[float]:
+    last = view.last_event_at(c.event)
+    if last is not None:
+        yield last + c.window_s
+
+
+def _rfm(c: Rfm, view: ContactView, members: Members) -> bool:
+    r, f, m = view.rfm()
+    return compare(c.op, {"r": r, "f": f, "m": m}[c.part], c.value)
+
+
+def _cart(c: Cart, view: ContactView, members: Members) -> bool:
     updated = view.cart_updated_at()
     if updated is None:
         return False
@@ -225,6 +264,48 @@ def _cart_holds(c: Cart, view: ContactView) -> bool:
             and (c.max_age_s is None or age < c.max_age_s))
 
 
+def _cart_flips(c: Cart, view: ContactView) -> Iterator[float]:
+    updated = view.cart_updated_at()
+    if updated is not None:
+        for bound in (c.min_age_s, c.max_age_s):
+            if bound is not None:
+                yield updated + bound
+
+
+def _anniversary(c: Anniversary, view: ContactView, members: Members) -> bool:
+    origin = parse_date(view.trait(c.field))
+    return origin is not None and anniversary_holds(origin, c.within_days, _utc_day(view.now))
+
+
+def _anniversary_flips(c: Anniversary, view: ContactView) -> Iterator[float]:
+    origin = parse_date(view.trait(c.field))
+    if origin is not None:
+        day = _next_anniversary_change(origin, c.within_days, _utc_day(view.now))
+        if day is not None:
+            yield _midnight(day)
+
+
+def _total(c: Total, view: ContactView, members: Members) -> bool:
+    return compare(c.op, view.total(c.counter), c.value)
+
+
+def _segment(c: InSegment, view: ContactView, members: Members) -> bool:
+    found = members.get(c.segment)
+    return view.in_segment(c.segment) if found is None else found
+
+
+_HOLDS: Final[dict[type, Callable[[Any, ContactView, Members], bool]]] = {
+    All: _all, AnyOf: _any, Not: _not, Trait: _trait, HasTag: _tag, InList: _list, Score: _score,
+    TemperatureIs: _temperature, StageIs: _stage, WindowCount: _count, NoEventWithin: _absent, Rfm: _rfm,
+    Cart: _cart, Anniversary: _anniversary, Total: _total, InSegment: _segment,
+}
+"""How each condition kind holds."""
+_FLIPS: Final[dict[type, Callable[[Any, ContactView], Iterator[float]]]] = {
+    WindowCount: _count_flips, NoEventWithin: _absent_flips, Cart: _cart_flips, Anniversary: _anniversary_flips,
+}
+"""When the kinds that change with time alone may next flip (the others change only with events)."""
+
+
 def evaluate_segments(compiled: CompiledSegments, view: ContactView) -> set[str]:
     """Ids of the segments the contact is in at `view.now`."""
     member_of: dict[str, bool] = {}
@@ -233,10 +314,10 @@ def evaluate_segments(compiled: CompiledSegments, view: ContactView) -> set[str]
     return {sid for sid, member in member_of.items() if member}
 
 
-def stage_of(stages: Iterable[StageRule], view: ContactView) -> str:
-    """The journey stage: the first rule that holds, else "awareness"."""
+def stage_of(stages: Iterable[StageRule], view: ContactView, member_of: Members | None = None) -> str:
+    """The journey stage: the first rule that holds, else "awareness" (`member_of`: segments decided so far)."""
     for rule in stages:
-        if evaluate_condition(rule.when, view, {}):
+        if evaluate_condition(rule.when, view, member_of or {}):
             return rule.stage
     return DEFAULT_STAGE
 
@@ -248,38 +329,14 @@ def changes(before: set[str], after: set[str]) -> tuple[list[str], list[str]]:
 
 # ---- timers -------------------------------------------------------------------
 
-def _leaf_flips(leaf: Condition, view: ContactView) -> Iterator[float]:
-    now = view.now
-    if isinstance(leaf, WindowCount):
-        at = view.next_window_change(leaf.dimension, leaf.value, leaf.window_s, leaf.event)
-        if at is not None:
-            yield at
-    elif isinstance(leaf, NoEventWithin):
-        last = view.last_event_at(leaf.event)
-        if last is not None:
-            yield last + leaf.window_s
-    elif isinstance(leaf, Cart):
-        updated = view.cart_updated_at()
-        if updated is not None:
-            for bound in (leaf.min_age_s, leaf.max_age_s):
-                if bound is not None:
-                    yield updated + bound
-    elif isinstance(leaf, Anniversary):
-        origin = parse_date(view.trait(leaf.field))
-        if origin is not None:
-            day = _next_anniversary_change(origin, leaf.within_days, _utc_day(now))
-            if day is not None:
-                yield _midnight(day)
-
-
 def next_flip(compiled: CompiledSegments, view: ContactView) -> float | None:
     """The earliest moment after `view.now` when a time-driven leaf may change, or None.
 
     Time-driven leaves are windows, absences, cart age and anniversaries
-    (of segments and of the stage rules given to `compile_segments`). The
-    caller re-evaluates at that moment; a flip that turns out not to change
-    any membership costs one evaluation.
+    (of segments and of stage rules). The caller re-evaluates at that
+    moment; a flip that turns out not to change any membership costs one
+    evaluation.
     """
     now = view.now
-    flips = [at for leaf in compiled.time_leaves for at in _leaf_flips(leaf, view) if at > now]
+    flips = [at for leaf in compiled.time_leaves for at in _FLIPS[type(leaf)](leaf, view) if at > now]
     return min(flips, default=None)

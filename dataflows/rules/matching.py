@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from state.config import CompareOp, EventMatch, PropertyCondition
-from state.events import Alias, Event, Group, Identify, Page, Screen, Track
+from state.events import Event, Group, Identify, Page, Screen, Track, event_key
 
 
 class _Missing:
@@ -48,19 +48,6 @@ MISSING: Final = _Missing()
 
 _ORDER: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
-
-
-def event_key(event: Event) -> str:
-    """The name rules use for an event: track name, `page`, `identify`, `alias` or `group`."""
-    if isinstance(event, Track):
-        return event.event
-    if isinstance(event, Page | Screen):
-        return "page"
-    if isinstance(event, Identify):
-        return "identify"
-    if isinstance(event, Alias):
-        return "alias"
-    return "group"
 
 
 def field_of(event: Event, name: str) -> object:

@@ -8,10 +8,18 @@ starts a session, and never moves a time backwards.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 import msgspec
 
+from dataflows.capabilities.base import Capability, Context
 from state.config import WindowSettings
+from state.events import Event, Page, Screen
 from state.profile import SessionsSummary
+
+if TYPE_CHECKING:
+    from dataflows.capabilities.view import StateView
 
 
 class SessionState(msgspec.Struct, array_like=True, gc=False):
@@ -107,3 +115,19 @@ def merge_sessions(into: SessionState, other: SessionState) -> None:
     into.count = count
     if other.last_at > into.last_at:
         into.started_at, into.last_at, into.pages = other.started_at, other.last_at, other.pages
+
+
+class SessionsCapability(Capability[SessionState]):
+    """Visits (30 min idle / 24 h max by default); the profile's `sessions`."""
+
+    name = "sessions"
+    part = SessionState
+
+    def apply(self, part: SessionState, event: Event, ctx: Context) -> None:
+        apply_session(part, ctx.at, isinstance(event, Page | Screen), ctx.live.config.windows)
+
+    def merge(self, into: SessionState, other: SessionState, ctx: Context) -> None:
+        merge_sessions(into, other)
+
+    def render(self, part: SessionState, view: StateView) -> Mapping[str, Any]:
+        return {"sessions": session_summary(part, view.now, view.live.config.windows)}

@@ -25,7 +25,7 @@ import msgspec
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from dataflows.outputs import (
+from dataflows.io.outputs import (
     AliasWrite,
     BackfillProgress,
     DecisionPush,

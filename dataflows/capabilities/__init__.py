@@ -1,0 +1,34 @@
+"""Per-contact capabilities: one module each, all of one shape (`base.Capability`).
+
+`CAPABILITIES` is the registry: the order in which each contact's parts are
+changed by an event, evaluated and rendered (segments last: they read
+everything). A new capability is one module plus one line here, appended at
+the end so that snapshots written before still decode.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from dataflows.capabilities.base import Capability
+from dataflows.capabilities.cart import CartCapability
+from dataflows.capabilities.counters import CountersCapability
+from dataflows.capabilities.orders import OrdersCapability
+from dataflows.capabilities.scoring import ScoringCapability
+from dataflows.capabilities.segments import SegmentsCapability
+from dataflows.capabilities.sessions import SessionsCapability
+from dataflows.capabilities.tags import TagsCapability
+from dataflows.capabilities.traits import TraitsCapability
+from dataflows.capabilities.windows import WindowsCapability
+
+CAPABILITIES: Final[tuple[Capability[Any], ...]] = (
+    TraitsCapability(),
+    CountersCapability(),
+    OrdersCapability(),
+    CartCapability(),
+    SessionsCapability(),
+    WindowsCapability(),
+    ScoringCapability(),
+    TagsCapability(),
+    SegmentsCapability(),
+)
