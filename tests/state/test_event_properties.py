@@ -33,6 +33,7 @@ from typing import Any, Final
 
 import msgspec
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -356,3 +357,18 @@ class TestFoundByGeneration:
         [event] = validator.validate_all([raw], FIXED_NOW).accepted
         outputs = stages(FIXED_NOW, 64).feed([ConfigControl(1), event])
         assert final_profiles(outputs)["a1"].counters.events == 1
+
+    @pytest.mark.xfail(strict=True, reason=(
+        "dataflows: the visitor stage (keyed by anonymous id) and the contact stage (keyed by user id) write "
+        "profiles, aliases and segment changes under the same contact id, so an anonymousId equal to a known "
+        "userId overwrites that contact's profile (and reuses its segment change ids)"))
+    def test_an_anonymous_id_equal_to_a_user_id_does_not_overwrite_that_users_profile(self) -> None:
+        """A page from a device whose id happens to be a customer's user id leaves the customer's profile intact."""
+        raws = [orjson.dumps({"type": "track", "userId": "victim", "event": "Order Completed",
+                              "properties": {"revenue": 100}}),
+                orjson.dumps({"type": "page", "anonymousId": "victim"})]
+        events = validator.validate_all(raws, FIXED_NOW).accepted
+        flow = stages(FIXED_NOW, 64)
+        outputs = flow.feed([ConfigControl(1)]) + flow.feed(events[:1]) + flow.feed(events[1:])
+        held = final_profiles(outputs)["victim"]
+        assert (held.user_id, held.counters.orders) == ("victim", 1)
