@@ -215,6 +215,25 @@ class TestValidation:
         assert response.status_code == 422 and "nested too deeply" in response.json()["error"]
         assert config(client).version == 0
 
+    def test_a_stage_rule_may_use_a_segment_unless_that_segment_tests_the_stage(self, client: TestClient) -> None:
+        """Segments a stage rule needs are evaluated before the stage, so they cannot read it."""
+        plain = {"when": {"kind": "total", "counter": "revenue", "op": "gte", "value": 100}}
+        deciders = {"when": {"kind": "stage", "values": ["decision"]}}
+        assert client.put("/v1/admin/segments/big", json=plain, headers=ADMIN).status_code == 201
+        assert client.put("/v1/admin/segments/deciders", json=deciders, headers=ADMIN).status_code == 201
+        uses_big = [{"stage": "vip", "when": {"kind": "segment", "segment": "big"}}]
+        assert client.put("/v1/admin/stages", json=uses_big, headers=ADMIN).status_code == 200
+        uses_deciders = [{"stage": "x", "when": {"kind": "segment", "segment": "deciders"}}]
+        response = client.put("/v1/admin/stages", json=uses_deciders, headers=ADMIN)
+        assert response.status_code == 422
+        assert "stage rule 'x' needs segment 'deciders', which tests the stage" in response.json()["error"]
+
+    def test_a_total_naming_an_unknown_figure_is_422(self, client: TestClient) -> None:
+        """A typo in `Total.counter` is refused, not compared as 0 forever."""
+        typo = {"when": {"kind": "total", "counter": "ordres", "op": "gte", "value": 1}}
+        response = client.put("/v1/admin/segments/buyers", json=typo, headers=ADMIN)
+        assert response.status_code == 422 and "unknown figure 'ordres'" in response.json()["error"]
+
     def test_not_json_is_422(self, client: TestClient) -> None:
         """A body that is not JSON says so."""
         response = client.put("/v1/admin/thresholds", content=b"{warm", headers=ADMIN)

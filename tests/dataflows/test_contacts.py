@@ -374,3 +374,23 @@ def test_temperature_cools_by_decay_alone_on_time() -> None:
     clock.now = due.timestamp()
     out, _ = logic.on_notify()
     assert profiles(out)["a1"].temperature == "cold"
+
+
+class TestStagesOverSegments:
+    """A stage rule may test a segment (it was accepted and then never held)."""
+
+    def test_a_stage_rule_using_a_segment_holds(self) -> None:
+        from state.config import InSegment, StageRule, Total, default_stage_rules
+
+        loader = ConfigLoader(None)
+        loader.put(ActiveConfig(
+            version=1,
+            segments=[SegmentDef("big-spender", Total("revenue", "gte", 100.0))],
+            stages=[StageRule("vip", InSegment("big-spender")), *default_stage_rules()]))
+        logic = visitors(Clock(), loader)
+        out, _ = logic.on_batch([ShardControl(1, "0"),
+                                 track("a1", "Order Completed", order_id="o1", revenue=150.0)])
+        profile = profiles(out)["a1"]
+        assert profile.segments == ["big-spender"] and profile.stage == "vip"
+        small, _ = logic.on_batch([track("a2", "Order Completed", order_id="o2", revenue=10.0)])
+        assert profiles(small)["a2"].stage == "retention"
