@@ -33,9 +33,8 @@ from api.deps import AdminDep, RedisDep, SettingsDep
 from api.errors import NotFoundError
 from api.routes.admin_config import ERRORS, InvalidBodyError, Responses, decode, error_response, json_response
 from state.config import Identifier
-from state.contacts import load_profile
+from state.contacts import ContactRef, event_ids, resolve_contact
 from state.events import InternalEvent, ListChanged, TagsChanged
-from state.profile import Profile
 from state.streams import append_events
 
 router = APIRouter(prefix="/v1/admin", tags=["admin: tags and lists"])
@@ -43,7 +42,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin: tags and lists"])
 MAX_CONTACTS_PER_REQUEST: Final = 1000
 
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-ContactRef = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+ContactId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 _RESPONSES: Final[Responses] = {**ERRORS, 202: {"description": "`{\"accepted\": n}` events appended."},
                                 422: {"description": "Invalid body; the message names the field."}}
 
@@ -58,9 +57,9 @@ class TagChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ListChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Contacts to add to and remove from one list."""
 
-    add: Annotated[list[ContactRef], msgspec.Meta(max_length=MAX_CONTACTS_PER_REQUEST)] = \
+    add: Annotated[list[ContactId], msgspec.Meta(max_length=MAX_CONTACTS_PER_REQUEST)] = \
         msgspec.field(default_factory=list)
-    remove: Annotated[list[ContactRef], msgspec.Meta(max_length=MAX_CONTACTS_PER_REQUEST)] = \
+    remove: Annotated[list[ContactId], msgspec.Meta(max_length=MAX_CONTACTS_PER_REQUEST)] = \
         msgspec.field(default_factory=list)
 
 
@@ -76,30 +75,21 @@ def _check_disjoint(add: list[str], remove: list[str], what: str) -> None:
         raise InvalidBodyError(f"{what} both added and removed: {', '.join(both)}")
 
 
-def addressed(profile: Profile | None, given: str) -> tuple[str | None, str | None]:
-    """(anonymousId, userId) of an internal event about this contact, as the dataflow keys it."""
-    if profile is None:
-        return None, given
-    if profile.user_id is None:  # an anonymous visitor lives in the visitor stage under its own id
-        return profile.contact_id, None
-    return None, profile.contact_id
+async def resolve_all(client: aioredis.Redis, ids: Sequence[str]) -> list[ContactRef | None]:
+    """The contact owning each id (any of its ids), None when unknown."""
+    return list(await asyncio.gather(*(resolve_contact(client, any_id) for any_id in ids)))
 
 
-async def resolve_profiles(client: aioredis.Redis, ids: Sequence[str]) -> list[Profile | None]:
-    """The profile of the contact owning each id (any of its ids), None when unknown."""
-    return list(await asyncio.gather(*(load_profile(client, any_id) for any_id in ids)))
-
-
-def tags_changed(profile: Profile, add: list[str], remove: list[str], now: datetime) -> TagsChanged:
+def tags_changed(ref: ContactRef, add: list[str], remove: list[str], now: datetime) -> TagsChanged:
     """The internal event that changes one contact's tags."""
-    anonymous_id, user_id = addressed(profile, profile.contact_id)
+    anonymous_id, user_id = event_ids(ref, ref.contact_id)
     return TagsChanged(message_id=str(uuid.uuid4()), anonymous_id=anonymous_id, user_id=user_id,
                        timestamp=now, received_at=now, add=add, remove=remove)
 
 
-def list_changed(profile: Profile | None, given: str, list_id: str, member: bool, now: datetime) -> ListChanged:
+def list_changed(ref: ContactRef | None, given: str, list_id: str, member: bool, now: datetime) -> ListChanged:
     """The internal event that puts one contact on a list, or takes it off."""
-    anonymous_id, user_id = addressed(profile, given)
+    anonymous_id, user_id = event_ids(ref, given)
     return ListChanged(message_id=str(uuid.uuid4()), anonymous_id=anonymous_id, user_id=user_id,
                        timestamp=now, received_at=now, list_id=list_id, member=member)
 
@@ -115,10 +105,10 @@ async def change_tags(contact_id: str, request: Request, _admin: AdminDep, setti
         _check_disjoint(add, remove, "tags")
     except InvalidBodyError as exc:
         return error_response(422, str(exc))
-    (profile,) = await resolve_profiles(client, [contact_id])
-    if profile is None:
+    ref = await resolve_contact(client, contact_id)
+    if ref is None:
         raise NotFoundError(f"no contact is known by {contact_id!r}")
-    event = tags_changed(profile, add, remove, datetime.now(UTC))
+    event = tags_changed(ref, add, remove, datetime.now(UTC))
     accepted = await append_events(client, [event], settings.stream_shards)
     return json_response({"accepted": accepted}, 202)
 
@@ -138,10 +128,10 @@ async def change_list(list_id: str, request: Request, _admin: AdminDep, settings
     except InvalidBodyError as exc:
         return error_response(422, str(exc))
     given = [*add, *remove]
-    profiles = await resolve_profiles(client, given)
+    refs = await resolve_all(client, given)
     now = datetime.now(UTC)
     events: list[InternalEvent] = [
-        list_changed(profile, any_id, list_id, i < len(add), now)
-        for i, (any_id, profile) in enumerate(zip(given, profiles, strict=True))]
+        list_changed(ref, any_id, list_id, i < len(add), now)
+        for i, (any_id, ref) in enumerate(zip(given, refs, strict=True))]
     accepted = await append_events(client, events, settings.stream_shards)
     return json_response({"accepted": accepted}, 202)
