@@ -1,7 +1,9 @@
 """The HTTP API application: ingest, decisions, admin, health.
 
-`create_app(settings)` wires routers, CORS and the error → status mapping;
-the lifespan owns the process-wide Redis client and caches.
+`create_app(settings)` wires routers, CORS and the error handlers — every
+error of every route becomes `api.models.ErrorBody` with the status from
+`api.errors` — and documents msgspec bodies in OpenAPI; the lifespan owns the
+process-wide resources (`api.resources`), shared in shape with the gateway.
 """
 
 from __future__ import annotations
@@ -11,20 +13,20 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import orjson
-import redis.asyncio as aioredis
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
 
-from api import demo_shop
-from api.appender import StreamAppender
-from api.backpressure import Backpressure
+from api import demo_shop, openapi
 from api.decisions_fast import DecisionsFastPath
 from api.deps import WRITE_KEY_HEADER
 from api.errors import OverloadedError, status_for
 from api.http_server import HttpLimits, serve_http
 from api.logging import configure_logging, log
+from api.resources import open_resources
+from api.responses import error_response
 from api.rfm_refresh import run_rfm_refresher
 from api.routes import (
     admin_config,
@@ -40,18 +42,8 @@ from api.routes import (
 )
 from state.errors import AttimoError
 from state.settings import Settings
-from state.validation import EventValidator, limits_from
-from state.writekeys import WriteKey, WriteKeyCache, save_write_key
 
 logger = logging.getLogger("attimo.api")
-
-# Routers written alongside this module; the app runs without them.
-REDIS_TIMEOUT_S = 5.0
-
-
-def _json_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps({"success": False, "error": message}), status_code=status,
-                    media_type="application/json", headers=headers)
 
 
 async def _attimo_error(request: Request, exc: Exception) -> Response:
@@ -60,12 +52,31 @@ async def _attimo_error(request: Request, exc: Exception) -> Response:
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, OverloadedError) else None
     if status >= 500:
         log(logger, logging.ERROR, "request failed", path=request.url.path, error=str(exc))
-    return _json_error(status, str(exc), headers)
+    return error_response(status, str(exc), headers)
 
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
     log(logger, logging.ERROR, "redis unavailable", path=request.url.path, error=str(exc))
-    return _json_error(503, "store unavailable")
+    return error_response(503, "store unavailable")
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's own checks of path and query parameters, in the API's error shape."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [f"{'.'.join(str(part) for part in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()]
+    return error_response(422, "; ".join(problems) or "invalid request")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths (404), wrong methods (405) … in the API's error shape."""
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, str(exc.detail), dict(exc.headers) if exc.headers else None)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    """A bug: logged with its traceback, answered 500 in the API's error shape."""
+    log(logger, logging.ERROR, "unexpected error", exc_info=True, path=request.url.path, error=repr(exc))
+    return error_response(500, "internal error")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -73,29 +84,23 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+        resources = await open_resources(settings)
         app.state.settings = settings
-        app.state.redis = client
-        app.state.appender = StreamAppender(client, settings.stream_shards)
-        app.state.write_keys = WriteKeyCache(client)
-        app.state.backpressure = Backpressure(client, settings.stream_shards, settings.max_ingest_lag_s)
-        app.state.validator = EventValidator(limits_from(settings))
-        try:
-            await save_write_key(client, WriteKey(settings.write_key, settings.origins))
-        except (RedisError, OSError) as exc:
-            # Start anyway: /healthz reports the outage and requests get 503.
-            log(logger, logging.ERROR, "cannot save the default write key", error=str(exc))
-        refresher = (asyncio.create_task(run_rfm_refresher(client, settings.stream_shards, settings.rfm_refresh_s,
-                                                           settings.rfm_sample))
+        app.state.resources = resources
+        app.state.redis = resources.redis
+        app.state.appender = resources.appender
+        app.state.write_keys = resources.write_keys
+        app.state.backpressure = resources.backpressure
+        app.state.validator = resources.validator
+        refresher = (asyncio.create_task(run_rfm_refresher(resources.redis, settings.stream_shards,
+                                                           settings.rfm_refresh_s, settings.rfm_sample))
                      if settings.rfm_refresh_s > 0 else None)
         try:
             yield
         finally:
             if refresher is not None:
                 refresher.cancel()
-            await app.state.appender.close()
-            await client.aclose()
+            await resources.close()
 
     app = FastAPI(title="Attimo", version="1", lifespan=lifespan,
                   description="Real-time marketing automation: ingest, decisions, admin.")
@@ -108,10 +113,14 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_exception_handler(AttimoError, _attimo_error)
     app.add_exception_handler(RedisError, _redis_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     for router in (ingest.router, decisions.router, contacts.router, health.router, admin_config.router,
                    segments.router, tags.router, quarantine.router, stats.router, tracker_script.router,
                    demo_shop.router):
         app.include_router(router)
+    openapi.install(app)
     return app
 
 

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from api.deps import resolve_write_key
 from api.errors import status_for
+from api.models import ErrorBody
 from state.contacts import load_profile
 from state.errors import AttimoError
 from state.profile import decisions_for
@@ -57,10 +58,10 @@ class DecisionsFastPath:
             await resolve_write_key(state.write_keys, key, origin)
             profile = await load_profile(state.redis, visitor_id)
         except AttimoError as exc:
-            await _respond(send, status_for(exc), _encoder.encode({"success": False, "error": str(exc)}), origin)
+            await _respond(send, status_for(exc), _encoder.encode(ErrorBody(str(exc))), origin)
             return
         except (RedisError, OSError):
-            await _respond(send, 503, b'{"success":false,"error":"store unavailable"}', origin)
+            await _respond(send, 503, _encoder.encode(ErrorBody("store unavailable")), origin)
             return
         await _respond(send, 200, _encoder.encode(decisions_for(profile)), origin)
 

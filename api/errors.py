@@ -37,6 +37,14 @@ class NotFoundError(ApiError):
     """The requested resource does not exist."""
 
 
+class InvalidBodyError(ApiError):
+    """A request body, path or query value that cannot be used; the message names the field (→ 422)."""
+
+
+class PreconditionFailedError(ApiError):
+    """`If-Match` names another version than the one in force (→ 412)."""
+
+
 class UnsupportedEncodingError(ApiError):
     """The body's Content-Encoding is not one we decode."""
 
@@ -56,10 +64,12 @@ HTTP_STATUS: Final[tuple[tuple[type[AttimoError], int], ...]] = (
     (AdminAuthError, 401),
     (OriginNotAllowedError, 403),
     (NotFoundError, 404),
+    (PreconditionFailedError, 412),
     (BatchTooLargeError, 413),
     (UnsupportedEncodingError, 415),
     (InvalidBatchError, 400),
     (InvalidEventError, 400),
+    (InvalidBodyError, 422),
     (OverloadedError, 429),
     (StoreError, 503),
 )

@@ -47,12 +47,14 @@ def configs_from(settings: Settings) -> tuple[StreamSourceConfig, ContactConfig,
         StreamSourceConfig(redis_url=settings.redis_url, shards=settings.stream_shards,
                            idle_poll_s=settings.idle_poll_ms / 1000, trim_after_s=trim_after,
                            quarantine_max=settings.quarantine_max,
-                           quarantine_retention_s=settings.quarantine_retention_s),
+                           quarantine_retention_s=settings.quarantine_retention_s,
+                           redis_timeout_s=settings.redis_timeout_s),
         ContactConfig(contact_shards=settings.contact_shards, cart_idle_s=settings.cart_idle_s,
                       hot_contacts_per_shard=max(8, settings.hot_contacts // settings.contact_shards),
                       dedup=DedupWindow(settings.dedup_window_s, settings.dedup_max_ids)),
         RedisSinkConfig(redis_url=settings.redis_url, quarantine_max=settings.quarantine_max,
-                        quarantine_retention_s=settings.quarantine_retention_s),
+                        quarantine_retention_s=settings.quarantine_retention_s,
+                        redis_timeout_s=settings.redis_timeout_s),
     )
 
 

@@ -86,7 +86,7 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     anonymous_ids: list[str] = msgspec.field(default_factory=list)
     user_id: str | None = None
     email: str | None = None
-    traits: dict[str, object] = msgspec.field(default_factory=dict)
+    traits: dict[str, Any] = msgspec.field(default_factory=dict)
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     counters: Counters = msgspec.field(default_factory=Counters)
@@ -119,8 +119,8 @@ class Decisions(msgspec.Struct, kw_only=True):
     """What on-site widgets should do for a visitor right now."""
 
     contact_id: str | None = None
-    popups: list[dict[str, object]] = msgspec.field(default_factory=list)
-    recommendations: dict[str, list[dict[str, object]]] = msgspec.field(
+    popups: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    recommendations: dict[str, list[dict[str, Any]]] = msgspec.field(
         default_factory=lambda: {"cross_sell": [], "up_sell": [], "personal": []})
     segments: list[str] = msgspec.field(default_factory=list)
     temperature: str = "cold"

@@ -63,6 +63,18 @@ class Settings(BaseSettings):
     # Longest the gateway withholds an ack while overloaded before closing
     # with 1013 (try again later) so the client resends the frame.
     max_ack_delay_s: float = 10.0
+    # How often ingest re-measures the dataflow's lag (one round trip over every shard).
+    lag_check_interval_s: float = 0.25
+
+    # Redis waits of the API and gateway: a hung Redis ends in 503 / close 1011, not a stuck request.
+    redis_timeout_s: float = 5.0
+    # Write keys are checked on every frame and request through a cache: a revoked key stops
+    # working within the TTL; unknown keys are remembered briefly; the cache is bounded.
+    write_key_cache_ttl_s: float = 5.0
+    write_key_negative_ttl_s: float = 1.0
+    write_key_cache_max: int = 10_000
+    # A gateway socket is learnt under at most this many visitor ids (for decision pushes).
+    gateway_max_ids_per_socket: int = 16
 
     # Dataflow
     data_dir: Path = Path("var")

@@ -36,18 +36,16 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from api.appender import StreamAppender
-from api.backpressure import Backpressure
 from api.errors import CLOSE_UNSUPPORTED_DATA, MissingWriteKeyError, OverloadedError, close_code_for
 from api.gateway.connections import Connections
 from api.gateway.push import listen_for_decisions
 from api.logging import configure_logging, log
+from api.resources import Resources, open_resources, redis_client
 from state.errors import (
     AttimoError,
     BatchTooLargeError,
@@ -60,15 +58,12 @@ from state.events import Alias, Event
 from state.frames import Ack, FrameError, RejectedEvent, encode_reply
 from state.json_bounds import object_members
 from state.settings import Settings
-from state.validation import DecodedBatch, EventValidator, Seq, limits_from
-from state.writekeys import WriteKey, WriteKeyCache, save_write_key
+from state.validation import DecodedBatch, Seq
 
 STREAM_PATH: Final = "/v1/stream"
 # Frames a little over the batch limit get a polite error reply; far bigger
 # ones are cut off by the websocket layer itself (close 1009) unread.
 FRAME_SLACK_BYTES: Final = 64 * 1024
-# Bounded Redis waits: a hung Redis must end in close 1011, not a stuck socket.
-REDIS_TIMEOUT_S: Final = 5.0
 # How long start-up waits for the push subscription before reporting ready.
 SUBSCRIBE_WAIT_S: Final = 5.0
 MAX_CLOSE_REASON: Final = 120
@@ -125,14 +120,14 @@ def error_frame(seq: int | None, error: str) -> str:
 class Gateway:
     """Handshake checks and the per-connection frame loop."""
 
-    def __init__(self, settings: Settings, client: aioredis.Redis) -> None:
-        self.settings = settings
-        self.client = client
-        self.validator = EventValidator(limits_from(settings))
-        self.write_keys = WriteKeyCache(client)
-        self.backpressure = Backpressure(client, settings.stream_shards, settings.max_ingest_lag_s)
-        self.connections: Connections[ServerConnection] = Connections()
-        self.appender = StreamAppender(client, settings.stream_shards)
+    def __init__(self, resources: Resources) -> None:
+        self.settings = settings = resources.settings
+        self.client = resources.redis
+        self.validator = resources.validator
+        self.write_keys = resources.write_keys
+        self.backpressure = resources.backpressure
+        self.connections: Connections[ServerConnection] = Connections(settings.gateway_max_ids_per_socket)
+        self.appender = resources.appender
         # Handshakes accepted only to be closed with 4401 / 4403 by `handle`. Weak
         # keys: a handshake that fails after `process_request` never reaches `handle`.
         self._refused: weakref.WeakKeyDictionary[ServerConnection, AttimoError] = weakref.WeakKeyDictionary()
@@ -238,17 +233,11 @@ class Gateway:
 
 async def serve_gateway(settings: Settings, ready: asyncio.Event | None = None) -> None:
     """Run the gateway on settings.host:settings.gateway_port until cancelled."""
-    client = aioredis.Redis.from_url(
-        settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
-    # Pub/sub blocks on reads by design, so it gets a client without a read timeout.
-    pubsub_client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S)
-    gateway = Gateway(settings, client)
+    resources = await open_resources(settings)
+    pubsub_client = redis_client(settings, blocking_reads=True)
+    gateway = Gateway(resources)
     push_task: asyncio.Task[None] | None = None
     try:
-        try:
-            await save_write_key(client, WriteKey(settings.write_key, settings.origins))
-        except (RedisError, OSError) as exc:
-            log(logger, logging.ERROR, "cannot save the default write key", error=str(exc))
         subscribed = asyncio.Event()
         push_task = asyncio.create_task(
             listen_for_decisions(pubsub_client, gateway.connections, subscribed))
@@ -271,9 +260,8 @@ async def serve_gateway(settings: Settings, ready: asyncio.Event | None = None) 
             push_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await push_task
-        await gateway.appender.close()
         await pubsub_client.aclose()
-        await client.aclose()
+        await resources.close()
 
 
 def _runner() -> Callable[[Coroutine[Any, Any, None]], None]:

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import msgspec
 from fastapi import APIRouter, Request, Response
 
 from api.deps import AdminDep, RedisDep, SettingsDep
-from api.errors import NotFoundError
+from api.errors import InvalidBodyError, NotFoundError, PreconditionFailedError
+from api.models import ErrorBody, Published, SegmentDeleted, SegmentPublished, SegmentsPage
+from api.openapi import Responses, request_body, response
+from api.responses import ADMIN_ERRORS, WRITE_ERRORS, convert, decode, json_response
 from state.config import (
     AbsenceRule,
     ActiveConfig,
@@ -39,49 +42,17 @@ from state.config import (
     StageRule,
     TagRule,
     Thresholds,
-    encode_config,
 )
 from state.config_rules import config_problem
 from state.config_store import current_config, publish_config
-from state.segment_graph import (
-    references,
-)
+from state.segment_graph import references
 
 router = APIRouter(prefix="/v1/admin", tags=["admin: configuration"])
 
-T = TypeVar("T")
-_encoder: Final = msgspec.json.Encoder()
-Responses = dict[int | str, dict[str, Any]]
-ERRORS: Final[Responses] = {401: {"description": "Admin token missing or wrong."}}
-_WRITE_ERRORS: Final[Responses] = {**ERRORS, 412: {"description": "`If-Match` names an older version."},
-                        422: {"description": "Invalid body; the message names the field."}}
+_NO_SEGMENT: Final[Responses] = {404: response(ErrorBody, "No such segment.")}
 
-
-# ---- helpers shared by the admin routers --------------------------------------
-
-def json_response(content: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response encoded by msgspec (Structs, datetimes and all)."""
-    return Response(_encoder.encode(content), status_code=status, media_type="application/json",
-                    headers=headers)
-
-
-def error_response(status: int, message: str) -> Response:
-    """The API's error shape, `{"success": false, "error": message}`."""
-    return json_response({"success": False, "error": message}, status)
-
-
-class InvalidBodyError(ValueError):
-    """A body or a resulting configuration that cannot be published (→ 422)."""
-
-
-def decode(raw: bytes, kind: type[T]) -> T:
-    """Decode a JSON body as `kind`; InvalidBodyError carries msgspec's message."""
-    try:
-        return msgspec.json.decode(raw, type=kind)
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
-        raise InvalidBodyError(str(exc)) from exc
-    except RecursionError as exc:
-        raise InvalidBodyError("body is nested too deeply") from exc
+Change = Callable[[ActiveConfig], tuple[ActiveConfig, Any]]
+"""A change to the configuration in force: the new configuration and the response body."""
 
 
 # ---- publishing ----------------------------------------------------------------
@@ -98,37 +69,35 @@ def _etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
 
 
-def _stale(request: Request, current: ActiveConfig) -> Response | None:
+def _check_not_stale(request: Request, current: ActiveConfig) -> None:
     wanted = request.headers.get("if-match")
     if wanted is None or wanted.strip() == "*" or wanted.strip().strip('"') == str(current.version):
-        return None
-    return error_response(412, f"configuration is at version {current.version}, not {wanted.strip()}")
+        return
+    raise PreconditionFailedError(f"configuration is at version {current.version}, not {wanted.strip()}")
 
 
-async def change_config(request: Request, settings: SettingsDep, client: RedisDep,
-                        change: Callable[[ActiveConfig], tuple[ActiveConfig, dict[str, Any]]],
+async def change_config(request: Request, settings: SettingsDep, client: RedisDep, change: Change,
                         status: int = 200) -> Response:
-    """Apply `change` to the current configuration, validate and publish it.
+    """Apply `change` to the current configuration, validate it (`state.config_rules`) and publish it.
 
-    `change` returns the new configuration and the extra response fields;
-    it raises InvalidBodyError (→ 422) or NotFoundError (→ 404).
+    `change` raises InvalidBodyError (→ 422) or NotFoundError (→ 404);
+    `If-Match` naming another version is a PreconditionFailedError (→ 412).
     """
     async with _lock(request):
         current = await current_config(client)
-        if (refused := _stale(request, current)) is not None:
-            return refused
-        try:
-            updated, extra = change(current)
-            if (problem := config_problem(updated)) is not None:
-                raise InvalidBodyError(problem)
-        except InvalidBodyError as exc:
-            return error_response(422, str(exc))
+        _check_not_stale(request, current)
+        updated, body = change(current)
+        if (problem := config_problem(updated)) is not None:
+            raise InvalidBodyError(problem)
         published = await publish_config(client, updated, settings.stream_shards)
-    return json_response({"version": published.version, **extra}, status, _etag(published.version))
+    return json_response(msgspec.structs.replace(body, version=published.version), status,
+                         _etag(published.version))
 
 
 def _part_routes(path: str, field: str, kind: Any, what: str) -> None:
     """GET and PUT for one part of the configuration."""
+    published = msgspec.defstruct(f"{''.join(w.title() for w in field.split('_'))}Published",
+                                  [("version", int), (field, kind)], bases=(Published,), frozen=True)
 
     async def get_part(_admin: AdminDep, client: RedisDep) -> Response:
         config = await current_config(client)
@@ -138,19 +107,21 @@ def _part_routes(path: str, field: str, kind: Any, what: str) -> None:
                        client: RedisDep) -> Response:
         raw = await request.body()
 
-        def change(config: ActiveConfig) -> tuple[ActiveConfig, dict[str, Any]]:
+        def change(config: ActiveConfig) -> tuple[ActiveConfig, Any]:
             value = decode(raw, kind)
-            return msgspec.structs.replace(config, **{field: value}), {field: value}
+            return msgspec.structs.replace(config, **{field: value}), published(version=0, **{field: value})
 
         return await change_config(request, settings, client, change)
 
     get_part.__doc__ = f"The {what} in force (the version is in the ETag)."
     put_part.__doc__ = f"Replace the {what}; publishes a new configuration version."
     name = field.replace("_", "-")
-    router.add_api_route(path, get_part, methods=["GET"], response_class=Response, responses=ERRORS,
-                         name=f"get-{name}", summary=f"Get the {what}")
-    router.add_api_route(path, put_part, methods=["PUT"], response_class=Response,
-                         responses=_WRITE_ERRORS, name=f"put-{name}", summary=f"Replace the {what}")
+    router.add_api_route(path, get_part, methods=["GET"], response_class=Response, name=f"get-{name}",
+                         summary=f"Get the {what}",
+                         responses={200: response(kind, f"The {what}."), **ADMIN_ERRORS})
+    router.add_api_route(path, put_part, methods=["PUT"], response_class=Response, name=f"put-{name}",
+                         summary=f"Replace the {what}", openapi_extra=request_body(kind),
+                         responses={200: response(published, "Published as a new version."), **WRITE_ERRORS})
 
 
 _part_routes("/scoring/rules", "scoring_rules", list[ScoringRule], "scoring rules")
@@ -161,11 +132,12 @@ _part_routes("/stages", "stages", list[StageRule], "journey stage rules")
 _part_routes("/tag-rules", "tag_rules", list[TagRule], "tag rules")
 
 
-@router.get("/config", response_class=Response, responses=ERRORS)
+@router.get("/config", response_class=Response,
+            responses={200: response(ActiveConfig, "The configuration in force."), **ADMIN_ERRORS})
 async def get_config(_admin: AdminDep, client: RedisDep) -> Response:
     """The whole configuration in force, with its version."""
     config = await current_config(client)
-    return Response(encode_config(config), media_type="application/json", headers=_etag(config.version))
+    return json_response(config, headers=_etag(config.version))
 
 
 # ---- segments ------------------------------------------------------------------
@@ -178,23 +150,16 @@ class SegmentBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: Identifier | None = None
 
 
-def _segment_id(segment_id: str) -> str:
-    try:
-        return msgspec.convert(segment_id, Identifier)
-    except msgspec.ValidationError as exc:
-        raise InvalidBodyError(f"segment id {segment_id!r}: {exc}") from exc
-
-
-@router.get("/segments", response_class=Response, responses=ERRORS)
+@router.get("/segments", response_class=Response,
+            responses={200: response(SegmentsPage, "Every segment."), **ADMIN_ERRORS})
 async def list_segments(_admin: AdminDep, client: RedisDep) -> Response:
     """Every segment definition: `{"data": [...], "count": n}`."""
     config = await current_config(client)
-    return json_response({"data": config.segments, "count": len(config.segments)},
-                         headers=_etag(config.version))
+    return json_response(SegmentsPage(config.segments, len(config.segments)), headers=_etag(config.version))
 
 
 @router.get("/segments/{segment_id}", response_class=Response,
-            responses={**ERRORS, 404: {"description": "No such segment."}})
+            responses={200: response(SegmentDef, "The segment."), **ADMIN_ERRORS, **_NO_SEGMENT})
 async def get_segment(segment_id: str, _admin: AdminDep, client: RedisDep) -> Response:
     """One segment definition."""
     config = await current_config(client)
@@ -204,17 +169,18 @@ async def get_segment(segment_id: str, _admin: AdminDep, client: RedisDep) -> Re
     raise NotFoundError(f"no segment {segment_id!r}")
 
 
-@router.put("/segments/{segment_id}", response_class=Response,
-            responses={**_WRITE_ERRORS, 201: {"description": "Created."}, 200: {"description": "Replaced."}})
+@router.put("/segments/{segment_id}", response_class=Response, openapi_extra=request_body(SegmentBody),
+            responses={200: response(SegmentPublished, "Replaced."), 201: response(SegmentPublished, "Created."),
+                       **WRITE_ERRORS})
 async def put_segment(segment_id: str, request: Request, _admin: AdminDep, settings: SettingsDep,
                       client: RedisDep) -> Response:
     """Create or replace a segment: `{"when": condition, "name": "..."}`; 201 when created."""
     raw = await request.body()
     created = False
 
-    def change(config: ActiveConfig) -> tuple[ActiveConfig, dict[str, Any]]:
+    def change(config: ActiveConfig) -> tuple[ActiveConfig, Any]:
         nonlocal created
-        sid = _segment_id(segment_id)
+        sid = convert(segment_id, Identifier, "segment id")
         body = decode(raw, SegmentBody)
         if body.id is not None and body.id != sid:
             raise InvalidBodyError(f"body id {body.id!r} differs from the path's {sid!r}")
@@ -222,22 +188,22 @@ async def put_segment(segment_id: str, request: Request, _admin: AdminDep, setti
         created = all(s.id != sid for s in config.segments)
         segments = [*config.segments, segment] if created else [
             segment if s.id == sid else s for s in config.segments]
-        return msgspec.structs.replace(config, segments=segments), {"segment": segment, "created": created}
+        return msgspec.structs.replace(config, segments=segments), SegmentPublished(0, segment, created)
 
     # `created` is only known after the change ran, so the status is fixed up afterwards.
-    response = await change_config(request, settings, client, change)
-    if created and response.status_code == 200:
-        response.status_code = 201
-    return response
+    answer = await change_config(request, settings, client, change)
+    if created and answer.status_code == 200:
+        answer.status_code = 201
+    return answer
 
 
 @router.delete("/segments/{segment_id}", response_class=Response,
-               responses={**_WRITE_ERRORS, 404: {"description": "No such segment."}})
+               responses={200: response(SegmentDeleted, "Deleted."), **WRITE_ERRORS, **_NO_SEGMENT})
 async def delete_segment(segment_id: str, request: Request, _admin: AdminDep, settings: SettingsDep,
                          client: RedisDep) -> Response:
     """Delete a segment (refused with 422 while another segment or a stage rule refers to it)."""
 
-    def change(config: ActiveConfig) -> tuple[ActiveConfig, dict[str, Any]]:
+    def change(config: ActiveConfig) -> tuple[ActiveConfig, Any]:
         remaining = [s for s in config.segments if s.id != segment_id]
         if len(remaining) == len(config.segments):
             raise NotFoundError(f"no segment {segment_id!r}")
@@ -245,6 +211,6 @@ async def delete_segment(segment_id: str, request: Request, _admin: AdminDep, se
         users += [f"stage rule {r.stage!r}" for r in config.stages if segment_id in references(r.when)]
         if users:
             raise InvalidBodyError(f"segment {segment_id!r} is used by {', '.join(users)}")
-        return msgspec.structs.replace(config, segments=remaining), {"deleted": segment_id}
+        return msgspec.structs.replace(config, segments=remaining), SegmentDeleted(0, segment_id)
 
     return await change_config(request, settings, client, change)

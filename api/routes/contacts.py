@@ -6,16 +6,18 @@ from fastapi import APIRouter, Response
 
 from api.deps import AdminDep, RedisDep
 from api.errors import NotFoundError
+from api.models import ErrorBody
+from api.openapi import response
+from api.responses import ADMIN_ERRORS
 from state.contacts import load_profile
-from state.profile import encode_profile
+from state.profile import Profile, encode_profile
 
 router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
 
 
 @router.get("/{contact_id:path}", response_class=Response,
-            responses={200: {"description": "The contact's profile (see `state.profile.Profile`)."},
-                       401: {"description": "Admin token missing or wrong."},
-                       404: {"description": "No contact is known by this id."}})
+            responses={200: response(Profile, "The contact's profile."), **ADMIN_ERRORS,
+                       404: response(ErrorBody, "No contact is known by this id.")})
 async def get_contact(contact_id: str, _admin: AdminDep, client: RedisDep) -> Response:
     """The profile of the contact known by `contact_id` (anonymous id, user id or e-mail)."""
     profile = await load_profile(client, contact_id)

@@ -11,8 +11,10 @@ import msgspec
 from fastapi import APIRouter, Response
 
 from api.deps import RedisDep, WriteKeyDep
+from api.models import ErrorBody
+from api.openapi import response
 from state.contacts import load_profile
-from state.profile import decisions_for
+from state.profile import Decisions, decisions_for
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 
@@ -20,9 +22,10 @@ _ENCODER = msgspec.json.Encoder()
 
 
 @router.get("/{visitor_id:path}", response_class=Response,
-            responses={200: {"description": "Popups, recommendations, segments and temperature; "
-                                            "empty for a visitor with no state yet."},
-                       401: {"description": "Write key missing or unknown (`?key=` or `X-Attimo-Key`)."}})
+            responses={200: response(Decisions, "Popups, recommendations, segments and temperature; "
+                                                "empty for a visitor with no state yet."),
+                       401: response(ErrorBody, "Write key missing or unknown (`?key=` or `X-Attimo-Key`)."),
+                       403: response(ErrorBody, "Origin not allowed for this write key.")})
 async def get_decisions(visitor_id: str, _key: WriteKeyDep, client: RedisDep) -> Response:
     """Decisions for a visitor by anonymousId or userId."""
     profile = await load_profile(client, visitor_id)

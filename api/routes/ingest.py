@@ -16,12 +16,16 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
-import orjson
 from fastapi import APIRouter, Request, Response
 
 from api.deps import AppenderDep, BackpressureDep, SettingsDep, WriteKeysDep, resolve_write_key
 from api.errors import UnsupportedEncodingError
+from api.models import BatchBody, ErrorBody, IngestOk, IngestPartial
+from api.openapi import Responses, request_body, response
+from api.responses import json_response
 from state.errors import BatchTooLargeError, InvalidBatchError, InvalidEventError, StoreError
+from state.events import EVENT_TYPES
+from state.frames import RejectedEvent
 from state.json_bounds import BoundsError, check_raw_event
 from state.validation import DecodedBatch, EventValidator
 
@@ -29,9 +33,16 @@ router = APIRouter(prefix="/v1", tags=["ingest"])
 
 SINGLE_EVENT_TYPES: Final = ("track", "page", "identify", "alias", "screen", "group")
 _GZIP_WBITS: Final = 16 + zlib.MAX_WBITS
-_BODY_DOC: Final[dict[str, Any]] = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"type": "object"}},
-    "text/plain": {"schema": {"type": "string"}}}}}
+INGEST_RESPONSES: Final[Responses] = {
+    200: response(IngestOk, "Every event was stored."),
+    400: response(IngestPartial, "Some events (listed) or the whole body were refused.", ErrorBody),
+    401: response(ErrorBody, "Write key missing or unknown."),
+    403: response(ErrorBody, "Origin not allowed for this write key."),
+    413: response(ErrorBody, "Body over the size limit."),
+    415: response(ErrorBody, "Unsupported Content-Encoding."),
+    429: response(ErrorBody, "Overloaded: retry after `Retry-After` seconds."),
+    503: response(ErrorBody, "Store unavailable: retry."),
+}
 
 
 def _too_large(limit: int) -> BatchTooLargeError:
@@ -94,10 +105,6 @@ def _validator(request: Request) -> EventValidator:
     return validator
 
 
-def _json(payload: dict[str, Any], status_code: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status_code, media_type="application/json")
-
-
 async def _store(
     request: Request, key: str | None, decoded: DecodedBatch,
     settings: SettingsDep, appender: AppenderDep, write_keys: WriteKeysDep, backpressure: BackpressureDep,
@@ -110,15 +117,12 @@ async def _store(
     except Exception as exc:  # any failure: 503, and the sender retries (de-duplication decides)
         raise StoreError(f"append failed: {exc!r}") from exc
     if not decoded.rejected:
-        return _json({"success": True})
-    return _json({
-        "success": False,
-        "accepted": len(decoded.accepted),
-        "rejected": [{"index": r.index, "error": r.error} for r in decoded.rejected],
-    }, status_code=400)
+        return json_response(IngestOk())
+    return json_response(IngestPartial(len(decoded.accepted),
+                                       [RejectedEvent(r.index, r.error) for r in decoded.rejected]), 400)
 
 
-@router.post("/batch", openapi_extra=_BODY_DOC)
+@router.post("/batch", openapi_extra=request_body(BatchBody), response_class=Response, responses=INGEST_RESPONSES)
 async def batch(
     request: Request, settings: SettingsDep, appender: AppenderDep,
     write_keys: WriteKeysDep, backpressure: BackpressureDep,
@@ -172,6 +176,6 @@ def _single_event_route(kind: str) -> Callable[..., Awaitable[Response]]:
 
 
 for _kind in SINGLE_EVENT_TYPES:
-    router.add_api_route(f"/{_kind}", _single_event_route(_kind), methods=["POST"],
-                         response_class=Response, openapi_extra=_BODY_DOC)
+    router.add_api_route(f"/{_kind}", _single_event_route(_kind), methods=["POST"], response_class=Response,
+                         openapi_extra=request_body(EVENT_TYPES[_kind]), responses=INGEST_RESPONSES)
 

@@ -16,20 +16,23 @@ import msgspec
 from fastapi import APIRouter, Query, Response
 
 from api.deps import AdminDep, RedisDep, SettingsDep
-from api.errors import NotFoundError
-from api.routes.admin_config import ERRORS, Responses, error_response, json_response
+from api.errors import InvalidBodyError, NotFoundError
+from api.models import ErrorBody, QuarantinePage, Replayed
+from api.openapi import Responses, response
+from api.responses import ADMIN_ERRORS, json_response
 from state.events import StreamEvent
-from state.quarantine import delete_record, get_record, list_records, quarantine_count
+from state.quarantine import QuarantineRecord, delete_record, get_record, list_records, quarantine_count
 from state.streams import append_events
 
 router = APIRouter(prefix="/v1/admin/quarantine", tags=["admin: quarantine"])
 
 MAX_PAGE: Final = 500
-_NOT_FOUND: Final[Responses] = {404: {"description": "No such quarantine record."}}
+_NOT_FOUND: Final[Responses] = {404: response(ErrorBody, "No such quarantine record.")}
 _event_decoder: Final = msgspec.json.Decoder(StreamEvent)
 
 
-@router.get("", response_class=Response, responses=ERRORS)
+@router.get("", response_class=Response,
+            responses={200: response(QuarantinePage, "A page of records."), **ADMIN_ERRORS})
 async def list_quarantine(
     _admin: AdminDep, client: RedisDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
@@ -42,10 +45,11 @@ async def list_quarantine(
     records = await list_records(client, limit, before)
     total = await quarantine_count(client)
     next_before = records[-1].at if len(records) == limit else None
-    return json_response({"data": records, "count": total, "next_before": next_before})
+    return json_response(QuarantinePage(records, total, next_before))
 
 
-@router.get("/{record_id:path}", response_class=Response, responses={**ERRORS, **_NOT_FOUND})
+@router.get("/{record_id:path}", response_class=Response,
+            responses={200: response(QuarantineRecord, "The record."), **ADMIN_ERRORS, **_NOT_FOUND})
 async def get_quarantined(record_id: str, _admin: AdminDep, client: RedisDep) -> Response:
     """One quarantine record: the item, the stage that could not take it, and the error."""
     record = await get_record(client, record_id)
@@ -55,7 +59,8 @@ async def get_quarantined(record_id: str, _admin: AdminDep, client: RedisDep) ->
 
 
 @router.post("/{record_id:path}/replay", response_class=Response, status_code=202,
-             responses={**ERRORS, **_NOT_FOUND, 422: {"description": "The record holds no replayable event."}})
+             responses={202: response(Replayed, "Appended again."), **ADMIN_ERRORS, **_NOT_FOUND,
+                        422: response(ErrorBody, "The record holds no replayable event.")})
 async def replay_quarantined(record_id: str, _admin: AdminDep, settings: SettingsDep,
                              client: RedisDep) -> Response:
     """Append the quarantined event to its stream again and drop the record: 202 `{"replayed": 1}`."""
@@ -63,18 +68,18 @@ async def replay_quarantined(record_id: str, _admin: AdminDep, settings: Setting
     if record is None:
         raise NotFoundError(f"no quarantine record {record_id!r}")
     if not record.replayable:
-        return error_response(422, f"record {record_id!r} holds no replayable event ({record.stage})")
+        raise InvalidBodyError(f"record {record_id!r} holds no replayable event ({record.stage})")
     try:
         event = _event_decoder.decode(record.payload)
     except msgspec.DecodeError as exc:
-        return error_response(422, f"record {record_id!r}: the event no longer decodes: {exc}")
+        raise InvalidBodyError(f"record {record_id!r}: the event no longer decodes: {exc}") from exc
     await append_events(client, [event], settings.stream_shards)
     await delete_record(client, record_id)
-    return json_response({"replayed": 1}, 202)
+    return json_response(Replayed(1), 202)
 
 
 @router.delete("/{record_id:path}", status_code=204, response_class=Response,
-               responses={**ERRORS, **_NOT_FOUND})
+               responses={204: {"description": "Forgotten."}, **ADMIN_ERRORS, **_NOT_FOUND})
 async def delete_quarantined(record_id: str, _admin: AdminDep, client: RedisDep) -> Response:
     """Forget a quarantine record (its event is not applied)."""
     if not await delete_record(client, record_id):

@@ -20,15 +20,17 @@ from __future__ import annotations
 import base64
 import binascii
 from bisect import bisect_right
-from typing import Annotated, Any, Final, cast
+from typing import Annotated, Final, cast
 
 import msgspec
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Query, Response
 
 from api.deps import AdminDep, RedisDep, SettingsDep
-from api.errors import NotFoundError
-from api.routes.admin_config import ERRORS, Responses, error_response, json_response
+from api.errors import InvalidBodyError, NotFoundError
+from api.models import BackfillStatus, ContactSegments, ErrorBody, Member, MembersPage
+from api.openapi import Responses, response
+from api.responses import ADMIN_ERRORS, json_response
 from state import keys
 from state.config_store import current_config
 from state.contacts import load_profile
@@ -36,7 +38,7 @@ from state.contacts import load_profile
 router = APIRouter(prefix="/v1/admin", tags=["admin: segments"])
 
 MAX_PAGE: Final = 1000
-_NOT_FOUND: Final[Responses] = {404: {"description": "No such segment or contact."}}
+_NOT_FOUND: Final[Responses] = {404: response(ErrorBody, "No such segment or contact.")}
 
 
 def encode_cursor(score: float, member: bytes) -> str:
@@ -45,12 +47,12 @@ def encode_cursor(score: float, member: bytes) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[float, bytes]:
-    """The entry a cursor names; ValueError when it is not one of ours."""
+    """The entry a cursor names; InvalidBodyError (→ 422) when it is not one of ours."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         score, member = msgspec.json.decode(raw, type=tuple[float, str])
-    except (binascii.Error, msgspec.DecodeError) as exc:
-        raise ValueError("invalid cursor") from exc
+    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
+        raise InvalidBodyError("invalid cursor") from exc
     return score, member.encode()
 
 
@@ -78,7 +80,8 @@ async def _require_segment(client: aioredis.Redis, segment_id: str) -> int:
 
 
 @router.get("/segments/{segment_id}/members", response_class=Response,
-            responses={**ERRORS, **_NOT_FOUND, 422: {"description": "Bad cursor or limit."}})
+            responses={200: response(MembersPage, "A page of members."), **ADMIN_ERRORS, **_NOT_FOUND,
+                       422: response(ErrorBody, "Bad cursor or limit.")})
 async def segment_members(
     segment_id: str, _admin: AdminDep, client: RedisDep,
     cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
@@ -92,10 +95,7 @@ async def segment_members(
     key = keys.segment_members(segment_id)
     start = 0
     if cursor:
-        try:
-            score, member = decode_cursor(cursor)
-        except ValueError:
-            return error_response(422, "invalid cursor")
+        score, member = decode_cursor(cursor)
         start = await _start_after(client, key, score, member)
     async with client.pipeline(transaction=False) as pipe:
         pipe.zcard(key)
@@ -103,23 +103,23 @@ async def segment_members(
         total, rows = await pipe.execute()
     page: list[tuple[bytes, float]] = rows[:limit]
     next_cursor = encode_cursor(page[-1][1], page[-1][0]) if len(rows) > limit else None
-    data = [{"contact_id": member.decode(), "entered_at": score} for member, score in page]
-    return json_response({"data": data, "count": int(total), "next_cursor": next_cursor})
+    data = [Member(member.decode(), score) for member, score in page]
+    return json_response(MembersPage(data, int(total), next_cursor))
 
 
 @router.get("/contacts/{contact_id:path}/segments", response_class=Response,
-            responses={**ERRORS, **_NOT_FOUND})
+            responses={200: response(ContactSegments, "The contact's segments."), **ADMIN_ERRORS, **_NOT_FOUND})
 async def contact_segments(contact_id: str, _admin: AdminDep, client: RedisDep) -> Response:
     """The segments of the contact known by `contact_id` (any of its ids): `{"data", "count"}`."""
     profile = await load_profile(client, contact_id)
     if profile is None:
         raise NotFoundError(f"no contact is known by {contact_id!r}")
     segments = sorted(profile.segments)
-    return json_response({"contact_id": profile.contact_id, "data": segments, "count": len(segments)})
+    return json_response(ContactSegments(profile.contact_id, segments, len(segments)))
 
 
 @router.get("/segments/{segment_id}/backfill", response_class=Response,
-            responses={**ERRORS, **_NOT_FOUND})
+            responses={200: response(BackfillStatus, "Backfill progress."), **ADMIN_ERRORS, **_NOT_FOUND})
 async def segment_backfill(
     segment_id: str, _admin: AdminDep, settings: SettingsDep, client: RedisDep,
     version: Annotated[int | None, Query(ge=0)] = None,
@@ -135,11 +135,8 @@ async def segment_backfill(
     # Every contact shard exists in both dataflow stages (visitors, contacts); each reports.
     total = 2 * settings.contact_shards
     if wanted == 0:
-        body: dict[str, Any] = {"version": 0, "shards_done": total, "shards_total": total,
-                                "contacts": 0, "done": True}
-        return json_response(body)
+        return json_response(BackfillStatus(0, total, total, 0, True))
     progress = cast("dict[bytes, bytes]", await client.hgetall(keys.backfill_progress(wanted)))
     contacts = sum(int(v) for v in progress.values() if v.isdigit())
     done = min(len(progress), total)
-    return json_response({"version": wanted, "shards_done": done, "shards_total": total,
-                          "contacts": contacts, "done": done >= total})
+    return json_response(BackfillStatus(wanted, done, total, contacts, done >= total))

@@ -12,7 +12,9 @@ from typing import cast
 from fastapi import APIRouter, Response
 
 from api.deps import AdminDep, RedisDep, SettingsDep
-from api.routes.admin_config import ERRORS, json_response
+from api.models import Stats
+from api.openapi import response
+from api.responses import ADMIN_ERRORS, json_response
 from state import keys
 from state.quarantine import quarantine_count
 from state.streams import ingest_lag_seconds
@@ -20,10 +22,11 @@ from state.streams import ingest_lag_seconds
 router = APIRouter(prefix="/v1/admin", tags=["admin: stats"])
 
 
-@router.get("/stats", response_class=Response, responses=ERRORS)
+@router.get("/stats", response_class=Response,
+            responses={200: response(Stats, "Counters, quarantine size, lag."), **ADMIN_ERRORS})
 async def stats(_admin: AdminDep, settings: SettingsDep, client: RedisDep) -> Response:
     """`{"counters": {name: n}, "quarantined": n, "ingest_lag_s": x}`."""
     raw = cast("dict[bytes, bytes]", await client.hgetall(keys.metrics()))
     counters = {name.decode(): int(value) for name, value in raw.items()}
-    return json_response({"counters": counters, "quarantined": await quarantine_count(client),
-                          "ingest_lag_s": await ingest_lag_seconds(client, settings.stream_shards)})
+    return json_response(Stats(counters, await quarantine_count(client),
+                               await ingest_lag_seconds(client, settings.stream_shards)))

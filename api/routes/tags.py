@@ -30,8 +30,10 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Request, Response
 
 from api.deps import AdminDep, RedisDep, SettingsDep
-from api.errors import NotFoundError
-from api.routes.admin_config import ERRORS, InvalidBodyError, Responses, decode, error_response, json_response
+from api.errors import InvalidBodyError, NotFoundError
+from api.models import Accepted, ErrorBody
+from api.openapi import Responses, request_body, response
+from api.responses import ADMIN_ERRORS, convert, decode, json_response
 from state.config import Identifier
 from state.contacts import ContactRef, event_ids, resolve_contact
 from state.events import InternalEvent, ListChanged, TagsChanged
@@ -43,8 +45,8 @@ MAX_CONTACTS_PER_REQUEST: Final = 1000
 
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 ContactId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-_RESPONSES: Final[Responses] = {**ERRORS, 202: {"description": "`{\"accepted\": n}` events appended."},
-                                422: {"description": "Invalid body; the message names the field."}}
+_RESPONSES: Final[Responses] = {202: response(Accepted, "Internal events appended."), **ADMIN_ERRORS,
+                                422: response(ErrorBody, "Invalid body; the message names the field.")}
 
 
 class TagChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -95,38 +97,31 @@ def list_changed(ref: ContactRef | None, given: str, list_id: str, member: bool,
 
 
 @router.post("/contacts/{contact_id:path}/tags", response_class=Response, status_code=202,
-             responses={**_RESPONSES, 404: {"description": "No contact is known by this id."}})
+             openapi_extra=request_body(TagChange),
+             responses={**_RESPONSES, 404: response(ErrorBody, "No contact is known by this id.")})
 async def change_tags(contact_id: str, request: Request, _admin: AdminDep, settings: SettingsDep,
                       client: RedisDep) -> Response:
     """Add and remove tags: body `{"add": [...], "remove": [...]}` → 202 `{"accepted": 1}`."""
-    try:
-        body = decode(await request.body(), TagChange)
-        add, remove = _unique(body.add), _unique(body.remove)
-        _check_disjoint(add, remove, "tags")
-    except InvalidBodyError as exc:
-        return error_response(422, str(exc))
+    body = decode(await request.body(), TagChange)
+    add, remove = _unique(body.add), _unique(body.remove)
+    _check_disjoint(add, remove, "tags")
     ref = await resolve_contact(client, contact_id)
     if ref is None:
         raise NotFoundError(f"no contact is known by {contact_id!r}")
     event = tags_changed(ref, add, remove, datetime.now(UTC))
     accepted = await append_events(client, [event], settings.stream_shards)
-    return json_response({"accepted": accepted}, 202)
+    return json_response(Accepted(accepted), 202)
 
 
-@router.post("/lists/{list_id}/members", response_class=Response, status_code=202, responses=_RESPONSES)
+@router.post("/lists/{list_id}/members", response_class=Response, status_code=202,
+             openapi_extra=request_body(ListChange), responses=_RESPONSES)
 async def change_list(list_id: str, request: Request, _admin: AdminDep, settings: SettingsDep,
                       client: RedisDep) -> Response:
     """Add and remove list members: body `{"add": [ids], "remove": [ids]}` → 202 `{"accepted": n}`."""
-    try:
-        list_id = msgspec.convert(list_id, Identifier)
-    except msgspec.ValidationError as exc:
-        return error_response(422, f"list id {list_id!r}: {exc}")
-    try:
-        body = decode(await request.body(), ListChange)
-        add, remove = _unique(body.add), _unique(body.remove)
-        _check_disjoint(add, remove, "contacts")
-    except InvalidBodyError as exc:
-        return error_response(422, str(exc))
+    list_id = convert(list_id, Identifier, "list id")
+    body = decode(await request.body(), ListChange)
+    add, remove = _unique(body.add), _unique(body.remove)
+    _check_disjoint(add, remove, "contacts")
     given = [*add, *remove]
     refs = await resolve_all(client, given)
     now = datetime.now(UTC)
@@ -134,4 +129,4 @@ async def change_list(list_id: str, request: Request, _admin: AdminDep, settings
         list_changed(ref, any_id, list_id, i < len(add), now)
         for i, (any_id, ref) in enumerate(zip(given, refs, strict=True))]
     accepted = await append_events(client, events, settings.stream_shards)
-    return json_response({"accepted": accepted}, 202)
+    return json_response(Accepted(accepted), 202)

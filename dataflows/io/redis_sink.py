@@ -45,7 +45,6 @@ from state.segment_changes import queue_segment_change
 log = logging.getLogger(__name__)
 
 PUSH_CHANNEL: Final = keys.decision_push_channel()
-REDIS_TIMEOUT_S: Final = 5.0
 
 
 @dataclass(frozen=True)
@@ -56,13 +55,14 @@ class RedisSinkConfig:
     quarantine_max: int = 100_000
     quarantine_retention_s: float = 30 * 86_400.0
     max_retry_pause_s: float = 1.0
+    redis_timeout_s: float = 5.0
 
 
 class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
     def __init__(self, config: RedisSinkConfig) -> None:
         self._config = config
-        self._client = redis.Redis.from_url(config.redis_url, socket_timeout=REDIS_TIMEOUT_S,
-                                            socket_connect_timeout=REDIS_TIMEOUT_S)
+        self._client = redis.Redis.from_url(config.redis_url, socket_timeout=config.redis_timeout_s,
+                                            socket_connect_timeout=config.redis_timeout_s)
 
     def write_batch(self, items: list[tuple[str, Output]]) -> None:
         """Write (contact shard, output) pairs as the stateful steps emit them."""

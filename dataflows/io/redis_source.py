@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 
 START_ID: Final = "0-0"
 PROGRESS_EVERY_S: Final = 0.1
-# A hung Redis must not hang the worker (timers and snapshots included).
-REDIS_TIMEOUT_S: Final = 5.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +55,8 @@ class StreamSourceConfig:
     max_outage_poll_s: float = 1.0
     quarantine_max: int = 100_000
     quarantine_retention_s: float = 30 * 86_400.0
+    # A hung Redis must not hang the worker (timers and snapshots included).
+    redis_timeout_s: float = 5.0
 
 
 class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
@@ -64,8 +64,8 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
         self._config = config
         self._shard = shard
         self._stream = keys.event_stream(shard)
-        self._client = redis.Redis.from_url(config.redis_url, socket_timeout=REDIS_TIMEOUT_S,
-                                            socket_connect_timeout=REDIS_TIMEOUT_S)
+        self._client = redis.Redis.from_url(config.redis_url, socket_timeout=config.redis_timeout_s,
+                                            socket_connect_timeout=config.redis_timeout_s)
         self._last_id = resume_from or START_ID
         self._idle_s = 0.0
         self._awake_at: datetime | None = None

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any, cast
 
 import msgspec
 import pytest
 import redis
-import redis.asyncio as aioredis
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.errors import status_for
-from api.routes import admin_config, segments, tags
+from api.app import create_app
 from state import keys
 from state.config import (
     AbsenceRule,
@@ -27,7 +24,6 @@ from state.config import (
     decode_config,
 )
 from state.config_store import decode_control
-from state.errors import AttimoError
 from state.settings import Settings
 from state.streams import CONTROL_FIELD
 from tests.helpers import RedisServer
@@ -38,27 +34,9 @@ SHARDS = 2
 
 
 def admin_app(redis_url: str) -> FastAPI:
-    """A tiny app with the admin routers, wired the way `api.app` wires them."""
-    settings = Settings(redis_url=redis_url, admin_token=TOKEN, stream_shards=SHARDS, contact_shards=8)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.redis = aioredis.Redis.from_url(redis_url)
-        try:
-            yield
-        finally:
-            await app.state.redis.aclose()
-
-    async def attimo_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, AttimoError)
-        return admin_config.error_response(status_for(exc), str(exc))
-
-    app = FastAPI(lifespan=lifespan)
-    app.add_exception_handler(AttimoError, attimo_error)
-    for router in (admin_config.router, segments.router, tags.router):
-        app.include_router(router)
-    return app
+    """The real API app, as `attimo api` builds it, with a known token and two stream shards."""
+    return create_app(Settings(redis_url=redis_url, admin_token=TOKEN, write_key="wk-admin", stream_shards=SHARDS,
+                               contact_shards=8, rfm_refresh_s=0))
 
 
 @pytest.fixture

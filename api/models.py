@@ -1,0 +1,145 @@
+"""The API's response bodies, one msgspec Struct each: encoded by the routes, documented in `/docs`.
+
+Shared-layer types (`Profile`, `Decisions`, `SegmentDef`, `QuarantineRecord`
+…) are used as they are; what only the API says is defined here. Every
+error, whatever the route, is an `ErrorBody`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from state.config import SegmentDef
+from state.events import Event
+from state.frames import RejectedEvent
+from state.quarantine import QuarantineRecord
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    """Every error of every route: what went wrong, in words naming the field or the limit."""
+
+    error: str
+    success: Literal[False] = False
+
+
+class IngestOk(msgspec.Struct, frozen=True):
+    """Every event of the request was stored."""
+
+    success: Literal[True] = True
+
+
+class IngestPartial(msgspec.Struct, frozen=True):
+    """Some events were refused (400): `accepted` were stored, `rejected` never will be."""
+
+    accepted: int
+    rejected: list[RejectedEvent]
+    success: Literal[False] = False
+
+
+class BatchBody(msgspec.Struct, frozen=True, rename="camel"):
+    """Segment's `POST /v1/batch` body (each event is validated on its own; see `docs/protocol.md`)."""
+
+    batch: list[Event]
+    sent_at: datetime | None = None
+    write_key: str | None = None
+
+
+class Health(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Liveness: Redis reachable, and how far behind the dataflow is."""
+
+    status: Literal["ok", "unavailable"]
+    redis: bool
+    ingest_lag_s: float | None = None
+    error: str | None = None
+
+
+class Published(msgspec.Struct, frozen=True):
+    """A configuration change was published as version `version`."""
+
+    version: int
+
+
+class SegmentPublished(msgspec.Struct, frozen=True):
+    """A segment was created (`created`) or replaced, as `version`."""
+
+    version: int
+    segment: SegmentDef
+    created: bool
+
+
+class SegmentDeleted(msgspec.Struct, frozen=True):
+    """A segment was deleted, as `version`."""
+
+    version: int
+    deleted: str
+
+
+class SegmentsPage(msgspec.Struct, frozen=True):
+    """Every segment definition."""
+
+    data: list[SegmentDef]
+    count: int
+
+
+class Member(msgspec.Struct, frozen=True):
+    """A segment member and when it entered (epoch seconds)."""
+
+    contact_id: str
+    entered_at: float
+
+
+class MembersPage(msgspec.Struct, frozen=True):
+    """A page of members, oldest entry first; pass `next_cursor` back as `cursor`."""
+
+    data: list[Member]
+    count: int
+    next_cursor: str | None
+
+
+class ContactSegments(msgspec.Struct, frozen=True):
+    """The segments of one contact."""
+
+    contact_id: str
+    data: list[str]
+    count: int
+
+
+class BackfillStatus(msgspec.Struct, frozen=True):
+    """How far re-evaluating every contact under a configuration version has got."""
+
+    version: int
+    shards_done: int
+    shards_total: int
+    contacts: int
+    done: bool
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    """Internal events appended (202): applied by the dataflow within a second."""
+
+    accepted: int
+
+
+class QuarantinePage(msgspec.Struct, frozen=True):
+    """Quarantined items, newest first; pass `next_before` back as `before`."""
+
+    data: list[QuarantineRecord]
+    count: int
+    next_before: float | None
+
+
+class Replayed(msgspec.Struct, frozen=True):
+    """The quarantined event was appended again (202)."""
+
+    replayed: int
+
+
+class Stats(msgspec.Struct, frozen=True):
+    """The dataflow's counters, the quarantine's size and the ingest lag."""
+
+    counters: dict[str, int]
+    quarantined: int
+    ingest_lag_s: float
