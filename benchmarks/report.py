@@ -495,6 +495,9 @@ def render_soak(doc: dict[str, Any]) -> str:
             f"then {_fmt(cap['drain_after_s'])} s until the dataflow had processed them all"
         )
     failed = [k for k, v in checks.items() if not v["passed"]]
+    load_check = summary.get("kept_up")
+    if load_check and not load_check["passed"]:
+        failed.insert(0, "kept_up")
     lines = [
         f"## {SOAK} run — {doc['date']}\n",
         f"- machine: {m['nproc']} cores, {m['cpu']}, {m['memory_gb']} GB, Linux {m['kernel']}, "
@@ -540,6 +543,12 @@ def render_soak(doc: dict[str, Any]) -> str:
         "Redis state = `used_memory` minus the event streams (trimmed behind the dataflow's snapshots). "
         "MiB; per new contact in bytes, from the end of warm-up to the end.\n"
     )
+    if load_check:
+        verdict = load_check["verdict"] if load_check["passed"] else f"**{load_check['verdict']}**"
+        lines.append(
+            f"Load: {verdict} (the stack must keep up — lag ≤ 5 s, at least 95 % of the planned rate acked — "
+            "for the memory verdicts to speak of leaks rather than of an overload).\n"
+        )
     lines.append(
         "| series | start MiB | after warm-up MiB | end MiB | max MiB | max/min | B per new contact | verdict |"
     )

@@ -138,6 +138,18 @@ class TestSummary:
         first, last = cpu["dataflow"]["cores"]
         assert last > first * 1.3
 
+    def test_a_run_that_fell_behind_is_marked_so(self) -> None:
+        """Lag past 5 s, or the planned rate not acked: the run fails as an overload, whatever the RSS did."""
+        rows = healthy()
+        assert summarise(rows, 0.2, rate=5_000)["kept_up"]["passed"]
+        assert not summarise(rows, 0.2, rate=6_000)["kept_up"]["passed"]
+        rows[-3]["lag_s"] = 12.0
+        summary = summarise(rows, 0.2, rate=5_000)
+        assert not summary["kept_up"]["passed"]
+        assert summary["kept_up"]["verdict"].startswith("fell behind: lag up to 12.0 s")
+        assert not summary["passed"]
+        assert all(c["passed"] for c in summary["checks"].values())
+
     def test_warm_up_is_left_out(self) -> None:
         """A start-up jump in the first 20 % does not count; the same jump later does."""
         early = samples({"api": lambda t, c, e: 90 * MIB if t < 40 else 150 * MIB}, flat(MIB), flat(MIB))
@@ -236,7 +248,7 @@ def soak_document(date: str) -> dict[str, Any]:
             "pushed_ms": {"p50": 5.0},
         },
         "correctness": {"correct": True, "contacts": 180_000, "events": 3_000_000, "missing": 0, "wrong": 0},
-        "summary": summarise(rows, 0.2),
+        "summary": summarise(rows, 0.2, rate=5_000),
         "duration_s": 400.0,
         "code": {"commit": "abc1234", "subject": "soak", "uncommitted_changes": "0"},
     }
@@ -262,6 +274,7 @@ class TestResultsMarkdown:
         assert "| RSS gateway |" in text and "| recovery store on disk |" in text
         assert "grows with contacts: 1,500 B per contact" in text
         assert "checks: all passed" in text
+        assert "Load: kept up" in text
         assert "### Over time" in text
 
     def test_soak_run_replaces_only_its_own_section(self, tmp_path: Path) -> None:
