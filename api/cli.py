@@ -3,6 +3,11 @@
 `api` and `dataflows` never import each other, so the dataflow and the
 benchmark tools are started as their own modules (`python -m …`) rather than
 imported here.
+
+Every command first finds the dev credentials `attimo run` keeps in the data
+directory (`state.dev_credentials`), for the variables the environment does
+not set, so that a part or the demo started in another terminal uses the
+same write key and admin token as the `attimo run` beside it.
 """
 
 from __future__ import annotations
@@ -10,45 +15,40 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import secrets
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-import orjson
-import redis
+import msgspec
 
-from api.supervisor import Part, PartStartError, Supervisor, environment, python_part, redis_server_part
+from api.processes import attimo_environment, redis_answers
+from api.supervisor import Part, PartStartError, Supervisor, python_part, redis_server_part
+from state import dev_credentials
 from state.logs import configure_logging
 from state.settings import Settings
 
 log = logging.getLogger("attimo")
 
-CREDENTIALS_FILE = "dev-credentials.json"
 
+def use_dev_credentials(create: bool) -> list[str]:
+    """Set the dev credentials kept in the data directory as this process's variables, where none is set.
 
-def _redis_answers(url: str) -> bool:
-    """Whether a Redis at `url` answers PING now (a loading or absent one does not)."""
+    With `create` (`attimo run`) they are generated and kept the first time
+    a credential is not given by the environment. Children started later
+    inherit them. Returns the names of the variables taken from the file.
+    """
+    data_dir = Settings().data_dir
+    given = all(name in os.environ for name in dev_credentials.VARIABLES)
     try:
-        with redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5) as client:
-            return bool(client.ping())
-    except redis.RedisError:
-        return False
-
-
-def _dev_credentials(path: Path) -> dict[str, str]:
-    """A write key and admin token that stay the same across `attimo run`s, readable by the owner only."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        credentials = {"ATTIMO_WRITE_KEY": "wk_" + secrets.token_hex(12),
-                       "ATTIMO_ADMIN_TOKEN": "adm_" + secrets.token_hex(16)}
-        # Created 0600 from the start: no moment where another user could read the token.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            file.write(orjson.dumps(credentials))
-    path.chmod(0o600)
-    stored: dict[str, str] = orjson.loads(path.read_bytes())
-    return stored
+        stored = dev_credentials.create(data_dir) if create and not given else dev_credentials.load(data_dir)
+    except (OSError, msgspec.DecodeError) as exc:
+        sys.exit(f"cannot read {dev_credentials.path(data_dir)} ({exc}); delete it to have new dev credentials")
+    taken = dev_credentials.missing_from(os.environ, stored) if stored is not None else {}
+    os.environ.update(taken)
+    if taken:
+        log.info("dev credentials from file", extra={"path": str(dev_credentials.path(data_dir)),
+                                                     "variables": sorted(taken)})
+    return sorted(taken)
 
 
 def banner(settings: Settings, credentials: Path, token_source: str, to_terminal: bool) -> str:
@@ -78,30 +78,23 @@ def banner(settings: Settings, credentials: Path, token_source: str, to_terminal
 
 def cmd_run(args: argparse.Namespace) -> None:
     """Start Redis (if none answers), the gateway, the dataflow and the API, and keep them running."""
-    overrides: dict[str, str] = {}
-    data_dir = Path(os.environ.get("ATTIMO_DATA_DIR", "var"))
-    credentials = data_dir / CREDENTIALS_FILE
-    for name, value in _dev_credentials(credentials).items():
-        if name not in os.environ:
-            overrides[name] = value
-    os.environ.update(overrides)
     settings = Settings()
     parts: list[Part] = []
-    if not _redis_answers(settings.redis_url):
+    if not redis_answers(settings.redis_url):
         port = urlparse(settings.redis_url).port or 6379
         log.info("no Redis answers; starting a private one",
                  extra={"url": settings.redis_url, "appendfsync": settings.redis_appendfsync})
-        parts.append(redis_server_part(port, data_dir / "redis", settings.redis_appendfsync,
-                                       ready=lambda: _redis_answers(settings.redis_url)))
+        parts.append(redis_server_part(port, settings.data_dir / "redis", settings.redis_appendfsync,
+                                       ready=lambda: redis_answers(settings.redis_url)))
     parts += [python_part("gateway", "api.cli", "gateway"),
               python_part("dataflow", "dataflows"),
               python_part("api", "api.cli", "api")]
     if args.demo_shoppers:
-        parts.append(python_part("demo", "benchmarks.demo", "--shoppers", str(args.demo_shoppers)))
-    token_source = "file" if "ATTIMO_ADMIN_TOKEN" in overrides else "environment"
-    text = banner(settings, credentials, token_source, sys.stdout.isatty())
+        parts.append(python_part("demo", "api.cli", "demo", "--shoppers", str(args.demo_shoppers)))
+    token_source = "file" if dev_credentials.ADMIN_TOKEN in args.from_file else "environment"
+    text = banner(settings, dev_credentials.path(settings.data_dir), token_source, sys.stdout.isatty())
     try:
-        Supervisor(parts, environment({})).run(on_started=lambda: print(text, flush=True))
+        Supervisor(parts, attimo_environment()).run(on_started=lambda: print(text, flush=True))
     except PartStartError as exc:
         sys.exit(str(exc))
 
@@ -120,6 +113,13 @@ def cmd_api(_: argparse.Namespace) -> None:
     run_api(Settings())
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Run simulated shoppers against the running Attimo."""
+    from api.demo.shoppers import main as demo_main
+
+    demo_main(args.rest)
+
+
 def _exec_module(module: str, argv: list[str]) -> None:
     os.execv(sys.executable, [sys.executable, "-m", module, *argv])
 
@@ -134,14 +134,19 @@ def main(argv: list[str] | None = None) -> None:
     run.set_defaults(func=cmd_run)
     sub.add_parser("gateway", help="the websocket gateway alone").set_defaults(func=cmd_gateway)
     sub.add_parser("api", help="the HTTP API alone").set_defaults(func=cmd_api)
+    # These parse their own options (`attimo demo --help` is the demo's help).
+    sub.add_parser("demo", help="simulated shoppers over websockets", add_help=False).set_defaults(func=cmd_demo)
     for name, module, text in (("dataflow", "dataflows", "the Bytewax dataflow alone"),
-                               ("demo", "benchmarks.demo", "simulated shoppers over websockets"),
                                ("bench", "benchmarks", "the benchmark suite")):
         sub.add_parser(name, help=text, add_help=False).set_defaults(module=module)
     args, rest = parser.parse_known_args(argv)
+    if rest and args.command not in ("demo", "dataflow", "bench"):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     configure_logging(args.command)
+    args.from_file = use_dev_credentials(create=args.command == "run")
     if hasattr(args, "module"):
-        _exec_module(args.module, rest)
+        _exec_module(args.module, args.rest)
     args.func(args)
 
 

@@ -17,16 +17,15 @@ for good does not spin; once it has stayed up a while, the pause is 1 s again.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
+from api import processes
 from api.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ READY_TIMEOUT_S: Final = 30.0
 STOP_TIMEOUT_S: Final = 10.0
 POLL_S: Final = 0.2
 
-AppendFsync = Literal["always", "everysec"]
 Clock = Callable[[], float]
 
 
@@ -70,7 +68,7 @@ class Part:
     def start(self, env: dict[str, str], now: float) -> None:
         # Own session: Ctrl-C reaches only the supervisor, which then stops the
         # parts in order (a SIGINT inside Bytewax's Rust worker panics noisily).
-        self.popen = subprocess.Popen(self.argv, env=env, start_new_session=True)
+        self.popen = processes.start_process(self.argv, env, own_session=True)
         self.started_at = now
         self.restart_at = None
         self.waiting_logged = False
@@ -208,26 +206,14 @@ class Supervisor:
                 part.popen.wait()
 
 
-def python_part(name: str, *args: str) -> Part:
-    """A part run as `python -m …` with this interpreter."""
-    return Part(name, [sys.executable, "-m", *args])
+def python_part(name: str, module: str, *args: str) -> Part:
+    """A part run as `python -m module args…` with this interpreter."""
+    return Part(name, processes.attimo_command(module, *args))
 
 
-def environment(overrides: dict[str, str]) -> dict[str, str]:
-    """This process's environment plus the settings every part must share."""
-    return {**os.environ, **overrides, "PYTHONUNBUFFERED": "1"}
-
-
-def redis_server_part(port: int, directory: Path, appendfsync: AppendFsync,
+def redis_server_part(port: int, directory: Path, appendfsync: processes.AppendFsync,
                       ready: Callable[[], bool]) -> Part:
-    """A private redis-server with AOF, for when none answers at the configured URL.
-
-    `appendfsync always` makes an acked event survive a host crash too, at a
-    throughput cost; `everysec` may lose the last second (see the README).
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    return Part("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                          "--dir", str(directory.resolve()), "--appendonly", "yes",
-                          "--appendfsync", appendfsync, "--save", "",
-                          "--logfile", str((directory / "redis.log").resolve())],
+    """A private redis-server with AOF in `directory`, for when none answers at the configured URL."""
+    return Part("redis", processes.redis_server_command(port, directory, appendfsync=appendfsync,
+                                                        logfile=directory / "redis.log"),
                 ready=ready)

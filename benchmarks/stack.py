@@ -8,10 +8,8 @@ measured is what ships. CPU time per process is read from `/proc`.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +18,15 @@ from typing import Final
 
 import redis
 
+from api.processes import (
+    AppendFsync,
+    attimo_command,
+    attimo_environment,
+    redis_answers,
+    redis_server_command,
+    start_process,
+    stop_process,
+)
 from state import keys
 
 REPO: Final = Path(__file__).resolve().parents[1]
@@ -84,13 +91,7 @@ class Part:
             return ""
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(2)
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
+        stop_process(self.popen)
 
 
 @dataclass
@@ -103,6 +104,8 @@ class Stack:
     redis_port: int = field(default_factory=free_port)
     gateway_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
+    # AOF fsync policy of the stack's Redis; `always` measures what `ATTIMO_REDIS_APPENDFSYNC=always` costs.
+    appendfsync: AppendFsync = "everysec"
     parts: dict[str, list[Part]] = field(default_factory=dict)
 
     @property
@@ -133,54 +136,26 @@ class Stack:
             "ATTIMO_ALLOWED_ORIGINS": "*",
             **{f"ATTIMO_{k.upper()}": v for k, v in extra.items()},
         }
-        return {**os.environ, **values, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(CODE["root"])}
+        return attimo_environment({**values, "PYTHONPATH": str(CODE["root"])})
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Part:
-        self.directory.mkdir(parents=True, exist_ok=True)
         log_path = self.directory / f"{name}.log"
-        handle = log_path.open("ab")
-        popen = subprocess.Popen(argv, cwd=CODE["root"], env=env, stdout=handle, stderr=subprocess.STDOUT)
-        part = Part(name, popen, log_path)
+        part = Part(name, start_process(argv, env, log_path, cwd=CODE["root"]), log_path)
         self.parts.setdefault(name, []).append(part)
         return part
 
     def start_redis(self) -> None:
-        """redis-server with AOF (fsync every second), as `attimo run` starts it."""
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed")
-        directory = self.directory / "redis"
-        directory.mkdir(parents=True, exist_ok=True)
-        self._spawn(
-            "redis",
-            [
-                binary,
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(directory),
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--protected-mode",
-                "no",
-            ],
-            os.environ.copy(),
-        )
-        client = self.client()
-        wait_until(lambda: _pings(client), 10, "redis-server")
+        """redis-server with AOF (fsynced as `appendfsync` says), as `attimo run` starts it."""
+        command = redis_server_command(self.redis_port, self.directory / "redis", appendfsync=self.appendfsync)
+        self._spawn("redis", command, dict(os.environ))
+        wait_until(lambda: redis_answers(self.redis_url), 10, "redis-server")
 
     def start_gateway(self) -> None:
-        self._spawn("gateway", [sys.executable, "-m", "api.cli", "gateway"], self.env())
+        self._spawn("gateway", attimo_command("api.cli", "gateway"), self.env())
         wait_until(lambda: _listens(self.gateway_port), 30, "the gateway to listen")
 
     def start_api(self) -> None:
-        self._spawn("api", [sys.executable, "-m", "api.cli", "api"], self.env())
+        self._spawn("api", attimo_command("api.cli", "api"), self.env())
         wait_until(lambda: _listens(self.api_port), 30, "the API to listen")
 
     def start_dataflow(
@@ -192,7 +167,7 @@ class Stack:
             recovery="true" if recovery else "false",
             data_dir=str(self.directory / f"data{tag}"),
         )
-        argv = [sys.executable, "-m", "dataflows"]
+        argv = attimo_command("dataflows")
         if processes == 1:
             self._spawn("dataflow", argv, env)
         else:
@@ -281,13 +256,6 @@ def caught_up(client: redis.Redis, targets: dict[int, bytes]) -> bool:
 def _id(entry_id: bytes) -> tuple[int, int]:
     ms, _, seq = entry_id.partition(b"-")
     return int(ms), int(seq or 0)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 def _listens(port: int) -> bool:

@@ -74,11 +74,6 @@ def metrics() -> str:
     return f"{PREFIX}:metrics"
 
 
-def contact_index() -> str:
-    """Sorted set of every contact id by last activity, for listing and purge."""
-    return f"{PREFIX}:contacts"
-
-
 def quarantine_record(record_id: str) -> str:
     """One quarantined item (JSON): an event or entry a step could not take, and why."""
     return f"{PREFIX}:quarantine:{{{record_id}}}"

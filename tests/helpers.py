@@ -1,10 +1,16 @@
-"""Test helpers shared by every test package: free ports, private Redis, waiting."""
+"""Test helpers shared by every test package: free ports, private Redis, real processes, waiting.
+
+Redis and the parts are started the way `attimo run` and the benchmarks
+start them (`api.processes`); only the choices a test makes differ (no AOF
+unless asked for, a log file per process).
+"""
 
 from __future__ import annotations
 
-import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +19,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import redis
+
+from api import processes
 
 T = TypeVar("T")
 
@@ -41,31 +49,16 @@ class RedisServer:
 
 @contextmanager
 def running_redis(directory: Path, appendonly: bool = False) -> Iterator[RedisServer]:
-    """Start redis-server on a free port in `directory`; stop it afterwards."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed (the test command installs it)"
+    """Start redis-server on a free port in `directory` (its log in `redis.log` there); stop it afterwards."""
     port = free_port()
-    directory.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-         "--save", "", "--appendonly", "yes" if appendonly else "no", "--protected-mode", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    server = RedisServer(port, process)
-    client = server.client()
-    wait_for(lambda: _pings(client), timeout=10, what="redis-server to answer")
+    command = processes.redis_server_command(port, directory, appendonly=appendonly,
+                                             logfile=directory / "redis.log")
+    server = RedisServer(port, processes.start_process(command))
     try:
+        wait_for(lambda: processes.redis_answers(server.url), timeout=10, what="redis-server to answer")
         yield server
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
+        processes.stop_process(server.process, signal.SIGTERM)
 
 
 def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.01) -> T:
@@ -99,24 +92,12 @@ class Process:
         self.popen.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(2)
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
+        processes.stop_process(self.popen)
 
 
 def start_process(args: list[str], env: dict[str, str], log_path: Path) -> Process:
     """Start `python args…` from the repo root with ATTIMO_* settings in `env`."""
-    import os
-    import sys
-
-    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-    handle = log_path.open("ab")
-    popen = subprocess.Popen([sys.executable, *args], cwd=REPO, env=full_env, stdout=handle,
-                             stderr=subprocess.STDOUT)
+    popen = processes.start_process([sys.executable, *args], processes.attimo_environment(env), log_path, cwd=REPO)
     return Process(popen, log_path)
 
 

@@ -9,13 +9,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 import pytest
 import redis
 
+from state import dev_credentials
 from tests.helpers import Process, RedisServer, free_port, start_process, wait_for
-
-CREDENTIALS = "dev-credentials.json"
 
 
 @dataclass
@@ -50,6 +48,8 @@ class Stack:
     admin_token: str
     redis: RedisServer | PrivateRedis
     data_dir: Path
+    # The ATTIMO_* variables it was started with: what a user would have exported in the shell.
+    settings: dict[str, str]
 
     def get(self, path: str, admin: bool = False) -> tuple[int, bytes]:
         """GET from the API; (status, body)."""
@@ -86,14 +86,15 @@ def wait_for_pid(find: Callable[[], int | None], timeout: float, what: str, othe
 
 @contextmanager
 def attimo_run(directory: Path, redis: RedisServer | None, tokens_in_env: bool = True,
-               **settings: str) -> Iterator[Stack]:
+               options: tuple[str, ...] = (), **settings: str) -> Iterator[Stack]:
     """`attimo run` in `directory` until the block ends.
 
     With `redis=None` the URL points at a free port where nothing listens, so
     `attimo run` starts its own private Redis (under `directory/var/redis`)
     and supervises it: a test can then kill it. Without `tokens_in_env` the
     write key and admin token are the ones `attimo run` generates into
-    `var/dev-credentials.json`. `settings` are extra `ATTIMO_*` variables.
+    `var/dev-credentials.json`. `options` follow `attimo run` on its command
+    line; `settings` are extra `ATTIMO_*` variables.
     """
     api_port, gateway_port = free_port(), free_port()
     redis_port = redis.port if redis is not None else free_port()
@@ -111,16 +112,18 @@ def attimo_run(directory: Path, redis: RedisServer | None, tokens_in_env: bool =
     if tokens_in_env:
         env |= {"ATTIMO_WRITE_KEY": "wk_e2e", "ATTIMO_ADMIN_TOKEN": "adm_e2e"}
     directory.mkdir(parents=True, exist_ok=True)
-    process = start_process(["-m", "api.cli", "run"], env, directory / "stack.log")
+    process = start_process(["-m", "api.cli", "run", *options], env, directory / "stack.log")
     try:
         wait_for(lambda: healthy(api_url), timeout=30, what="the API to answer /healthz")
         if tokens_in_env:
             write_key, admin_token = "wk_e2e", "adm_e2e"
         else:
-            stored = orjson.loads((data_dir / CREDENTIALS).read_bytes())
-            write_key, admin_token = stored["ATTIMO_WRITE_KEY"], stored["ATTIMO_ADMIN_TOKEN"]
+            stored = dev_credentials.load(data_dir)
+            assert stored is not None, "attimo run kept no dev credentials"
+            write_key, admin_token = stored.write_key, stored.admin_token
         store = redis if redis is not None else PrivateRedis(redis_port, process.popen.pid)
-        yield Stack(process, api_url, f"ws://127.0.0.1:{gateway_port}", write_key, admin_token, store, data_dir)
+        yield Stack(process, api_url, f"ws://127.0.0.1:{gateway_port}", write_key, admin_token, store, data_dir,
+                    env)
     finally:
         process.stop()
         if process.popen.returncode not in (0, -2, 130):
