@@ -381,7 +381,7 @@ def has_bigint(value: Any) -> bool:
     return False
 
 
-_datetime_decoder: Final = msgspec.json.Decoder(datetime)
+_datetime_decoder: Final = msgspec.json.Decoder(datetime | None)  # JSON null: no timestamp
 FREE_FORM: Final = {"page": ("properties",), "screen": ("properties",), "track": ("properties",),
                     "identify": ("traits",), "group": ("traits",), "alias": ()}
 TEXT_LIMITS: Final = {"name": 1024, "category": 1024}
