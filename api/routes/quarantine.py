@@ -36,7 +36,9 @@ _event_decoder: Final = msgspec.json.Decoder(StreamEvent)
 async def list_quarantine(
     _admin: AdminDep, client: RedisDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    before: Annotated[float | None, Query(description="Only records quarantined before this epoch time.")] = None,
+    # Finite only: NaN reached Redis as "(nan" and came back as a store outage (503).
+    before: Annotated[float | None, Query(allow_inf_nan=False,
+                                          description="Only records quarantined before this epoch time.")] = None,
 ) -> Response:
     """Quarantined items, newest first: `{"data": [record], "count": total, "next_before": t | null}`.
 

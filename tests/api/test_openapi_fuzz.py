@@ -18,7 +18,9 @@ Bounded (a few examples per operation) so it runs in CI;
 from __future__ import annotations
 
 import base64
+import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,3 +146,18 @@ def test_no_route_answers_5xx_and_every_answer_is_as_documented(api_schema: Any,
 def test_ingest_routes_document_every_status_they_answer(api_schema: Any, path: str) -> None:
     """400, 401, 413 and 429 are part of the ingest contract, so /openapi.json must list them."""
     fuzz(api_schema[path]["POST"], GenerationMode.POSITIVE, [status_code_conformance], examples=2)
+
+
+class TestFoundByFuzzing:
+    """The smallest examples of what fuzzing the API found, kept as plain regression tests."""
+
+    @pytest.mark.parametrize("before", ["nan", "NaN", "inf", "-inf"])
+    def test_a_quarantine_page_before_a_non_finite_time_is_refused_as_a_client_error(self, api_url: str,
+                                                                                      before: str) -> None:
+        """`?before=nan` is a bad request (422), not a store outage (it gave 503 and logged 'redis unavailable')."""
+        request = urllib.request.Request(f"{api_url}/v1/admin/quarantine?before={before}",
+                                         headers=CREDENTIALS["admin"])
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 422
+        assert "before" in json.loads(refused.value.read())["error"]
