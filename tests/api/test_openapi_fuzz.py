@@ -177,7 +177,7 @@ def test_any_text_in_any_parameter_is_never_a_server_error(api_schema: Any, meth
     """NaN, infinities, huge and odd numbers, NUL, dot segments, 5 000 characters: a 4xx or an answer, never 5xx."""
     operation = api_schema[path][method]
     parameters = operation.definition.raw.get("parameters", [])
-    body = {} if operation.definition.raw.get("requestBody") else NOT_SET
+    body: Any = {} if operation.definition.raw.get("requestBody") else NOT_SET
     for parameter in parameters:
         for text in HOSTILE_TEXT:
             if parameter["in"] == "path" and text in DOT_SEGMENTS:
