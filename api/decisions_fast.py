@@ -69,8 +69,8 @@ class DecisionsFastPath:
 async def _respond(send: Send, status: int, body: bytes, origin: str | None) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (b"cache-control", b"no-store")]
-    if origin is not None and status != 403:
-        # The write key check already refused origins it does not allow.
+    if origin is not None and status == 200:
+        # Only an answer for a valid key and an origin it allows may be read by that origin's pages.
         headers += [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

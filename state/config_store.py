@@ -55,7 +55,7 @@ async def current_config(client: aioredis.Redis) -> ActiveConfig:
 
 async def publish_config(client: aioredis.Redis, config: ActiveConfig, shards: int) -> ActiveConfig:
     """Store `config` as a new version and announce it on every stream; returns it versioned."""
-    version = int(await client.incr(keys.config_current() + ":seq"))
+    version = int(await client.incr(keys.config_sequence()))
     versioned = msgspec.structs.replace(config, version=version)
     async with client.pipeline(transaction=True) as pipe:
         pipe.set(keys.config_version(version), encode_config(versioned))

@@ -54,6 +54,11 @@ def config_current() -> str:
     return f"{PREFIX}:config:current"
 
 
+def config_sequence() -> str:
+    """Counter handing out configuration version numbers."""
+    return f"{PREFIX}:config:current:seq"
+
+
 def segment_members(segment_id: str) -> str:
     """Sorted set of a segment's members, scored by the time they entered."""
     return f"{PREFIX}:segment:{segment_id}:members"

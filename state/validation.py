@@ -28,7 +28,7 @@ from typing import Annotated, Any, Final
 import msgspec
 
 from state.errors import BatchTooLargeError, InvalidBatchError, InvalidEventError
-from state.events import RESERVED_EVENT_PREFIX, Alias, Event, Group, Identify, Track
+from state.events import RESERVED_EVENT_PREFIX, Alias, Event, Group, Identify, Page, Screen, Track
 from state.json_bounds import (
     MAX_DEPTH,
     BoundsError,
@@ -264,11 +264,11 @@ class EventValidator:
         if not event.anonymous_id and is_blocked_id(event.user_id):
             # It would belong to no contact: acked, then dropped by the dataflow.
             raise ValueError(f"`userId` {event.user_id!r} is not a usable id and there is no `anonymousId`")
-        if isinstance(event, Track):
-            if event.event.lower().startswith(RESERVED_EVENT_PREFIX):
-                raise ValueError(f"`event` {event.event!r}: names starting with 'Attimo ' are reserved")
+        if isinstance(event, Track) and event.event.lower().startswith(RESERVED_EVENT_PREFIX):
+            raise ValueError(f"`event` {event.event!r}: names starting with 'Attimo ' are reserved")
+        if isinstance(event, Track | Page | Screen):
             _check_numbers("properties", event.properties)
-        if isinstance(event, Identify):
+        elif isinstance(event, Identify | Group):
             _check_numbers("traits", event.traits)
         timestamp = self._event_time(event, received_at, batch_sent_at)
         if timestamp - received_at > self.limits.max_future_skew:

@@ -189,10 +189,12 @@ class Gateway:
     async def handle_frame(self, ws: ServerConnection, body: bytes) -> str:
         """Validate, append and ack one frame; returns the reply to send.
 
-        Every frame gets a reply. Only a store failure or overload ends the
-        connection without one (the client resends the frame after
-        reconnecting); anything unexpected is logged and answered with an
-        error naming the frame, never a dropped connection.
+        Every usable frame gets an ack and every unusable one an error
+        reply. A store failure, an overload or anything unexpected ends the
+        connection without a reply instead (close 1011 / 1013): whether its
+        events were stored is then unknown, so the client resends the frame
+        after reconnecting and de-duplication decides — an error reply would
+        make it drop the frame.
         """
         try:
             return await self._handle_frame(ws, body)
@@ -201,7 +203,7 @@ class Gateway:
         except Exception as exc:
             log(logger, logging.ERROR, "frame failed", exc_info=True, error=repr(exc)[:200],
                 remote=str(ws.remote_address))
-            return error_frame(peek_seq(body), "internal error; the frame was not stored")
+            raise StoreError(f"internal error handling a frame: {exc!r}"[:MAX_CLOSE_REASON]) from exc
 
     async def _handle_frame(self, ws: ServerConnection, body: bytes) -> str:
         limit = self.settings.max_batch_bytes
@@ -212,7 +214,7 @@ class Gateway:
         except BatchTooLargeError as exc:
             return error_frame(peek_seq(body), str(exc))
         except InvalidBatchError as exc:
-            return error_frame(None, str(exc))
+            return error_frame(peek_seq(body), str(exc))
         if decoded.accepted:
             if not await self.backpressure.wait_until_ready(self.settings.max_ack_delay_s):
                 raise OverloadedError(await self.backpressure.lag_s(), 1)

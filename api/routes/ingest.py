@@ -111,11 +111,12 @@ async def _store(
 ) -> Response:
     """Authenticate, push back if overloaded, append the good events, report the bad ones."""
     await resolve_write_key(write_keys, key, request.headers.get("origin"))
-    await backpressure.check()
-    try:
-        await appender.append(decoded.accepted)
-    except Exception as exc:  # any failure: 503, and the sender retries (de-duplication decides)
-        raise StoreError(f"append failed: {exc!r}") from exc
+    if decoded.accepted:  # nothing to store, nothing to push back on: the rejections are the answer
+        await backpressure.check()
+        try:
+            await appender.append(decoded.accepted)
+        except Exception as exc:  # any failure: 503, and the sender retries (de-duplication decides)
+            raise StoreError(f"append failed: {exc!r}") from exc
     if not decoded.rejected:
         return json_response(IngestOk())
     return json_response(IngestPartial(len(decoded.accepted),
@@ -155,7 +156,9 @@ def single_event_body(body: bytes, kind: str) -> tuple[bytes, str | None]:
     if not isinstance(event, dict):
         raise InvalidBatchError("body: expected a JSON object (one event)")
     body_key = event.pop("writeKey", None)
-    event.setdefault("type", kind)
+    if event.setdefault("type", kind) != kind:
+        raise InvalidEventError(0, f"`type` {event['type']!r} sent to /v1/{kind}: use /v1/{event['type']} "
+                                   "or /v1/batch")
     return msgspec.json.encode(event), body_key if isinstance(body_key, str) else None
 
 

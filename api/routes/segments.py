@@ -10,9 +10,9 @@ operator pages neither repeat nor skip the others.
 
 Backfill: after a configuration version is published, the dataflow
 re-evaluates every contact under it, one contact shard at a time, and when a
-shard is finished sets field `<shard>` of `keys.backfill_progress(version)`
-to the number of contacts it re-evaluated. A field's presence means "this
-shard is done".
+shard is finished sets field `<stage>:<shard>` (`visitors:7`, `contacts:7`) of
+`keys.backfill_progress(version)` to the number of contacts it re-evaluated.
+A field's presence means "this shard of this stage is done".
 """
 
 from __future__ import annotations

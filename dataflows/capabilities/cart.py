@@ -36,8 +36,11 @@ class CartState(msgspec.Struct, array_like=True):
 
 
 def _quantity(props: dict[str, Any]) -> int:
+    """Units added or removed: a whole number, at least 1 for any positive amount (0.5 kg is one line unit)."""
     quantity = props.get("quantity", 1)
-    return int(quantity) if isinstance(quantity, int | float) and not isinstance(quantity, bool) else 1
+    if not isinstance(quantity, int | float) or isinstance(quantity, bool):
+        return 1
+    return max(1, round(quantity)) if quantity > 0 else 0
 
 
 def _text(props: dict[str, Any], name: str) -> str:
@@ -53,7 +56,7 @@ def apply_cart(cart: CartState, event: Event, at: float) -> None:
     props = event.properties
     if name == ev.PRODUCT_ADDED:
         product_id = product_of(props)
-        if product_id is None:
+        if product_id is None or _quantity(props) == 0:
             return
         line = cart.lines.get(product_id)
         if line is None:

@@ -22,6 +22,7 @@ retried forever.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,6 +86,8 @@ class ContactShard:
         self.ctx = Context(loader.get(0), settings.contact)
         self._steps: dict[str, list[Step]] = {}
         self._quarantined: list[Output] = []
+        # What evaluates contacts without steps to blame: a timer, or a configuration switch.
+        self._cause: Stage = "timers"
         if resume is not None:
             snapshot = _snapshot_decoder.decode(resume)
             self.ctx.live = loader.get(snapshot.version)
@@ -183,7 +186,7 @@ class ContactShard:
         committed = self.book.committed(contact_id)
         self.book.rollback(contact_id)
         if not steps:
-            self.quarantine(self._record(contact_id, None, exc, now))
+            self.quarantine(self._record(contact_id, None, exc, now, self._cause))
             return []
         good = committed
         for step in steps:
@@ -237,14 +240,19 @@ class ContactShard:
                                         "contact_id": record.contact_id})
         self._quarantined.append(Quarantined(record))
 
-    def _record(self, contact_id: str, step: Step | None, exc: BaseException, now: float) -> QuarantineRecord:
+    def _record(self, contact_id: str, step: Step | None, exc: BaseException, now: float,
+                stage: Stage | None = None) -> QuarantineRecord:
+        """The record of what failed; ids are derived from the state, so a replay overwrites it."""
         if isinstance(step, Handoff):
             return QuarantineRecord(id=f"handoff:{step.anonymous_id}:{contact_id}", at=now, stage="handoff",
                                     error=describe(exc), contact_id=contact_id,
                                     payload=clip(repr(step.state_msgpack)))
         if step is None:
-            return QuarantineRecord(id=f"{self.stage}:{contact_id}:{now!r}", at=now,
-                                    stage="timers" if not self._steps else self.stage,
+            committed = self.book.committed(contact_id)
+            # Identify the failure by the contact's committed state (the same after a replay).
+            digest = f"{zlib.crc32(committed):08x}" if committed is not None else "new"
+            where = stage or self.stage
+            return QuarantineRecord(id=f"{where}:{contact_id}:{digest}", at=now, stage=where,
                                     error=describe(exc), contact_id=contact_id)
         return QuarantineRecord(id=f"{self.stage}:{step.message_id or contact_id}", at=now, stage=self.stage,
                                 error=describe(exc), contact_id=contact_id,
@@ -275,10 +283,12 @@ class ContactShard:
         self.ctx.live = live
         out: list[Output] = []
         ids = self.book.all_ids()
+        self._cause = "config"
         for contact_id in ids:
             if self.book.get(contact_id) is not None:
                 out += self.emit([contact_id], now)
             self.settle()
+        self._cause = "timers"
         out.append(BackfillProgress(control.version, f"{self.stage}:{self.shard}", len(ids)))
         return out
 
@@ -302,7 +312,7 @@ class ContactShard:
                     tick(getattr(state, name), ctx)
             except Exception as exc:
                 self.book.rollback(contact_id)  # and no re-arming: it would fail again at once
-                self.quarantine(self._record(contact_id, None, exc, now))
+                self.quarantine(self._record(contact_id, None, exc, now, "timers"))
                 continue
             alive.append(contact_id)
         if purged:

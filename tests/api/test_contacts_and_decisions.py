@@ -162,3 +162,14 @@ class TestIdsWithSlashes:
         assert response.status_code == 200 and response.json()["contact_id"] == "shop/user/42"
         decisions = client.get("/v1/decisions/shop%2Fuser%2F42", params={"key": WRITE_KEY})
         assert decisions.status_code == 200 and decisions.json()["contact_id"] == "shop/user/42"
+
+
+class TestDecisionsCors:
+    """Only an answer for a valid key may be read by the requesting origin's pages."""
+
+    def test_an_unknown_key_is_not_readable_by_any_origin(self, client: TestClient) -> None:
+        """Before, the fast path echoed whatever Origin came with a refused key."""
+        response = client.get("/v1/decisions/anon-1", params={"key": "nope"},
+                              headers={"Origin": "https://evil.example"})
+        assert response.status_code == 401
+        assert "access-control-allow-origin" not in response.headers

@@ -402,3 +402,26 @@ class TestHostileFrames:
 
 def make_settings_like(settings: Settings, **overrides: Any) -> Settings:
     return settings.model_copy(update={"gateway_port": free_port(), **overrides})
+
+
+class TestFrameErrorsNameTheirFrame:
+    """An unusable frame's error names its seq when it can be read; a server failure closes 1011."""
+
+    async def test_a_frame_without_a_batch_is_answered_with_its_seq(self, url: str) -> None:
+        async with connect(url) as ws:
+            await ws.send('{"seq": 5}')
+            error = await reply(ws)
+        assert error["ack"] == 5 and "batch" in error["error"]
+
+    async def test_an_unexpected_failure_closes_1011_so_the_client_resends(
+            self, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An error reply would make the tracker drop the frame; a close makes it resend."""
+        from state.validation import EventValidator
+
+        def broken(*_: Any) -> Any:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(EventValidator, "decode_frame", broken)
+        async with running_gateway(settings) as stream_url, connect(stream_url) as ws:
+            await ws.send(frame(1, event()))
+            assert await close_code(ws) == 1011

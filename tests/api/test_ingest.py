@@ -278,3 +278,21 @@ class TestHostileBodies:
         response = client.post("/v1/page", content=orjson.dumps({"anonymousId": "a", "timestamp": timestamp}),
                                headers=basic(WRITE_KEY))
         assert response.status_code == 400 and "representable" in response.text
+
+
+class TestSingleEventsAndPushback:
+    """A single-event route takes its own type; a request with nothing to store is never pushed back."""
+
+    def test_another_type_than_the_routes_is_a_400(self, client: TestClient, redis_client: redis.Redis) -> None:
+        body = orjson.dumps({"type": "identify", "userId": "u", "traits": {"plan": "pro"}})
+        response = client.post("/v1/track", content=body, headers=basic(WRITE_KEY))
+        assert response.status_code == 400 and "use /v1/identify" in response.text
+        assert stored(redis_client) == {}
+
+    def test_only_rejected_events_get_400_even_while_lagging(self, client: TestClient,
+                                                             redis_client: redis.Redis) -> None:
+        now_ms = int(time.time() * 1000)
+        redis_client.xadd(keys.event_stream(2), {b"e": b"[]"}, id=f"{now_ms - 5000}-0")
+        response = client.post("/v1/batch", content=orjson.dumps({"batch": [{"type": "track"}]}),
+                               headers=basic(WRITE_KEY))
+        assert response.status_code == 400 and response.json()["accepted"] == 0

@@ -394,3 +394,13 @@ class TestStagesOverSegments:
         assert profile.segments == ["big-spender"] and profile.stage == "vip"
         small, _ = logic.on_batch([track("a2", "Order Completed", order_id="o2", revenue=10.0)])
         assert profiles(small)["a2"].stage == "retention"
+
+
+class TestCartQuantities:
+    """Cart lines hold whole units: a fractional amount is one unit, never a line of zero."""
+
+    def test_a_fractional_quantity_adds_one_unit(self) -> None:
+        out, _ = visitors(Clock()).on_batch([track("a1", "Product Added", product_id="cheese", price=12.0,
+                                                   quantity=0.5)])
+        (line,) = profiles(out)["a1"].cart
+        assert line.quantity == 1 and profiles(out)["a1"].cart_value == 12.0

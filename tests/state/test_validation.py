@@ -221,3 +221,15 @@ class TestBoundsEveryLaterStepCanTake:
         """Ids end up in keys, logs and URLs."""
         event = {"type": "page", "anonymousId": "a", field: "a\x00b"}
         assert f"`{field}` contains a control character" in reason(event)
+
+
+class TestAmountsEverywhere:
+    """Amounts are bounded wherever an event can carry them."""
+
+    @pytest.mark.parametrize("event", [
+        {"type": "page", "anonymousId": "a", "properties": {"price": -1}},
+        {"type": "screen", "anonymousId": "a", "properties": {"value": float("1e13")}},
+        {"type": "group", "userId": "u", "groupId": "g", "traits": {"revenue": -3}},
+    ])
+    def test_page_screen_and_group_amounts_are_checked_too(self, event: dict[str, object]) -> None:
+        assert "is out of range" in reason(event)
