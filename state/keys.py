@@ -87,3 +87,13 @@ def quarantine_record(record_id: str) -> str:
 def quarantine_index() -> str:
     """Sorted set of quarantined record ids by the time they were quarantined."""
     return f"{PREFIX}:quarantine"
+
+
+def outbox(shard: int) -> str:
+    """Stream of actions waiting to be delivered, for the contacts of one outbox shard."""
+    return f"{PREFIX}:outbox:{shard}"
+
+
+def outbox_seen(action_id: str) -> str:
+    """Marks that an action id entered the outbox (so a replayed decision is not appended twice)."""
+    return f"{PREFIX}:outbox:seen:{{{action_id}}}"
