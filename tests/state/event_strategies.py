@@ -446,9 +446,8 @@ def expected_faults(event: dict[str, Any], raw: bytes, batch_sent_at: datetime |
             faults.add("name")
         elif name.lower().startswith("attimo "):
             faults.add("reserved")
-        if isinstance(value.get("properties"), dict) and _number_faults(value["properties"]):
-            faults.add("amount")
-    if kind == "identify" and isinstance(value.get("traits"), dict) and _number_faults(value["traits"]):
+    # Amounts are bounded wherever an event carries them: properties (track, page, screen) and traits.
+    if any(isinstance(value.get(name), dict) and _number_faults(value[name]) for name in FREE_FORM[kind]):
         faults.add("amount")
     if _time_fault(value, batch_sent_at, now):
         faults.add("time")
