@@ -35,6 +35,7 @@ from state.events import EVENT_TYPES
 from state.json_bounds import INT_MAX, INT_MIN, MAX_DEPTH
 from state.validation import (
     AMOUNT_PROPERTIES,
+    KEY_PROPERTIES,
     MAX_AMOUNT,
     MAX_QUANTITY,
     NUMERIC_PROPERTIES,
@@ -62,7 +63,7 @@ BAD_TIMES: Final = ("yesterday", "2026-13-01T00:00:00Z", "", "2026-02-30T00:00:0
 ID_FIELDS: Final = ("messageId", "anonymousId", "userId", "previousId", "groupId")
 HOSTILE: Final = ("bigint", "amount", "deep", "long", "id_control", "id_long", "id_empty", "id_type", "no_ids",
                   "blocked", "reserved", "internal_type", "time_extreme", "time_far", "time_bad", "literal",
-                  "truncate", "shape", "missing")
+                  "truncate", "shape", "missing", "long_key")
 
 
 @dataclass(frozen=True)
@@ -316,6 +317,13 @@ def _mutate(draw: st.DrawFn, event: dict[str, Any], mutation: str, now: datetime
     elif mutation == "shape":
         name = draw(st.sampled_from(("properties", "traits", "context", "integrations", "name", "event")))
         event[name] = draw(st.sampled_from(("x", [], 5, None, "n" * 1025)))
+    elif mutation == "long_key":
+        box = event.setdefault("properties", {})
+        if isinstance(box, dict):
+            name = draw(st.sampled_from(sorted(KEY_PROPERTIES)))
+            limit = KEY_PROPERTIES[name]
+            box[name] = draw(st.sampled_from(("k" * limit, "k" * (limit + 1), "é" * (limit + 1), "k" * 30_000,
+                                              {"id": 1}, ["p1"])))
     elif mutation == "missing":
         for name in ("event", "previousId", "groupId", "type"):
             if name in event and draw(BOOLS):
@@ -446,6 +454,11 @@ def expected_faults(event: dict[str, Any], raw: bytes, batch_sent_at: datetime |
             faults.add("name")
         elif name.lower().startswith("attimo "):
             faults.add("reserved")
+        props = value.get("properties")
+        if isinstance(props, dict) and any(
+                (key := props.get(field)) is not None and not isinstance(key, int | float)
+                and (not isinstance(key, str) or len(key) > limit) for field, limit in KEY_PROPERTIES.items()):
+            faults.add("key")
     # Amounts are bounded wherever an event carries them: properties (track, page, screen) and traits.
     if any(isinstance(value.get(name), dict) and _number_faults(value[name]) for name in FREE_FORM[kind]):
         faults.add("amount")
@@ -507,6 +520,8 @@ FAULT_REASONS: Final[dict[str, str]] = {
     "blocked": r"`userId` .* is not a usable id",
     "name": r"at `\$\.event`|missing required field `event`",
     "reserved": r"`event` .*: names starting with 'Attimo ' are reserved",
+    "key": r"`properties\.(product_id|sku|category|name)` (must be a string or a number|is \d+ characters; "
+           r"at most \d+ allowed)",
     "amount": rf"`(properties|traits)(\.products\[\d+\])?\.({_AMOUNT_NAMES})` (must be a number|is out of range)"
               r"|`(properties|traits)\.products(\[\d+\])?` must be (a list|an object)",
     "time": r"at `\$\.(timestamp|originalTimestamp|sentAt|receivedAt)`|`timestamp` or `sentAt` is outside"
