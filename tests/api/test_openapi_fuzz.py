@@ -23,12 +23,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 import schemathesis
 from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -46,7 +48,7 @@ from state.profile import Counters, Profile, encode_profile
 from state.quarantine import QuarantineRecord, queue_quarantine
 from state.settings import Settings
 from tests.helpers import Process, free_port, running_redis, start_process, wait_for
-from tests.state.event_strategies import fuzz_settings
+from tests.state.event_strategies import Generated, fuzz_settings, raw_events
 
 WRITE_KEY: Final = "wk-openapi"
 ADMIN: Final = "adm-openapi"
@@ -89,6 +91,8 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         port = free_port()
         env = {"ATTIMO_REDIS_URL": server.url, "ATTIMO_API_PORT": str(port), "ATTIMO_WRITE_KEY": WRITE_KEY,
                "ATTIMO_ADMIN_TOKEN": ADMIN, "ATTIMO_STREAM_SHARDS": str(SHARDS), "ATTIMO_RFM_REFRESH_S": "0",
+               # No dataflow reads the streams here: ingest must not push back (429) for that.
+               "ATTIMO_MAX_INGEST_LAG_S": "1e9",
                "ATTIMO_DATA_DIR": str(directory / "var")}
         process: Process = start_process(["-m", "api.cli", "api"], env, directory / "api.log")
         url = f"http://127.0.0.1:{port}"
@@ -188,3 +192,30 @@ def test_any_text_in_any_parameter_is_never_a_server_error(api_schema: Any, meth
             case = operation.Case(path_parameters=values, query=query, body=body,
                                   media_type="application/json" if body is not NOT_SET else None)
             case.call_and_validate(headers=CREDENTIALS["admin"], checks=CHECKS, timeout=10)
+
+
+class TestGeneratedSegmentBatches:
+    """Generated Segment events, friendly and hostile, through the real `POST /v1/batch`."""
+
+    @fuzz_settings(40)
+    @given(st.lists(raw_events(datetime.now(UTC)), min_size=1, max_size=8))
+    def test_the_answer_lists_exactly_the_refused_events_and_is_never_a_server_error(
+            self, api_url: str, events: list[Generated]) -> None:
+        """200 when every event is good; else 400 naming each refused index (or the body, if it is not JSON)."""
+        body = b'{"batch": [' + b", ".join(e.raw for e in events) + b"]}"
+        request = urllib.request.Request(f"{api_url}/v1/batch", data=body, method="POST", headers={
+            "Content-Type": "application/json", **CREDENTIALS["write key"]})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, answer = response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            status, answer = error.code, json.loads(error.read())
+        faulty = [i for i, e in enumerate(events) if e.faults]
+        if status == 200:
+            assert faulty == [], answer
+        else:
+            assert status == 400, (status, answer)
+            if "rejected" in answer:
+                assert [r["index"] for r in answer["rejected"]] == faulty
+            else:  # the batch itself could not be read: only an event that is not JSON does that
+                assert any(e.faults & {"json", "literal", "depth"} for e in events), answer
