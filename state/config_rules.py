@@ -9,8 +9,24 @@ API (a 422 naming the problem) and the dataflow when it compiles a version.
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from state.conditions import Condition
 from state.config import ActiveConfig
-from state.segment_graph import MAX_CONDITION_DEPTH, SegmentDefinitionError, depth, stage_plan
+from state.segment_graph import MAX_CONDITION_DEPTH, SegmentDefinitionError, depth, references, stage_plan
+from state.templates import TemplateError, parse
+from state.workflows import (
+    Branch,
+    Delay,
+    EnterWorkflow,
+    OnLoyalty,
+    OnSegment,
+    SendEmail,
+    Split,
+    Step,
+    WaitFor,
+    Workflow,
+)
 
 
 class ConfigError(ValueError):
@@ -41,6 +57,126 @@ def config_problem(config: ActiveConfig) -> str | None:
         stage_plan(config.segments, config.stages)
     except SegmentDefinitionError as exc:
         return str(exc)
+    return _messaging_problem(config) or _workflows_problem(config)
+
+
+def _messaging_problem(config: ActiveConfig) -> str | None:
+    try:
+        ZoneInfo(config.messaging.default_timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"messaging: unknown time zone {config.messaging.default_timezone!r}"
+    return None
+
+
+def successors(step: Step) -> list[str]:
+    """The ids of the steps a step may go to."""
+    if isinstance(step, Branch):
+        return [s for s in (step.then, step.otherwise) if s]
+    if isinstance(step, Split):
+        return [arm.next for arm in step.arms if arm.next]
+    if isinstance(step, WaitFor):
+        return [s for s in (step.then, step.timeout) if s]
+    following: str | None = getattr(step, "next", None)
+    return [following] if following else []
+
+
+def _workflows_problem(config: ActiveConfig) -> str | None:
+    ids = [w.id for w in config.workflows]
+    if len(set(ids)) != len(ids):
+        return f"workflow {next(i for i in ids if ids.count(i) > 1)!r} is defined twice"
+    segments = {s.id for s in config.segments}
+    for workflow in config.workflows:
+        if (problem := workflow_problem(workflow, segments, set(ids))) is not None:
+            return f"workflow {workflow.id!r}: {problem}"
+    return None
+
+
+def workflow_problem(workflow: Workflow, segments: set[str], workflows: set[str]) -> str | None:
+    """Why one workflow cannot run, or None."""
+    if not workflow.steps:
+        return "it has no steps"
+    steps = {s.id: s for s in workflow.steps}
+    if len(steps) != len(workflow.steps):
+        return "step ids must be unique"
+    trigger = workflow.trigger
+    if isinstance(trigger, OnSegment) and trigger.segment not in segments:
+        return f"trigger refers to unknown segment {trigger.segment!r}"
+    if isinstance(trigger, OnLoyalty) and trigger.orders is None and trigger.revenue is None:
+        return "a loyalty trigger needs `orders` or `revenue`"
+    goal = workflow.goal
+    if goal is not None:
+        if goal.left_segment is not None and goal.left_segment not in segments:
+            return f"goal refers to unknown segment {goal.left_segment!r}"
+        if goal.when is not None and (problem := _condition_problem(goal.when, segments)):
+            return f"goal: {problem}"
+    for step in workflow.steps:
+        if (problem := _step_problem(step, steps, segments, workflows)) is not None:
+            return f"step {step.id!r}: {problem}"
+    return _loop_problem(workflow, steps)
+
+
+def _condition_problem(condition: Condition, segments: set[str]) -> str | None:
+    if (levels := depth(condition)) > MAX_CONDITION_DEPTH:
+        return f"condition nests {levels} levels deep; at most {MAX_CONDITION_DEPTH} allowed"
+    unknown = [s for s in references(condition) if s not in segments]
+    return f"condition refers to unknown segment {unknown[0]!r}" if unknown else None
+
+
+def _step_problem(step: Step, steps: dict[str, Step], segments: set[str], workflows: set[str]) -> str | None:
+    for target in successors(step):
+        if target not in steps:
+            return f"goes to unknown step {target!r}"
+    if isinstance(step, Branch):
+        return _condition_problem(step.when, segments)
+    if isinstance(step, Split):
+        names = [arm.name for arm in step.arms]
+        if not step.arms or len(set(names)) != len(names):
+            return "a split needs arms with unique names"
+        if abs(sum(arm.percent for arm in step.arms) - 100.0) > 1e-6:
+            return "a split's percentages must add up to 100"
+    elif isinstance(step, Delay):
+        if sum(x is not None for x in (step.seconds, step.until, step.until_trait)) != 1:
+            return "a delay needs exactly one of `seconds`, `until`, `until_trait`"
+    elif isinstance(step, WaitFor):
+        if (step.event is None) == (step.segment is None):
+            return "a wait needs exactly one of `event`, `segment`"
+        if step.segment is not None and step.segment not in segments:
+            return f"waits for unknown segment {step.segment!r}"
+    elif isinstance(step, EnterWorkflow) and step.workflow not in workflows:
+        return f"enters unknown workflow {step.workflow!r}"
+    elif isinstance(step, SendEmail):
+        for part, template in (("subject", step.subject), ("text", step.text), ("html", step.html)):
+            try:
+                if template is not None:
+                    parse(template)
+            except TemplateError as exc:
+                return f"{part}: {exc}"
+    return None
+
+
+def _loop_problem(workflow: Workflow, steps: dict[str, Step]) -> str | None:
+    """A cycle of steps with no delay or wait in it would run forever at one instant."""
+    pausing = {s.id for s in workflow.steps if isinstance(s, Delay | WaitFor)}
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    for root in steps:
+        if root in state:
+            continue
+        path, iters = [root], [iter(successors(steps[root]))]
+        state[root] = 1
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                iters.pop()
+            elif nxt in pausing:
+                continue
+            elif state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt):], nxt]
+                return "steps loop without a delay or wait: " + " → ".join(cycle)
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                iters.append(iter(successors(steps[nxt])))
     return None
 
 

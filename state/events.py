@@ -109,7 +109,13 @@ class ListChanged(_Message, frozen=True, tag="attimo.list"):
     member: bool = True
 
 
-InternalEvent = TagsChanged | ListChanged
+class WorkflowEntry(_Message, frozen=True, tag="attimo.enter"):
+    """Enter the contact into `workflow` (manual entry through the admin API)."""
+
+    workflow: str
+
+
+InternalEvent = TagsChanged | ListChanged | WorkflowEntry
 StreamEvent = Event | InternalEvent
 """What an ingest stream entry holds: client events and the admin API's internal ones."""
 

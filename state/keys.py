@@ -97,3 +97,8 @@ def outbox(shard: int) -> str:
 def outbox_seen(action_id: str) -> str:
     """Marks that an action id entered the outbox (so a replayed decision is not appended twice)."""
     return f"{PREFIX}:outbox:seen:{{{action_id}}}"
+
+
+def workflow_stats(workflow_id: str) -> str:
+    """Hash of a workflow's exact counters: field `<stage>:<shard>:<counter>`, summed by the API."""
+    return f"{PREFIX}:workflow:{{{workflow_id}}}:stats"

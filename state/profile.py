@@ -63,6 +63,34 @@ class OrdersSummary(msgspec.Struct, kw_only=True):
     average_days_between_orders: float | None = None
 
 
+class WorkflowPosition(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Where the contact is in one workflow: the step, and what it waits for until when."""
+
+    workflow: str
+    version: int
+    step: str
+    entered_at: float
+    due_at: float | None = None
+    waiting: bool = False
+    branch: str | None = None
+
+
+class ActionLogEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One of the contact's recent workflow actions and what became of it in the dataflow.
+
+    `outcome`: `queued` (in the outbox; the dispatcher reports delivery),
+    `held` (over the frequency cap, not sent), `skipped` (unsubscribed, no
+    e-mail address …).
+    """
+
+    at: float
+    workflow: str
+    step: str
+    outcome: str
+    action_id: str | None = None
+    reason: str | None = None
+
+
 class Flags(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Small yes/no facts owned by capabilities."""
 
@@ -111,6 +139,8 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     # Small flags owned by capabilities (cart_abandoned …); absent when none is set.
     extra: Flags | None = None
     updated_at: datetime | None = None
+    workflows: list[WorkflowPosition] = msgspec.field(default_factory=list)
+    actions: list[ActionLogEntry] = msgspec.field(default_factory=list)
     # Parts of capabilities this schema has no field for (added by a deployment), by field name.
     extensions: dict[str, Any] = msgspec.field(default_factory=dict)
 

@@ -20,6 +20,7 @@ from dataflows.capabilities.sessions import SessionsCapability
 from dataflows.capabilities.tags import TagsCapability
 from dataflows.capabilities.traits import TraitsCapability
 from dataflows.capabilities.windows import WindowsCapability
+from dataflows.capabilities.workflows import WorkflowsCapability
 
 CAPABILITIES: Final[tuple[Capability[Any], ...]] = (
     TraitsCapability(),
@@ -31,4 +32,5 @@ CAPABILITIES: Final[tuple[Capability[Any], ...]] = (
     ScoringCapability(),
     TagsCapability(),
     SegmentsCapability(),
+    WorkflowsCapability(),
 )

@@ -88,6 +88,12 @@ def _add_points(state: ScoreState, group: str, points: float, at: float, half_li
         state.groups[group] = (value + _decayed(points, as_of - at, half_life), as_of)
 
 
+def add_points(state: ScoreState, group: str, points: float, at: float, live: LiveConfig) -> None:
+    """Add `points` to `group` at `at` (a workflow's score step) and chart the new score."""
+    _add_points(state, group, points, at, live.scoring.half_life(group))
+    _record(state, at, live)
+
+
 def current_score(state: ScoreState, now: float, live: LiveConfig) -> float:
     """The score read at `now`: every group decayed to `now` and summed.
 

@@ -17,7 +17,7 @@ import msgspec
 from dataflows.capabilities.base import Capability, Context
 from dataflows.rules.matching import matches
 from state.config import ActiveConfig
-from state.events import Event, InternalEvent, TagsChanged
+from state.events import Event, InternalEvent, ListChanged, TagsChanged
 
 if TYPE_CHECKING:
     from dataflows.capabilities.view import StateView
@@ -32,12 +32,14 @@ class TagState(msgspec.Struct, array_like=True, gc=False):
     lists: list[str] = msgspec.field(default_factory=list)
 
 
-def _add(values: list[str], value: str) -> None:
+def add_value(values: list[str], value: str) -> None:
+    """Add a tag or list, unless present or the contact has `MAX_TAGS` already."""
     if value not in values and len(values) < MAX_TAGS:
         values.append(value)
 
 
-def _remove(values: list[str], value: str) -> None:
+def remove_value(values: list[str], value: str) -> None:
+    """Remove a tag or list if present."""
     if value in values:
         values.remove(value)
 
@@ -46,20 +48,18 @@ def apply_admin_change(part: TagState, event: InternalEvent) -> None:
     """Apply an admin tag or list change."""
     if isinstance(event, TagsChanged):
         for tag in event.add:
-            _add(part.tags, tag)
+            add_value(part.tags, tag)
         for tag in event.remove:
-            _remove(part.tags, tag)
-    elif event.member:
-        _add(part.lists, event.list_id)
-    else:
-        _remove(part.lists, event.list_id)
+            remove_value(part.tags, tag)
+    elif isinstance(event, ListChanged):
+        (add_value if event.member else remove_value)(part.lists, event.list_id)
 
 
 def apply_tag_rules(part: TagState, event: Event, config: ActiveConfig) -> None:
     """Add or remove the tags of every tag rule the event matches."""
     for rule in config.tag_rules:
         if matches(rule.match, event):
-            (_remove if rule.remove else _add)(part.tags, rule.tag)
+            (remove_value if rule.remove else add_value)(part.tags, rule.tag)
 
 
 class TagsCapability(Capability[TagState]):
@@ -76,9 +76,9 @@ class TagsCapability(Capability[TagState]):
 
     def merge(self, into: TagState, other: TagState, ctx: Context) -> None:
         for tag in other.tags:
-            _add(into.tags, tag)
+            add_value(into.tags, tag)
         for list_id in other.lists:
-            _add(into.lists, list_id)
+            add_value(into.lists, list_id)
 
     def render(self, part: TagState, view: StateView) -> Mapping[str, Any]:
         return {"tags": list(part.tags), "lists": list(part.lists)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from state.actions import Action
 from state.events import StreamEvent
 from state.quarantine import QuarantineRecord
 from state.segment_changes import SegmentChange as SegmentChange
@@ -70,8 +71,38 @@ class Quarantined:
     record: QuarantineRecord
 
 
+@dataclass(frozen=True, slots=True)
+class ActionOut:
+    """An action a workflow decided: appended to the outbox once per id (replays decide the same ids)."""
+
+    action: Action
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Count something exactly (workflow stats): the shard keeps the sum in its snapshot.
+
+    A capability emits increments; the contact shard adds them to its own
+    totals only when the contact commits, and writes the totals (absolute
+    values, so a replay rewrites the same numbers) as `TallyWrite`s.
+    """
+
+    key: str
+    field: str
+    amount: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TallyWrite:
+    """A shard's total for one counter: `HSET key <shard label>:<field> value`."""
+
+    key: str
+    field: str
+    value: int
+
+
 Output = (ProfileWrite | ProfileDelete | AliasWrite | DecisionPush | SegmentChange | BackfillProgress
-          | MetricAdd | Quarantined)
+          | MetricAdd | Quarantined | ActionOut | Tally | TallyWrite)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from dataflows.io.outputs import (
+    ActionOut,
     AliasWrite,
     BackfillProgress,
     DecisionPush,
@@ -35,10 +36,12 @@ from dataflows.io.outputs import (
     ProfileWrite,
     Quarantined,
     SegmentChange,
+    TallyWrite,
 )
 from state import keys
 from state.frames import DecisionPush as Push
 from state.frames import encode_push
+from state.outbox import queue_action
 from state.quarantine import queue_quarantine
 from state.segment_changes import queue_segment_change
 
@@ -56,6 +59,9 @@ class RedisSinkConfig:
     quarantine_retention_s: float = 30 * 86_400.0
     max_retry_pause_s: float = 1.0
     redis_timeout_s: float = 5.0
+    outbox_shards: int = 4
+    # An action id is remembered this long: far beyond any replay after a crash.
+    outbox_seen_ttl_s: float = 7 * 86_400.0
 
 
 class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
@@ -106,6 +112,10 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
             elif isinstance(item, Quarantined):
                 queue_quarantine(pipe, item.record, self._config.quarantine_max,
                                  self._config.quarantine_retention_s)
+            elif isinstance(item, ActionOut):
+                queue_action(pipe, item.action, self._config.outbox_shards, self._config.outbox_seen_ttl_s)
+            elif isinstance(item, TallyWrite):
+                pipe.hset(item.key, item.field, item.value)
 
     def close(self) -> None:
         self._client.close()

@@ -18,10 +18,12 @@ import redis
 from dataflows.errors import DataflowError
 from dataflows.rules.conditions import CompiledSegments, compile_segments
 from dataflows.rules.scoring_index import ScoringIndex
+from dataflows.rules.workflow_index import WorkflowIndex
 from state.config import ActiveConfig, Score, WindowCount
 from state.config_rules import ConfigError, validate_config
 from state.config_store import load_config_version
 from state.segment_graph import walk
+from state.workflows import OnScore
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class LiveConfig:
     config: ActiveConfig
     segments: CompiledSegments
     scoring: ScoringIndex
+    workflows: WorkflowIndex
     # How long window entries must be kept: the longest window any profile
     # figure, segment or stage rule asks about, plus the allowed lateness.
     retention_s: float
@@ -64,7 +67,9 @@ class LiveConfig:
         longest = max([*config.windows.windows_s, *asked], default=0.0)
         thresholds = {config.thresholds.warm, config.thresholds.hot}
         thresholds |= {leaf.value for leaf in leaves if isinstance(leaf, Score)}
+        thresholds |= {w.trigger.threshold for w in config.workflows if isinstance(w.trigger, OnScore)}
         return cls(config, compile_segments(config.segments, config.stages), ScoringIndex.of(config),
+                   WorkflowIndex.of(config),
                    longest + config.windows.lateness_s, tuple(sorted(thresholds)))
 
 

@@ -30,15 +30,26 @@ from datetime import UTC, datetime
 import msgspec
 
 from dataflows.capabilities.base import ContactSettings, Context
-from dataflows.io.outputs import BackfillProgress, Handoff, MetricAdd, Output, ProfileDelete, Quarantined, ShardControl
+from dataflows.io.outputs import (
+    BackfillProgress,
+    Handoff,
+    MetricAdd,
+    Output,
+    ProfileDelete,
+    Quarantined,
+    ShardControl,
+    Tally,
+    TallyWrite,
+)
 from dataflows.rules.live_config import ConfigLoader, ConfigUnavailableError
 from dataflows.shard.book import ContactBook
 from dataflows.shard.contact import ContactCore, Registry
 from dataflows.shard.dedup import DedupWindow, first_time
 from dataflows.shard.emitter import emit_contact, retire
 from dataflows.shard.identity import merge_contacts
-from state.events import ListChanged, StreamEvent, TagsChanged, event_time
+from state.events import ListChanged, StreamEvent, TagsChanged, WorkflowEntry, event_time
 from state.quarantine import QuarantineRecord, Stage, clip, describe
+from state.shards import shard_of
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +63,7 @@ class ShardSettings:
 
     registry: Registry
     contact: ContactSettings = field(default_factory=ContactSettings)
+    contact_shards: int = 256
     # Contacts kept decoded per shard; the rest stay msgpack-encoded (memory).
     hot_contacts: int = 64
     dedup: DedupWindow = field(default_factory=DedupWindow)
@@ -63,6 +75,8 @@ class _Snapshot(msgspec.Struct, array_like=True):
     states: dict[str, bytes]
     deadlines: dict[str, float]
     links: dict[str, str] = msgspec.field(default_factory=dict)
+    # Exact counters (`Tally` outputs) summed over this shard's contacts: key → field → total.
+    tallies: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
 
 
 _snapshot_encoder = msgspec.msgpack.Encoder()
@@ -88,11 +102,14 @@ class ContactShard:
         self._quarantined: list[Output] = []
         # What evaluates contacts without steps to blame: a timer, or a configuration switch.
         self._cause: Stage = "timers"
+        self.tallies: dict[str, dict[str, int]] = {}
+        self._tallied: set[tuple[str, str]] = set()
         if resume is not None:
             snapshot = _snapshot_decoder.decode(resume)
             self.ctx.live = loader.get(snapshot.version)
             self.shard = snapshot.shard
             self.links = dict(snapshot.links)
+            self.tallies = {key: dict(fields) for key, fields in snapshot.tallies.items()}
             self.book.restore(snapshot.states, snapshot.deadlines)
 
     @property
@@ -104,6 +121,8 @@ class ContactShard:
 
     def change(self, contact_id: str, step: Step, now: float) -> bool:
         """Apply one step to a contact; on failure roll it back and quarantine the step."""
+        if not self.shard:
+            self.shard = str(shard_of(contact_id, self.settings.contact_shards))
         state = self.book.get_or_create(contact_id)
         try:
             applied = self._apply(state, step, now)
@@ -128,7 +147,7 @@ class ContactShard:
         received = step.received_at.timestamp() if step.received_at else now
         if step.message_id and not first_time(state.seen, step.message_id, received, self.settings.dedup):
             return False
-        if isinstance(step, TagsChanged | ListChanged):  # admin changes are not activity
+        if isinstance(step, TagsChanged | ListChanged | WorkflowEntry):  # admin changes are not activity
             for name, admin in registry.admins:
                 admin(getattr(state, name), step, ctx)
             return True
@@ -169,8 +188,22 @@ class ContactShard:
                 produced = self._salvage(contact_id, exc, now)
             else:
                 self.book.schedule(state)
-            out += produced
+            out += self._count(produced)
         return out
+
+    def _count(self, produced: list[Output]) -> list[Output]:
+        """Add a committed contact's `Tally`s to the shard's totals; pass the other outputs on."""
+        if not any(isinstance(o, Tally) for o in produced):
+            return produced
+        rest: list[Output] = []
+        for item in produced:
+            if isinstance(item, Tally):
+                fields = self.tallies.setdefault(item.key, {})
+                fields[item.field] = fields.get(item.field, 0) + item.amount
+                self._tallied.add((item.key, item.field))
+            else:
+                rest.append(item)
+        return rest
 
     def _salvage(self, contact_id: str, exc: BaseException, now: float) -> list[Output]:
         """Emitting failed: replay this activation's steps one by one, quarantining those that break it.
@@ -264,6 +297,9 @@ class ContactShard:
         self._quarantined = []
         out += [MetricAdd(name, amount) for name, amount in self.ctx.counts.items()]
         self.ctx.counts.clear()
+        label = f"{self.stage}:{self.shard}"
+        out += [TallyWrite(key, f"{label}:{name}", self.tallies[key][name]) for key, name in self._tallied]
+        self._tallied.clear()
         return out
 
     # ---- configuration and time ----------------------------------------------------
@@ -334,4 +370,4 @@ class ContactShard:
     def encode(self) -> bytes:
         """The shard's snapshot: committed contacts, deadlines, links and the version in force."""
         return _snapshot_encoder.encode(_Snapshot(self.version, self.shard, self.book.encoded(),
-                                                  self.book.deadlines(), self.links))
+                                                  self.book.deadlines(), self.links, self.tallies))

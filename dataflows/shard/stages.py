@@ -56,7 +56,7 @@ class ContactConfig:
 
     def shard_settings(self) -> ShardSettings:
         """What each contact shard is built with."""
-        return ShardSettings(self.registry, ContactSettings(cart_idle_s=self.cart_idle_s),
+        return ShardSettings(self.registry, ContactSettings(cart_idle_s=self.cart_idle_s), self.contact_shards,
                              self.hot_contacts_per_shard, self.dedup)
 
 

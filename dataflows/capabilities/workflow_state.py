@@ -1,0 +1,78 @@
+"""A contact's part of the workflows: its runs, its entries, what it was last seen as, what it was sent.
+
+Kept small and flat (it is in every snapshot): one `Run` per workflow the
+contact is inside, one `Entries` per workflow it ever entered (for re-entry
+rules and for numbering occurrences, which action ids derive from), the last
+message time per channel (the frequency cap), and the values change
+triggers compare against.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+MAX_LOG: Final = 20
+
+
+class Run(msgspec.Struct, array_like=True, gc=False):
+    """The contact inside one workflow version: at `step`, ready to go on or waiting until `due`."""
+
+    workflow: str
+    version: int
+    occurrence: int
+    step: str
+    entered_at: float
+    step_since: float
+    hops: int = 0
+    ready: bool = True
+    due: float | None = None
+    waiting: bool = False
+    branch: str | None = None
+
+
+class Entries(msgspec.Struct, array_like=True, gc=False):
+    """How often, and when last, the contact entered a workflow; `marker` names what entered it last."""
+
+    count: int = 0
+    last_at: float = 0.0
+    marker: str = ""
+
+
+class LogEntry(msgspec.Struct, array_like=True, gc=False):
+    """One recent action and what became of it (queued, held, skipped)."""
+
+    at: float
+    workflow: str
+    step: str
+    outcome: str
+    action_id: str | None = None
+    reason: str | None = None
+
+
+class Flows(msgspec.Struct, array_like=True):
+    """The workflows part of a contact."""
+
+    runs: dict[str, Run] = msgspec.field(default_factory=dict)
+    entries: dict[str, Entries] = msgspec.field(default_factory=dict)
+    sent: dict[str, float] = msgspec.field(default_factory=dict)
+    # Entries asked for since the last evaluation: (workflow id, marker).
+    pending: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    # Stats to count at the next evaluation (goals met by an event): (workflow id, counter).
+    notes: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    observed: bool = False
+    seen_score: float = 0.0
+    seen_temperature: str = ""
+    seen_stage: str = ""
+    seen_segments: list[str] = msgspec.field(default_factory=list)
+    unsubscribed: bool = False
+    log: list[LogEntry] = msgspec.field(default_factory=list)
+    # A step changed the contact itself: evaluate again at once, so segments see the change.
+    recheck: bool = False
+
+    def remember(self, entry: LogEntry) -> None:
+        """Keep `entry` among the last `MAX_LOG`."""
+        self.log.append(entry)
+        if len(self.log) > MAX_LOG:
+            del self.log[:-MAX_LOG]

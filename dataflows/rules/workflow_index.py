@@ -1,0 +1,52 @@
+"""A configuration's workflows compiled for the hot path.
+
+Event triggers and event goals are indexed by event key, so an event only
+looks at the workflows it may start or end; every version a contact may be
+inside (current and retired) is found by (id, version), its steps by id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from state.config import ActiveConfig
+from state.workflows import OnEvent, Step, Workflow
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowIndex:
+    """Workflows by id, by (id, version), by the event keys that start or end them."""
+
+    current: dict[str, Workflow] = field(default_factory=dict)
+    versions: dict[tuple[str, int], Workflow] = field(default_factory=dict)
+    steps: dict[tuple[str, int], dict[str, Step]] = field(default_factory=dict)
+    started_by: dict[str, list[Workflow]] = field(default_factory=dict)
+    ended_by: dict[str, list[Workflow]] = field(default_factory=dict)
+    # Workflows whose trigger is read from the live state (not from one event), evaluated per change.
+    watching: tuple[Workflow, ...] = ()
+
+    @classmethod
+    def of(cls, config: ActiveConfig) -> WorkflowIndex:
+        """Index the enabled workflows (and every version contacts may still be inside)."""
+        index = cls()
+        for workflow in [*config.retired_workflows, *config.workflows]:
+            key = (workflow.id, workflow.version)
+            index.versions[key] = workflow
+            index.steps[key] = {step.id: step for step in workflow.steps}
+        watching: list[Workflow] = []
+        for workflow in config.workflows:
+            index.current[workflow.id] = workflow
+            if not workflow.enabled:
+                continue
+            if isinstance(workflow.trigger, OnEvent):
+                index.started_by.setdefault(workflow.trigger.match.event, []).append(workflow)
+            else:
+                watching.append(workflow)
+            if workflow.goal is not None and workflow.goal.event is not None:
+                index.ended_by.setdefault(workflow.goal.event.event, []).append(workflow)
+        object.__setattr__(index, "watching", tuple(watching))
+        return index
+
+    def version_of(self, workflow_id: str, version: int) -> Workflow | None:
+        """The definition a run is on (None when it is no longer kept)."""
+        return self.versions.get((workflow_id, version))
