@@ -39,6 +39,7 @@ from api.routes import (
     stats,
     tags,
     tracker_script,
+    workflows,
 )
 from state.errors import AttimoError
 from state.settings import Settings
@@ -120,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
                    segments.router, tags.router, quarantine.router, stats.router, tracker_script.router,
                    demo_shop.router):
         app.include_router(router)
+    app.include_router(workflows.router)
     openapi.install(app)
     return app
 

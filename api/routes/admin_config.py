@@ -42,10 +42,13 @@ from state.config import (
     StageRule,
     TagRule,
     Thresholds,
+    decode_config,
+    encode_config,
 )
 from state.config_rules import config_problem
 from state.config_store import current_config, publish_config
 from state.segment_graph import references
+from state.workflows import MessagingPolicy
 
 router = APIRouter(prefix="/v1/admin", tags=["admin: configuration"])
 
@@ -87,6 +90,10 @@ async def change_config(request: Request, settings: SettingsDep, client: RedisDe
         current = await current_config(client)
         _check_not_stale(request, current)
         updated, body = change(current)
+        try:  # what is published must read back: every field as its schema says
+            decode_config(encode_config(updated))
+        except msgspec.ValidationError as exc:
+            raise InvalidBodyError(str(exc)) from exc
         if (problem := config_problem(updated)) is not None:
             raise InvalidBodyError(problem)
         published = await publish_config(client, updated, settings.stream_shards)
@@ -130,6 +137,7 @@ _part_routes("/scoring/groups", "score_groups", dict[str, ScoreGroup], "score gr
 _part_routes("/thresholds", "thresholds", Thresholds, "temperature thresholds")
 _part_routes("/stages", "stages", list[StageRule], "journey stage rules")
 _part_routes("/tag-rules", "tag_rules", list[TagRule], "tag rules")
+_part_routes("/messaging", "messaging", MessagingPolicy, "messaging policy (frequency caps, quiet hours)")
 
 
 @router.get("/config", response_class=Response,
