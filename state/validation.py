@@ -13,7 +13,9 @@ nesting depth and 64-bit integers (`state.json_bounds`), finite,
 non-negative amounts within a ceiling, ids without control characters,
 timestamps whose skew correction stays within the calendar, no reserved
 (internal) event names, and short keys (product ids, categories) for the
-state the dataflow keeps per contact.
+state the dataflow keeps per contact. Blocked ids (`null`, `0` …) never
+identify anyone: an event needs a usable id, and a blocked anonymousId is
+dropped (the event stays on its user) rather than linked.
 """
 
 from __future__ import annotations
@@ -275,6 +277,15 @@ class EventValidator:
         if not event.anonymous_id and not event.user_id:
             raise ValueError("either `anonymousId` or `userId` is required")
         _check_ids(event)
+        if isinstance(event, Alias) and is_blocked_id(event.previous_id):
+            raise ValueError(f"`previousId` {event.previous_id!r} is not a usable id")
+        if is_blocked_id(event.anonymous_id):
+            # Broken trackers send "null", "undefined" … for every visitor: such an id pools strangers, and
+            # linking it on identify would hand every stranger's events to one user. Kept on the user, if any.
+            if event.user_id is None or is_blocked_id(event.user_id):
+                raise ValueError(f"`anonymousId` {event.anonymous_id!r} is not a usable id and there is no "
+                                 "usable `userId`")
+            event = msgspec.structs.replace(event, anonymous_id=None)
         if isinstance(event, Identify | Alias) and is_blocked_id(event.user_id):
             raise ValueError(f"`userId` {event.user_id!r} is not a usable id")
         if not event.anonymous_id and is_blocked_id(event.user_id):

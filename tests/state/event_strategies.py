@@ -63,7 +63,7 @@ BAD_TIMES: Final = ("yesterday", "2026-13-01T00:00:00Z", "", "2026-02-30T00:00:0
 ID_FIELDS: Final = ("messageId", "anonymousId", "userId", "previousId", "groupId")
 HOSTILE: Final = ("bigint", "amount", "deep", "long", "id_control", "id_long", "id_empty", "id_type", "no_ids",
                   "blocked", "reserved", "internal_type", "time_extreme", "time_far", "time_bad", "literal",
-                  "truncate", "shape", "missing", "long_key")
+                  "truncate", "shape", "missing", "long_key", "blocked_device")
 
 
 @dataclass(frozen=True)
@@ -194,8 +194,10 @@ def _traits(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def raw_events(draw: st.DrawFn, now: datetime, anonymous_pool: Sequence[str] = (), user_pool: Sequence[str] = (),
-               hostile: bool = True, serial: int = 0) -> Generated:
+               hostile: bool = True, serial: int = 0, force: str | None = None) -> Generated:
     """One raw event received at `now`; with `hostile`, up to two hostile mutations are applied to it.
+
+    `force` names a mutation (one of `HOSTILE`) that is always applied, with at most one other.
 
     Ids come from the pools when given (so that events of a story meet on
     the same visitors and users); a messageId, when present, ends with
@@ -237,7 +239,10 @@ def raw_events(draw: st.DrawFn, now: datetime, anonymous_pool: Sequence[str] = (
     if draw(BOOLS):
         event["unknownField"] = draw(JSON_VALUES)
     truncate = False
-    for mutation in draw(MUTATIONS) if hostile else ():
+    mutations = draw(MUTATIONS) if hostile or force else []
+    if force is not None:
+        mutations = [force, *mutations[:1]]
+    for mutation in mutations:
         truncate |= _mutate(draw, event, mutation, now)
     raw = dumps(event, ascii_only=draw(BOOLS))
     if truncate:
@@ -293,6 +298,9 @@ def _mutate(draw: st.DrawFn, event: dict[str, Any], mutation: str, now: datetime
         event.pop("userId", None)
     elif mutation == "blocked":
         event["userId"] = draw(st.sampled_from(BLOCKED))
+    elif mutation == "blocked_device":
+        event["previousId" if event.get("type") == "alias" and draw(BOOLS) else "anonymousId"] = draw(
+            st.sampled_from(BLOCKED))
     elif mutation == "reserved":
         event["type"] = "track"
         event["event"] = draw(st.sampled_from(("Attimo Tag Changed", "attimo list changed", "ATTIMO anything")))
@@ -479,10 +487,17 @@ def _id_faults(value: dict[str, Any], kind: str, faults: set[str]) -> None:
             faults.add("id")
     if not value.get("anonymousId") and not value.get("userId"):
         faults.add("no_id")
-    user_id = value.get("userId")
-    if isinstance(user_id, str) and is_blocked_id(user_id) and (
-            kind in ("identify", "alias") or not value.get("anonymousId")):
-        faults.add("blocked")  # it would merge strangers, or belong to no contact at all
+    # Blocked ids never identify anyone: they would merge strangers, or belong to no contact at all.
+    user_id, anonymous_id = value.get("userId"), value.get("anonymousId")
+    usable_user = isinstance(user_id, str) and not is_blocked_id(user_id)
+    if kind == "alias" and isinstance(value.get("previousId"), str) and is_blocked_id(value["previousId"]):
+        faults.add("blocked")
+    if isinstance(anonymous_id, str) and is_blocked_id(anonymous_id):
+        if not usable_user:
+            faults.add("blocked")
+        anonymous_id = None  # dropped: the event stays on its user
+    if isinstance(user_id, str) and not usable_user and (kind in ("identify", "alias") or not anonymous_id):
+        faults.add("blocked")
 
 
 def _time_fault(value: dict[str, Any], batch_sent_at: datetime | None, now: datetime) -> bool:
@@ -517,7 +532,7 @@ FAULT_REASONS: Final[dict[str, str]] = {
           r"|`(messageId|anonymousId|userId|previousId|groupId)` contains a control character"
           r"|missing required field `(previousId|groupId)`",
     "no_id": r"either `anonymousId` or `userId` is required",
-    "blocked": r"`userId` .* is not a usable id",
+    "blocked": r"`(userId|anonymousId|previousId)` .* is not a usable id",
     "name": r"at `\$\.event`|missing required field `event`",
     "reserved": r"`event` .*: names starting with 'Attimo ' are reserved",
     "key": r"`properties\.(product_id|sku|category|name)` (must be a string or a number|is \d+ characters; "

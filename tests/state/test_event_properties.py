@@ -64,7 +64,15 @@ from state.profile import Decisions, Profile, decode_profile, encode_profile
 from state.streams import decode_entry, encode_entry, group_by_shard
 from state.validation import EventValidator, Limits
 from tests.factories import FIXED_NOW
-from tests.state.event_strategies import FAULT_REASONS, PRECISE, Generated, fuzz_settings, pools, raw_events
+from tests.state.event_strategies import (
+    FAULT_REASONS,
+    HOSTILE,
+    PRECISE,
+    Generated,
+    fuzz_settings,
+    pools,
+    raw_events,
+)
 
 # ---- driving the dataflow's two stages in-process ---------------------------------------
 
@@ -284,11 +292,21 @@ def assert_verdict(generated: Generated, now: datetime) -> Event | None:
 class TestValidatorVerdicts:
     """The validator accepts exactly the well-formed events and names what is wrong with the others."""
 
-    @fuzz_settings(400)
+    @fuzz_settings(200)
     @given(raw_events(FIXED_NOW))
     def test_each_event_is_accepted_or_refused_with_the_reason_for_its_fault(self, generated: Generated) -> None:
         """Good events pass; each hostile value is refused with a reason naming its field or limit."""
         assert_verdict(generated, FIXED_NOW)
+
+    @pytest.mark.parametrize("mutation", HOSTILE)
+    def test_every_kind_of_hostile_value_gets_its_verdict(self, mutation: str) -> None:
+        """Each kind of hostile value, alone or with another, on every type of event: its verdict and reason."""
+        @fuzz_settings(25)
+        @given(raw_events(FIXED_NOW, force=mutation))
+        def each(generated: Generated) -> None:
+            assert_verdict(generated, FIXED_NOW)
+
+        each()
 
     @fuzz_settings(150)
     @given(raw_events(FIXED_NOW, hostile=False))
@@ -358,6 +376,24 @@ class TestFoundByGeneration:
         [event] = validator.validate_all([raw], FIXED_NOW).accepted
         outputs = stages(FIXED_NOW, 64).feed([ConfigControl(1), event])
         assert final_profiles(outputs)["a1"].counters.events == 1
+
+    def test_a_blocked_anonymous_id_never_hands_a_strangers_events_to_a_user(self) -> None:
+        """Trackers that send anonymousId "null" for everyone: Ada's login must not adopt them all."""
+        raws = [{"type": "identify", "anonymousId": "null", "userId": "ada@example.com"},
+                {"type": "track", "anonymousId": "null", "event": "Product Added",
+                 "properties": {"product_id": "a-strangers-item", "price": 5}}]
+        batch = validator.validate_all([orjson.dumps(r) for r in raws], FIXED_NOW)
+        assert [r.error for r in batch.rejected] == [
+            "`anonymousId` 'null' is not a usable id and there is no usable `userId`"]
+        flow = stages(FIXED_NOW, 64)
+        ada = final_profiles(flow.feed([ConfigControl(1)]) + flow.feed(batch.accepted))["ada@example.com"]
+        assert (ada.anonymous_ids, ada.cart, ada.counters.events) == ([], [], 1)
+
+    def test_an_alias_from_a_blocked_id_is_refused(self) -> None:
+        """alias(previousId="undefined") would link every such visitor to the user."""
+        raw = orjson.dumps({"type": "alias", "previousId": "undefined", "userId": "u1"})
+        assert [r.error for r in validator.validate_all([raw], FIXED_NOW).rejected] == [
+            "`previousId` 'undefined' is not a usable id"]
 
     @pytest.mark.parametrize(("field", "limit"), [("product_id", 200), ("sku", 200), ("category", 200),
                                                    ("name", 1024)])
