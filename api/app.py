@@ -32,6 +32,7 @@ from api.routes import (
     admin_config,
     contacts,
     decisions,
+    email,
     health,
     ingest,
     quarantine,
@@ -119,7 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     for router in (ingest.router, decisions.router, contacts.router, health.router, admin_config.router,
                    segments.router, tags.router, quarantine.router, stats.router, tracker_script.router,
-                   demo_shop.router):
+                   email.router, demo_shop.router):
         app.include_router(router)
     app.include_router(workflows.router)
     openapi.install(app)

@@ -95,6 +95,26 @@ class Settings(BaseSettings):
     quarantine_max: int = 100_000
     quarantine_retention_s: float = 30 * 86_400.0
 
+    # E-mail Attimo sends itself (workflow e-mail actions) through this SMTP server; an empty
+    # host means none is configured and e-mail actions fail permanently, naming this setting.
+    # TLS: "starttls" upgrades a plain connection (usually port 587) and refuses a server that
+    # cannot; "implicit" speaks TLS from the first byte (usually 465); "none" only for a relay
+    # on a trusted network. Certificates are always verified. The timeout bounds the whole
+    # exchange, connect to the last reply. `smtp_from` is the From header ("Shop <news@shop.example>"),
+    # whose domain also ends every Message-ID.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_tls: Literal["none", "starttls", "implicit"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    smtp_timeout_s: float = 15.0
+    # Signs the open-pixel, click and unsubscribe links in e-mails (HMAC-SHA256). Empty: derived
+    # from the admin token, so it works with no set-up, but rotating the token then breaks the
+    # links in e-mails already sent; set it explicitly in production. Several, comma-separated:
+    # the first signs, any verifies (rotation without breaking old links).
+    email_link_secret: str = ""
+
     # RFM quintile edges are recomputed from up to this many profiles this often (0 = never).
     rfm_refresh_s: float = 3600.0
     rfm_sample: int = 100_000

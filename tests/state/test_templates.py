@@ -57,13 +57,15 @@ class TestSyntax:
     def test_a_value_section_renders_once_with_its_fields_and_empty_values_skip_it(self) -> None:
         """A mapping opens its fields; missing, null, false, 0, "" and [] skip the block."""
         assert render("{{#coupon}}Code {{code}}{{/coupon}}", CONTEXT, html=False) == "Code WELCOME10"
-        for empty in (None, False, 0, "", [], {}):
+        empties: tuple[Any, ...] = (None, False, 0, "", [], {})
+        for empty in empties:
             assert render("{{#x}}shown{{/x}}", {"x": empty}, html=False) == ""
         assert render("{{#x}}shown{{/x}}", {}, html=False) == ""
 
     def test_an_inverted_section_renders_only_for_empty_values(self) -> None:
         """`{{^products}}` is the fallback when there is nothing to list."""
-        template = "{{^products}}No picks yet{{/products}}{{^contact.traits.orders}}, first order!{{/contact.traits.orders}}"
+        template = ("{{^products}}No picks yet{{/products}}"
+                    "{{^contact.traits.orders}}, first order!{{/contact.traits.orders}}")
         assert render(template, CONTEXT, html=False) == "No picks yet, first order!"
         assert render("{{^cart}}empty{{/cart}}", CONTEXT, html=False) == ""
 
@@ -204,8 +206,8 @@ class TestEmail:
 
     def test_a_subject_stays_on_one_line_whatever_the_values(self) -> None:
         """A trait with line breaks cannot start a new header."""
-        content = render_email(self.action(first_name="Ada\r\nBcc: victim@example.com"), "Hi {{contact.traits.first_name}}",
-                               "text")
+        content = render_email(self.action(first_name="Ada\r\nBcc: victim@example.com"),
+                               "Hi {{contact.traits.first_name}}", "text")
         assert "\n" not in content.subject and "\r" not in content.subject
         assert content.subject == "Hi Ada Bcc: victim@example.com"
 
