@@ -92,8 +92,9 @@ class Probes:
                     found = await client.mget([keys.contact_profile(i) for i in ids])
                     now = time.monotonic()
                     for visitor, raw in zip(ids, found, strict=True):
-                        if raw is not None:
-                            self.result.visible_ms.append((now - self._unseen.pop(visitor)) * 1000)
+                        # The probe may have been given up on while this read was in flight.
+                        if raw is not None and (sent := self._unseen.pop(visitor, None)) is not None:
+                            self.result.visible_ms.append((now - sent) * 1000)
                 await asyncio.sleep(0.001)
         finally:
             await client.aclose()
