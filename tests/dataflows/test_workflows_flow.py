@@ -1,0 +1,82 @@
+"""Workflows through the real dataflow process: actions reach the outbox on time, and once, across kill -9."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import redis
+
+from state import keys
+from state.actions import OUTBOX_FIELD, Action, decode_action
+from state.config import ActiveConfig, EventMatch
+from state.workflows import Delay, Goal, MessagingPolicy, OnEvent, SendWebhook, Workflow
+from tests.dataflows.live import SHARDS, live_track, publish, send
+from tests.helpers import RedisServer, running_dataflow, wait_for
+
+OUTBOX_SHARDS = 4
+WELCOME = Workflow(id="welcome", trigger=OnEvent(EventMatch("Signed Up")),
+                   goal=Goal(event=EventMatch("Order Completed")),
+                   steps=[SendWebhook(id="hello", endpoint="esp", next="wait"),
+                          Delay(id="wait", seconds=2.0, next="tips"), SendWebhook(id="tips", endpoint="esp")])
+CONFIG = ActiveConfig(workflows=[WELCOME], messaging=MessagingPolicy(caps={}, quiet_hours=None))
+
+
+def outbox(client: redis.Redis) -> list[tuple[float, Action]]:
+    """Every action in the outbox with the moment it was appended (from its entry id)."""
+    found = []
+    for shard in range(OUTBOX_SHARDS):
+        for entry_id, fields in client.xrange(keys.outbox(shard)):
+            found.append((int(entry_id.split(b"-")[0]) / 1000, decode_action(fields[OUTBOX_FIELD])))
+    return found
+
+
+def steps(client: redis.Redis) -> list[str]:
+    return sorted(action.step_id for _, action in outbox(client))
+
+
+class TestWorkflowsThroughTheDataflow:
+    """A trigger acts within a second of its cause; a delay ends within a second of its due time."""
+
+    def test_actions_leave_on_time(self, redis_server: RedisServer, tmp_path: Path) -> None:
+        client = redis_server.client()
+        with running_dataflow(redis_server.url, tmp_path / "df", stream_shards=str(SHARDS)):
+            publish(redis_server.url, CONFIG)
+            time.sleep(0.5)
+            sent_at = time.time()
+            send(client, [live_track(f"v{i}", "Signed Up") for i in range(20)])
+            wait_for(lambda: steps(client).count("hello") == 20, 5, "20 first actions")
+            hello = [at for at, action in outbox(client) if action.step_id == "hello"]
+            assert max(hello) - sent_at < 1.0
+            wait_for(lambda: steps(client).count("tips") == 20, 10, "20 actions after the delay")
+            tips = [at for at, action in outbox(client) if action.step_id == "tips"]
+            assert all(2.0 <= at - sent_at < 3.0 for at in tips), [round(at - sent_at, 3) for at in tips]
+
+    def test_a_goal_before_the_delay_ends_sends_nothing_more(self, redis_server: RedisServer,
+                                                            tmp_path: Path) -> None:
+        client = redis_server.client()
+        with running_dataflow(redis_server.url, tmp_path / "df", stream_shards=str(SHARDS)):
+            publish(redis_server.url, CONFIG)
+            time.sleep(0.5)
+            send(client, [live_track("buyer", "Signed Up")])
+            wait_for(lambda: steps(client) == ["hello"], 5, "the first action")
+            send(client, [live_track("buyer", "Order Completed", order_id="o1", revenue=5.0)])
+            time.sleep(3.0)
+            assert steps(client) == ["hello"]
+
+    def test_kill_9_between_the_two_actions_leaves_each_once(self, redis_server: RedisServer,
+                                                            tmp_path: Path) -> None:
+        """The replay decides the same action ids; the outbox takes each once."""
+        client = redis_server.client()
+        data = tmp_path / "df"
+        with running_dataflow(redis_server.url, data, stream_shards=str(SHARDS)) as dataflow:
+            publish(redis_server.url, CONFIG)
+            time.sleep(0.5)
+            send(client, [live_track(f"v{i}", "Signed Up") for i in range(30)])
+            wait_for(lambda: steps(client).count("hello") == 30, 5, "the first actions")
+            dataflow.kill_hard()
+        with running_dataflow(redis_server.url, data, stream_shards=str(SHARDS)):
+            wait_for(lambda: steps(client).count("tips") == 30, 15, "the delayed actions after the restart")
+            time.sleep(1.5)
+        assert steps(client) == ["hello"] * 30 + ["tips"] * 30
+        assert len({action.id for _, action in outbox(client)}) == 60
