@@ -87,13 +87,11 @@ def waiting_since(cart: CartState) -> float | None:
     return None if not cart.lines or cart.abandoned else cart.updated_at
 
 
-def check_cart_idle(cart: CartState, now: float, idle_s: float) -> bool:
-    """Mark the cart abandoned once it has been idle long enough; True if it changed."""
+def check_cart_idle(cart: CartState, now: float, idle_s: float) -> None:
+    """Mark the cart abandoned once it has been idle long enough."""
     since = waiting_since(cart)
-    if since is None or now < since + idle_s:
-        return False
-    cart.abandoned = True
-    return True
+    if since is not None and now >= since + idle_s:
+        cart.abandoned = True
 
 
 def cart_due(cart: CartState, idle_s: float) -> float | None:
