@@ -13,7 +13,10 @@ import msgspec
 
 from state.profile import TOTAL_FIGURES
 
-Seconds = Annotated[float, msgspec.Meta(ge=0)]
+# Bounds that keep every figure a rule can produce finite (a year of seconds is 3.2e7).
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=100 * 365 * 86_400)]
+Points = Annotated[float, msgspec.Meta(ge=-1e6, le=1e6)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 CompareOp = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists"]
 
@@ -110,7 +113,7 @@ class WindowCount(msgspec.Struct, frozen=True, tag="count", tag_field="kind", fo
     value: str
     window_s: Seconds
     op: CompareOp
-    n: int
+    n: Count
     event: str | None = None
 
 
@@ -148,7 +151,7 @@ class Anniversary(msgspec.Struct, frozen=True, tag="anniversary", tag_field="kin
     """The date trait `field` (birthday, signed_up_at) recurs within `within_days` from today (UTC)."""
 
     field: str
-    within_days: int = 0
+    within_days: Annotated[int, msgspec.Meta(ge=0, le=366)] = 0
 
 
 class Total(msgspec.Struct, frozen=True, tag="total", tag_field="kind", forbid_unknown_fields=True):

@@ -22,6 +22,7 @@ from state.conditions import (
     Cart,
     CompareOp,
     Condition,
+    Count,
     EventMatch,
     HasTag,
     Identifier,
@@ -29,6 +30,7 @@ from state.conditions import (
     InSegment,
     NoEventWithin,
     Not,
+    Points,
     PropertyCondition,
     Rfm,
     Score,
@@ -74,9 +76,9 @@ class ScoringRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     id: Identifier
     match: EventMatch
-    points: float
+    points: Points
     mode: Literal["repeatable", "once", "at_most"] = "repeatable"
-    max_times: int = 1
+    max_times: Count = 1
     per_window_s: Seconds = 0.0
     group: str = "default"
 
@@ -92,7 +94,7 @@ class AbsenceRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     after: EventMatch
     expect: EventMatch
     within_s: Seconds
-    points: float
+    points: Points
     correlate_on: str | None = None
     group: str = "default"
 

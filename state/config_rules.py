@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import msgspec
+
 from state.conditions import Condition
-from state.config import ActiveConfig
+from state.config import ActiveConfig, decode_config, encode_config
 from state.segment_graph import MAX_CONDITION_DEPTH, SegmentDefinitionError, depth, references, stage_plan
 from state.templates import TemplateError, parse
 from state.workflows import (
@@ -34,7 +36,16 @@ class ConfigError(ValueError):
 
 
 def config_problem(config: ActiveConfig) -> str | None:
-    """Why `config` cannot be published, or None."""
+    """Why `config` cannot be published, or None.
+
+    First, the configuration must read back through its schema (every
+    field within its bounds, whoever built it); then the rules that span
+    parts.
+    """
+    try:
+        decode_config(encode_config(config))
+    except msgspec.ValidationError as exc:
+        return str(exc)
     for kind, rules in (("scoring rule", config.scoring_rules), ("absence rule", config.absence_rules)):
         seen: set[str] = set()
         for rule in rules:

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from state.conditions import Condition, EventMatch, Identifier, Seconds
+from state.conditions import Condition, EventMatch, Identifier, Points, Seconds
 
 TimeOfDay = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 Percent = Annotated[float, msgspec.Meta(gt=0, le=100)]
@@ -79,8 +79,8 @@ class OnAnniversary(msgspec.Struct, frozen=True, tag="anniversary", tag_field="k
 class OnLoyalty(msgspec.Struct, frozen=True, tag="loyalty", tag_field="kind", forbid_unknown_fields=True):
     """The `orders`-th order, or revenue reaching `revenue` (whichever is given; both: either)."""
 
-    orders: int | None = None
-    revenue: float | None = None
+    orders: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    revenue: Annotated[float, msgspec.Meta(ge=0, le=1e12)] | None = None
 
 
 class OnManual(msgspec.Struct, frozen=True, tag="manual", tag_field="kind", forbid_unknown_fields=True):
@@ -135,7 +135,7 @@ class ChangeScore(msgspec.Struct, frozen=True, tag="score", tag_field="kind", fo
     """Add points (negative to take away) to a score group."""
 
     id: Identifier
-    points: float
+    points: Points
     group: str = "default"
     next: Identifier | None = None
 

@@ -102,7 +102,7 @@ def cart_due(cart: CartState, idle_s: float) -> float | None:
 
 def cart_value(cart: CartState) -> float:
     """What the cart is worth (0 when empty)."""
-    return sum(line.price * line.quantity for line in cart.lines.values())
+    return sum((line.price * line.quantity for line in cart.lines.values()), 0.0)
 
 
 def merge_carts(into: CartState, other: CartState) -> None:
