@@ -103,6 +103,8 @@ class WorkflowsCapability(Capability[Flows]):
 
     def evaluate(self, part: Flows, view: StateView) -> Sequence[Output]:
         index = view.live.workflows
+        if not index.current and not part.runs and not part.pending and not part.notes:
+            return ()  # no workflow to run or enter: nothing to look at
         runner = Runner(part, view, lambda workflow_id, marker: part.pending.append((workflow_id, marker)))
         runner.out.extend(Tally(keys.workflow_stats(w), counter) for w, counter in part.notes)
         part.notes.clear()
@@ -164,6 +166,8 @@ class WorkflowsCapability(Capability[Flows]):
     def due(self, part: Flows, view: StateView) -> float | None:
         if part.pending or part.recheck:
             return view.now + AGAIN_S
+        if not part.runs and not view.live.workflows.watching:
+            return None
         deadlines: list[float | None] = [run.due for run in part.runs.values()]
         for workflow in view.live.workflows.watching:
             deadlines.append(deadline(part, view, workflow.trigger, workflow))
@@ -184,6 +188,8 @@ class WorkflowsCapability(Capability[Flows]):
         into.log = sorted([*into.log, *other.log], key=lambda entry: entry.at)[-MAX_LOG:]
 
     def render(self, part: Flows, view: StateView) -> Mapping[str, Any]:
+        if not part.runs and not part.log:
+            return {}
         positions = [WorkflowPosition(workflow=run.workflow, version=run.version, step=run.step,
                                       entered_at=run.entered_at, due_at=run.due, waiting=run.waiting,
                                       branch=run.branch) for run in part.runs.values()]

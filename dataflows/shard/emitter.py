@@ -61,7 +61,8 @@ def emit_contact(state: ContactCore, registry: Registry, ctx: Context, now: floa
 
 def render_profile(state: ContactCore, fields: dict[str, Any], config_version: int) -> Profile:
     """The profile: core fields, then each capability's; fields the schema lacks go to `extensions`."""
-    extensions = {name: fields.pop(name) for name in list(fields) if name not in _PROFILE_FIELDS}
+    unknown = fields.keys() - _PROFILE_FIELDS
+    extensions = {name: fields.pop(name) for name in unknown} if unknown else {}
     return Profile(contact_id=state.contact_id, anonymous_ids=list(state.anonymous_ids), user_id=state.user_id,
                    first_seen=_moment(state.first_seen), last_seen=_moment(state.last_seen),
                    updated_at=_moment(state.updated_at), config_version=config_version,

@@ -234,8 +234,8 @@ class TestWaitsAndBranches:
     """Wait for an event with a timeout (both outcomes continue); branch on the live state."""
 
     FLOW = Workflow(id="wait", trigger=OnEvent(EventMatch("Signed Up")), steps=[
-        WaitFor(id="await", timeout_s=100, event=EventMatch("Email Opened"), then="vip?", timeout="nudge"),
-        Branch(id="vip?", when=WindowCount("event", "page", 3600, "gte", 2), then="thanks", otherwise="nudge"),
+        WaitFor(id="await", timeout_s=100, event=EventMatch("Email Opened"), then="vip", timeout="nudge"),
+        Branch(id="vip", when=WindowCount("event", "page", 3600, "gte", 2), then="thanks", otherwise="nudge"),
         hook("thanks"), hook("nudge")])
 
     def test_the_awaited_event_continues_at_once_and_the_branch_reads_the_state(self) -> None:
