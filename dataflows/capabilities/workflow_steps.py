@@ -175,8 +175,8 @@ class Runner:
             return _WAIT
         contact = self._contact()
         reason: str | None = None
-        if isinstance(step, SendEmail) and self.part.unsubscribed:
-            reason = "unsubscribed"
+        if self.part.unsubscribed and (isinstance(step, SendEmail) or step.channel == "email"):
+            reason = "unsubscribed"  # Attimo's own e-mail and the shop's e-mail tool alike
         elif isinstance(step, SendEmail) and not contact.email:
             reason = "no e-mail address"
         if reason is not None:

@@ -199,6 +199,25 @@ class TestFrequencyCap:
         assert actions(shop.send(event_at(3700, "a1", "Form Submitted"))) == []  # b: never re-entered
 
 
+class TestUnsubscribe:
+    """After `Unsubscribed`, e-mail is skipped in every workflow, by Attimo or by the shop's e-mail tool."""
+
+    def test_email_steps_are_skipped_and_other_channels_still_go(self) -> None:
+        flow = Workflow(id="news", trigger=OnEvent(EventMatch("Signed Up")),
+                        steps=[hook("mail", "text", channel="email"), hook("text", channel="sms")])
+        shop = Shop(flow)
+        shop.send(event_at(0, "a1", "Unsubscribed"))
+        out = shop.send(event_at(5, "a1", "Signed Up"))
+        assert actions(out) == ["text"]
+        skipped = profile(out, "a1").actions[0]
+        assert (skipped.step, skipped.outcome, skipped.reason) == ("mail", "skipped", "unsubscribed")
+
+    def test_a_subscribed_contact_gets_both(self) -> None:
+        flow = Workflow(id="news", trigger=OnEvent(EventMatch("Signed Up")),
+                        steps=[hook("mail", "text", channel="email"), hook("text", channel="sms")])
+        assert actions(Shop(flow).send(event_at(0, "a1", "Signed Up"))) == ["mail", "text"]
+
+
 class TestQuietHours:
     """A message due at night (contact's time zone) waits for the morning."""
 
