@@ -23,7 +23,10 @@ from api.app import create_app
 from api.deps import WRITE_KEY_HEADER
 from api.gateway.server import STREAM_PATH
 from api.models import ErrorBody, IngestOk, IngestPartial
+from api.workflow_models import WorkflowBody
 from state import events, keys, streams
+from state.config import ActiveConfig
+from state.config_rules import config_problem
 from state.config_store import ConfigControl
 from state.frames import Ack, DecisionFrame, DecisionPush, FrameError, RejectedEvent
 from state.json_bounds import MAX_DEPTH
@@ -32,6 +35,7 @@ from state.quarantine import QuarantineRecord, Stage
 from state.segment_changes import SegmentChange
 from state.settings import Settings
 from state.validation import BLOCKED_IDS, MAX_AMOUNT, MAX_QUANTITY, MAX_SEQ, NUMERIC_PROPERTIES, Frame, HttpBatch
+from state.workflows import Trigger, Workflow
 from state.writekeys import WriteKey
 
 ROOT: Final = Path(__file__).resolve().parents[1]
@@ -231,3 +235,24 @@ class TestLinks:
         assert "../shared" not in readme and "ARCHITECTURE.md" not in readme
         broken = sorted(set(re.findall(r"\]\(docs/protocol\.md#([^)]+)\)", readme)) - ANCHORS)
         assert not broken, f"README links to missing headings of docs/protocol.md: {broken}"
+
+
+class TestWorkflowExample:
+    """The workflow the document shows is one the admin API accepts, and its table lists every trigger."""
+
+    def test_the_example_workflow_is_valid(self) -> None:
+        section = DOC.split("## 9. Workflows", 1)[1]
+        example = section.split("```json", 1)[1].split("```", 1)[0]
+        body = msgspec.json.decode(example.encode(), type=WorkflowBody)
+        workflow = Workflow(id="example", **{k: v for k, v in msgspec.structs.asdict(body).items() if k != "id"})
+        assert validate_config_problem(workflow) is None
+
+    def test_every_trigger_kind_is_in_the_table(self) -> None:
+        kinds = [kind.__struct_config__.tag for kind in get_args(Trigger)]
+        missing = [kind for kind in kinds if f"| `{kind}` |" not in DOC]
+        assert not missing, f"trigger kinds missing from docs/protocol.md 9.1: {missing}"
+
+
+def validate_config_problem(workflow: Workflow) -> str | None:
+    """Why a configuration holding just `workflow` would be refused, or None."""
+    return config_problem(ActiveConfig(version=1, workflows=[workflow]))
