@@ -51,10 +51,11 @@ class WorkflowDeleted(msgspec.Struct, frozen=True):
 class WorkflowStats(msgspec.Struct, frozen=True):
     """A workflow's exact counters, summed over the dataflow's shards.
 
-    `entered`, `step:<id>` (contacts that reached the step), `queued:<id>` /
+    `entered`, `step:<id>` (contacts that reached the step), `waiting:<id>`
+    (contacts waiting there now: a gauge), `queued:<id>` /
     `held:<id>` / `skipped:<id>` (actions), `quiet:<id>`, `timeout:<id>`,
     `matched:<id>` (waits), `branch:<arm>:entered|converted|ended`,
-    `converted`, `ended`, `unsubscribed`, `reentry_refused`.
+    `converted`, `ended`, `unsubscribed`, `removed`, `reentry_refused`.
     """
 
     workflow: str

@@ -59,8 +59,8 @@ class Flows(msgspec.Struct, array_like=True):
     sent: dict[str, float] = msgspec.field(default_factory=dict)
     # Entries asked for since the last evaluation: (workflow id, marker).
     pending: list[tuple[str, str]] = msgspec.field(default_factory=list)
-    # Stats to count at the next evaluation (goals met by an event): (workflow id, counter).
-    notes: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    # Stats to count at the next evaluation (goals met by an event): (workflow id, counter, amount).
+    notes: list[tuple[str, str, int]] = msgspec.field(default_factory=list)
     observed: bool = False
     seen_score: float = 0.0
     seen_temperature: str = ""
@@ -70,6 +70,16 @@ class Flows(msgspec.Struct, array_like=True):
     log: list[LogEntry] = msgspec.field(default_factory=list)
     # A step changed the contact itself: evaluate again at once, so segments see the change.
     recheck: bool = False
+
+    def note(self, workflow_id: str, counter: str, amount: int = 1) -> None:
+        """Count `counter` at the next evaluation (where no runner is at hand)."""
+        self.notes.append((workflow_id, counter, amount))
+
+    def unpark(self, run: Run) -> None:
+        """`run` stops waiting at its step: the `waiting:<step>` gauge goes down (see `Runner.advance`)."""
+        if not run.ready:
+            self.note(run.workflow, f"waiting:{run.step}", -1)
+            run.ready = True
 
     def remember(self, entry: LogEntry) -> None:
         """Keep `entry` among the last `MAX_LOG`."""

@@ -92,29 +92,44 @@ class Runner:
         self.out: list[Output] = []
         self.changed_contact = False  # its tags, lists, score or traits changed: evaluate again soon
 
-    def tally(self, workflow_id: str, counter: str) -> None:
-        """Count one occurrence of `counter` in the workflow's stats."""
-        self.out.append(Tally(keys.workflow_stats(workflow_id), counter))
+    def tally(self, workflow_id: str, counter: str, amount: int = 1) -> None:
+        """Count `amount` occurrences of `counter` in the workflow's stats."""
+        self.out.append(Tally(keys.workflow_stats(workflow_id), counter, amount))
 
     def advance(self, run: Run, workflow: Workflow, steps: dict[str, Step]) -> bool:
-        """Run steps until the run waits (True) or ends (False)."""
+        """Run steps until the run waits (True) or ends (False).
+
+        A run that waits is parked (`ready` false) and counted in the gauge
+        `waiting:<step>` until it goes on or ends: the stats show how many
+        contacts wait at each delay and wait step now.
+        """
+        if not run.ready:
+            self.tally(run.workflow, f"waiting:{run.step}", -1)
+            run.ready = True
         for _ in range(MAX_HOPS_PER_INSTANT):
             step = steps.get(run.step)
             if step is None:
                 return self.finish(run, "ended")
             following = self._step(run, workflow, step)
             if isinstance(following, _Wait):
-                return True
+                return self._park(run)
             run.hops += 1
             if following is None:
                 return self.finish(run, "ended")
             run.step, run.step_since, run.due, run.ready = following, self.now, None, True
             self.tally(run.workflow, f"step:{following}")
-        run.ready, run.due = False, self.now + 1.0  # a bound reached: go on a second later
+        run.due = self.now + 1.0  # a bound reached: go on a second later
+        return self._park(run)
+
+    def _park(self, run: Run) -> bool:
+        run.ready = False
+        self.tally(run.workflow, f"waiting:{run.step}")
         return True
 
     def finish(self, run: Run, how: str) -> bool:
-        """End a run (`ended`, `converted`, `unsubscribed` …); counted per workflow and branch."""
+        """End a run (`ended`, `converted`, `removed` …); counted per workflow and branch."""
+        if not run.ready:
+            self.tally(run.workflow, f"waiting:{run.step}", -1)
         self.part.runs.pop(run.workflow, None)
         self.tally(run.workflow, how)
         if run.branch is not None:
@@ -127,7 +142,7 @@ class Runner:
             return self._delay(run, step)
         if isinstance(step, WaitFor):
             if not run.waiting:
-                run.waiting, run.ready, run.due = True, False, self.now + step.timeout_s
+                run.waiting, run.due = True, self.now + step.timeout_s
                 return _WAIT
             if run.due is not None and self.now >= run.due:
                 run.waiting = False
@@ -150,7 +165,6 @@ class Runner:
     def _delay(self, run: Run, step: Delay) -> Next:
         if run.due is None:
             run.due = self._delay_end(run, step)
-            run.ready = False
         if self.now < run.due:
             return _WAIT
         return step.next
@@ -170,7 +184,7 @@ class Runner:
         policy = self.view.live.config.messaging
         tz = contact_zone(self.view.trait("timezone"), policy)
         if (until := quiet_until(self.now, policy, tz, step.channel)) is not None:
-            run.due, run.ready = until, False
+            run.due = until
             self.tally(run.workflow, f"quiet:{step.id}")
             return _WAIT
         contact = self._contact()

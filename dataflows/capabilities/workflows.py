@@ -66,7 +66,9 @@ class WorkflowsCapability(Capability[Flows]):
         index = ctx.live.workflows
         key = event_key(event)
         if key == ev.UNSUBSCRIBED:
-            part.unsubscribed = True
+            part.unsubscribed = True  # e-mail steps are skipped from now on, in every workflow
+            for workflow_id in list(part.runs):
+                self._end(part, workflow_id, "unsubscribed")
         for workflow in index.ended_by.get(key, ()):
             goal = workflow.goal
             if workflow.id in part.runs and goal is not None and goal.event is not None \
@@ -87,26 +89,28 @@ class WorkflowsCapability(Capability[Flows]):
 
     def _end(self, part: Flows, workflow_id: str, how: str) -> None:
         run = part.runs.pop(workflow_id)
-        part.notes.append((workflow_id, how))
+        part.unpark(run)
+        part.note(workflow_id, how)
         if run.branch is not None:
-            part.notes.append((workflow_id, f"branch:{run.branch}:{how}"))
+            part.note(workflow_id, f"branch:{run.branch}:{how}")
 
     @staticmethod
     def _resume(part: Flows, run: Run, following: str | None, note: str) -> None:
-        part.notes.append((run.workflow, note))
-        run.waiting, run.due, run.ready = False, None, True
+        part.note(run.workflow, note)
+        part.unpark(run)
+        run.waiting, run.due = False, None
         if following is None:
             run.step = ""  # no step: the run ends when advanced
         else:
             run.step = following
-            part.notes.append((run.workflow, f"step:{following}"))
+            part.note(run.workflow, f"step:{following}")
 
     def evaluate(self, part: Flows, view: StateView) -> Sequence[Output]:
         index = view.live.workflows
         if not index.current and not part.runs and not part.pending and not part.notes:
             return ()  # no workflow to run or enter: nothing to look at
         runner = Runner(part, view, lambda workflow_id, marker: part.pending.append((workflow_id, marker)))
-        runner.out.extend(Tally(keys.workflow_stats(w), counter) for w, counter in part.notes)
+        runner.out.extend(Tally(keys.workflow_stats(w), counter, n) for w, counter, n in part.notes)
         part.notes.clear()
         self._segment_waits_and_goals(part, view, runner)
         for workflow in index.watching:
@@ -160,7 +164,7 @@ class WorkflowsCapability(Capability[Flows]):
                     runner.finish(run, "ended")
                     continue
                 runner.advance(run, workflow, index.steps[(workflow_id, run.version)])
-        runner.out.extend(Tally(keys.workflow_stats(w), counter) for w, counter in part.notes)
+        runner.out.extend(Tally(keys.workflow_stats(w), counter, n) for w, counter, n in part.notes)
         part.notes.clear()
 
     def due(self, part: Flows, view: StateView) -> float | None:
@@ -175,7 +179,8 @@ class WorkflowsCapability(Capability[Flows]):
 
     def merge(self, into: Flows, other: Flows, ctx: Context) -> None:
         for workflow_id, run in other.runs.items():
-            into.runs.setdefault(workflow_id, run)
+            if into.runs.setdefault(workflow_id, run) is not run:
+                into.unpark(run)  # the contact is inside already: the visitor's run ends unseen
         for workflow_id, entries in other.entries.items():
             mine = into.entries.get(workflow_id)
             if mine is None or entries.last_at > mine.last_at:

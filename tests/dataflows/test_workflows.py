@@ -63,7 +63,7 @@ class Shop:
 
     def send(self, *events: Any) -> list[Any]:
         out, _ = self.visitors.on_batch(list(events))
-        onward = [o for o in out if isinstance(o, Routed | Handoff)]
+        onward: list[Routed | Handoff | ShardControl] = [o for o in out if isinstance(o, Routed | Handoff)]
         more, _ = self.contacts.on_batch(onward) if onward else ([], None)
         return [*out, *more]
 
@@ -164,6 +164,53 @@ class TestGoals:
         shop.send(event_at(0, "a1", "Product Added", product_id="p1", price=5.0))
         shop.at(200)
         assert actions(shop.at(10_000)) == []
+
+
+class Stats:
+    """A workflow's counters as the API sums them: the latest total of each shard, added up."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+
+    def read(self, outputs: Iterable[Any]) -> Stats:
+        for o in outputs:
+            if isinstance(o, TallyWrite):
+                self.totals[f"{o.key}|{o.field}"] = o.value
+        return self
+
+    def __getitem__(self, counter: str) -> int:
+        return sum(v for k, v in self.totals.items() if k.split("|")[1].split(":", 2)[2] == counter)
+
+
+class TestLiveStats:
+    """How many contacts wait at each delay right now; an unsubscribe ends every run."""
+
+    def test_the_waiting_gauge_follows_contacts_into_and_out_of_a_delay(self) -> None:
+        shop, stats = Shop(WELCOME), Stats()
+        for n, who in enumerate(("a1", "a2", "a3")):
+            shop.at(n)
+            stats.read(shop.send(event_at(n, who, "Signed Up")))
+        assert stats["waiting:wait"] == 3
+        assert stats.read(shop.at(60.5))["waiting:wait"] == 2  # a1 entered at 0, waits 60 s
+        assert stats.read(shop.at(63))["waiting:wait"] == 0
+        assert stats["step:tips"] == 3
+
+    def test_a_goal_met_while_waiting_takes_the_contact_off_the_gauge(self) -> None:
+        shop, stats = Shop(ABANDONED), Stats()
+        stats.read(shop.send(event_at(0, "a1", "Product Added", product_id="p1", price=5.0)))
+        stats.read(shop.at(60))
+        assert stats["waiting:pause"] == 1
+        stats.read(shop.send(event_at(90, "a1", "Order Completed", order_id="o1", revenue=5.0)))
+        assert (stats["waiting:pause"], stats["converted"]) == (0, 1)
+
+    def test_unsubscribed_ends_every_run_and_no_later_step_runs(self) -> None:
+        shop, stats = Shop(WELCOME), Stats()
+        stats.read(shop.send(event_at(0, "a1", "Signed Up")))
+        out = shop.send(event_at(10, "a1", "Unsubscribed"))
+        assert profile(out, "a1").workflows == []
+        stats.read(out)
+        assert (stats["waiting:wait"], stats["unsubscribed"]) == (0, 1)
+        assert actions(shop.at(120)) == []
 
 
 class TestReentry:
