@@ -40,6 +40,7 @@ from api.routes import (
     stats,
     tags,
     tracker_script,
+    webhooks,
     workflows,
 )
 from state.errors import AttimoError
@@ -122,6 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
                    segments.router, tags.router, quarantine.router, stats.router, tracker_script.router,
                    email.router, demo_shop.router):
         app.include_router(router)
+    app.include_router(webhooks.router)
     app.include_router(workflows.router)
     openapi.install(app)
     return app

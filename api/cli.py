@@ -77,7 +77,7 @@ def banner(settings: Settings, credentials: Path, token_source: str, to_terminal
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    """Start Redis (if none answers), the gateway, the dataflow and the API, and keep them running."""
+    """Start Redis (if none answers), the gateway, the dataflow, the API and the dispatcher; keep them running."""
     settings = Settings()
     parts: list[Part] = []
     if not redis_answers(settings.redis_url):
@@ -88,7 +88,8 @@ def cmd_run(args: argparse.Namespace) -> None:
                                        ready=lambda: redis_answers(settings.redis_url)))
     parts += [python_part("gateway", "api.cli", "gateway"),
               python_part("dataflow", "dataflows"),
-              python_part("api", "api.cli", "api")]
+              python_part("api", "api.cli", "api"),
+              python_part("dispatcher", "api.cli", "dispatcher")]
     if args.demo_shoppers:
         parts.append(python_part("demo", "api.cli", "demo", "--shoppers", str(args.demo_shoppers)))
     token_source = "file" if dev_credentials.ADMIN_TOKEN in args.from_file else "environment"
@@ -113,6 +114,13 @@ def cmd_api(_: argparse.Namespace) -> None:
     run_api(Settings())
 
 
+def cmd_dispatcher(_: argparse.Namespace) -> None:
+    """Run the webhook / e-mail dispatcher alone (several may run: they share the outbox shards)."""
+    from api.dispatcher.service import run_dispatcher
+
+    run_dispatcher(Settings())
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     """Run simulated shoppers against the running Attimo."""
     from api.demo.shoppers import main as demo_main
@@ -128,12 +136,13 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `attimo` console script."""
     parser = argparse.ArgumentParser(prog="attimo", description="Real-time marketing automation.")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="everything: Redis if needed, gateway, dataflow, API")
+    run = sub.add_parser("run", help="everything: Redis if needed, gateway, dataflow, API, dispatcher")
     run.add_argument("--demo-shoppers", type=int, default=0,
                      help="also run N simulated shoppers against the demo shop")
     run.set_defaults(func=cmd_run)
     sub.add_parser("gateway", help="the websocket gateway alone").set_defaults(func=cmd_gateway)
     sub.add_parser("api", help="the HTTP API alone").set_defaults(func=cmd_api)
+    sub.add_parser("dispatcher", help="the webhook / e-mail dispatcher alone").set_defaults(func=cmd_dispatcher)
     # These parse their own options (`attimo demo --help` is the demo's help).
     sub.add_parser("demo", help="simulated shoppers over websockets", add_help=False).set_defaults(func=cmd_demo)
     for name, module, text in (("dataflow", "dataflows", "the Bytewax dataflow alone"),

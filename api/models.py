@@ -12,6 +12,7 @@ from typing import Literal
 
 import msgspec
 
+from api.dispatcher.records import DeadLetter
 from state.config import SegmentDef
 from state.events import Event
 from state.frames import RejectedEvent
@@ -143,3 +144,82 @@ class Stats(msgspec.Struct, frozen=True):
     counters: dict[str, int]
     quarantined: int
     ingest_lag_s: float
+
+
+# ---- webhooks and delivery (`/v1/admin/webhooks`) --------------------------------
+
+
+class EndpointPublic(msgspec.Struct, frozen=True, kw_only=True):
+    """A webhook endpoint as operators see it (never its secrets).
+
+    `secrets` counts the secrets signing now (2 while a rotation's grace
+    period runs, until `rotation_ends_at`). `disabled_*` say whether and why
+    dispatchers stopped sending to it; `failing_since` is the first failure
+    after its last success.
+    """
+
+    id: str
+    url: str
+    description: str
+    created_at: float
+    updated_at: float
+    secrets: int
+    rotation_ends_at: float | None
+    disabled: bool
+    disabled_at: float | None
+    disabled_reason: str | None
+    failing_since: float | None
+
+
+class EndpointSaved(msgspec.Struct, frozen=True, kw_only=True):
+    """An endpoint created (201) or replaced (200); `secret` is the generated secret, shown this once."""
+
+    endpoint: EndpointPublic
+    created: bool
+    secret: str | None
+
+
+class EndpointsPage(msgspec.Struct, frozen=True):
+    """Every webhook endpoint, by id."""
+
+    data: list[EndpointPublic]
+    count: int
+
+
+class SecretRotated(msgspec.Struct, frozen=True, kw_only=True):
+    """The new signing secret, shown this once; the old ones sign too until `endpoint.rotation_ends_at`."""
+
+    endpoint: EndpointPublic
+    secret: str
+
+
+class DeadLettersPage(msgspec.Struct, frozen=True):
+    """Dead letters, newest first; pass `next_before` back as `before`."""
+
+    data: list[DeadLetter]
+    count: int
+    next_before: float | None
+
+
+class DeliveryCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """Delivery counters of one target (`webhook:<endpoint>` or `email`) since the start.
+
+    `retrying` is how many actions have failed at least once and are still
+    being tried; `dead` counts actions given up (a replayed one that is then
+    delivered counts in `delivered` too).
+    """
+
+    target: str
+    endpoint: str | None
+    delivered: int
+    retrying: int
+    dead: int
+    attempts: int
+    failed_attempts: int
+
+
+class DeliveryStats(msgspec.Struct, frozen=True):
+    """Counters per target, and how many dead letters are kept."""
+
+    data: list[DeliveryCounts]
+    dead_letters: int

@@ -8,6 +8,7 @@ import platform
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,17 @@ import orjson
 
 HERE = Path(__file__).resolve().parent
 SOAK = "soak"
+DISPATCHER = "dispatcher"
+
+
+def own_sections() -> dict[str, Callable[[dict[str, Any]], str]]:
+    """Runs with a section of their own in RESULTS.md (not the phase tables), each with its renderer.
+
+    Such a run replaces only its section; every other run keeps them.
+    """
+    from benchmarks.dispatch import render_dispatcher  # imported here: it imports this module
+
+    return {SOAK: render_soak, DISPATCHER: render_dispatcher}
 
 
 def machine() -> dict[str, Any]:
@@ -156,10 +168,12 @@ def all_correct(figures: dict[str, Any]) -> bool:
 def write(figures: dict[str, Any], mode: str, command: str, out_dir: Path) -> Path:
     """Write `results/<mode>-<date>.json` and update `RESULTS.md` next to it.
 
-    A soak run replaces only its own section of `RESULTS.md`; any other run
-    rebuilds the file from the newest JSON of each mode, and keeps the soak
-    section already there if no soak JSON is at hand.
+    A soak (or another run with a section of its own, `own_sections`)
+    replaces only its own section of `RESULTS.md`; any other run rebuilds
+    the file from the newest JSON of each mode, and keeps those sections
+    already there if no JSON of theirs is at hand.
     """
+    own = own_sections()
     results = out_dir / "results"
     results.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
@@ -171,25 +185,26 @@ def write(figures: dict[str, Any], mode: str, command: str, out_dir: Path) -> Pa
         "correct": correct,
         "machine": machine(),
         "figures": figures,
-        "targets": [] if mode == SOAK else judge(figures),
+        "targets": [] if mode in own else judge(figures),
     }
     path = results / f"{mode}-{now.date().isoformat()}.json"
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     markdown = out_dir / "RESULTS.md"
     old = markdown.read_text() if markdown.exists() else ""
-    if mode == SOAK and old:
-        text = replace_section(old, SOAK, render_soak(document))
+    if mode in own and old:
+        text = replace_section(old, mode, own[mode](document))
     else:
         text = render_all(results)
-        kept = section(old, SOAK)
-        if kept is not None and section(text, SOAK) is None:
-            text = replace_section(text, SOAK, kept)
+        for name in own:
+            kept = section(old, name)
+            if kept is not None and section(text, name) is None:
+                text = replace_section(text, name, kept)
     markdown.write_text(text)
     return path
 
 
 def render_all(results: Path) -> str:
-    """RESULTS.md: the newest full run, then the newest short run, other runs, and the newest soak."""
+    """RESULTS.md: the newest full run, then the newest short run, other runs, and the newest soak and dispatcher."""
     newest: dict[str, dict[str, Any]] = {}
     for path in sorted(results.glob("*.json")):
         doc = orjson.loads(path.read_bytes())
@@ -201,11 +216,13 @@ def render_all(results: Path) -> str:
         "machine named, with the load generator on the same machine. Ratios measured in the same run "
         "travel better than absolute numbers.\n",
     ]
-    for name in ("full", "short", *sorted(set(newest) - {"full", "short", SOAK})):
+    own = own_sections()
+    for name in ("full", "short", *sorted(set(newest) - {"full", "short", *own})):
         if name in newest:
             parts.append(render(newest[name]))
-    if SOAK in newest:
-        parts.append(render_soak(newest[SOAK]))
+    for name, render_own in own.items():
+        if name in newest:
+            parts.append(render_own(newest[name]))
     return "\n".join(parts)
 
 

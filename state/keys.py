@@ -102,3 +102,43 @@ def outbox_seen(action_id: str) -> str:
 def workflow_stats(workflow_id: str) -> str:
     """Hash of a workflow's exact counters: field `<stage>:<shard>:<counter>`, summed by the API."""
     return f"{PREFIX}:workflow:{{{workflow_id}}}:stats"
+
+
+def webhook_endpoints() -> str:
+    """Hash endpoint id → the webhook endpoint's configuration (JSON), written by the admin API."""
+    return f"{PREFIX}:webhook:endpoints"
+
+
+def webhook_health(endpoint_id: str) -> str:
+    """Hash of an endpoint's delivery health (failing since, disabled at / why), written by dispatchers."""
+    return f"{PREFIX}:webhook:health:{{{endpoint_id}}}"
+
+
+def delivery_state(action_id: str) -> str:
+    """An action's delivery so far (attempts, next attempt time, last error), while it is being delivered."""
+    return f"{PREFIX}:delivery:{{{action_id}}}"
+
+
+def delivery_stats() -> str:
+    """Hash of delivery counters: field `<counter>:<target>` (`delivered:webhook:crm`, `dead:email` …)."""
+    return f"{PREFIX}:delivery:stats"
+
+
+def dead_letter(action_id: str) -> str:
+    """A dead-lettered action (JSON): delivery given up, kept for operators to replay or delete."""
+    return f"{PREFIX}:dead-letter:{{{action_id}}}"
+
+
+def dead_letters() -> str:
+    """Sorted set of dead-lettered action ids by the time they were given up."""
+    return f"{PREFIX}:dead-letters"
+
+
+def dispatcher_lease(shard: int) -> str:
+    """Which dispatcher delivers an outbox shard now (its id, with a TTL)."""
+    return f"{PREFIX}:dispatcher:lease:{shard}"
+
+
+def dispatcher_members() -> str:
+    """Sorted set of live dispatchers by when their membership expires (shards are shared among them)."""
+    return f"{PREFIX}:dispatcher:members"

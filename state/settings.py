@@ -95,6 +95,33 @@ class Settings(BaseSettings):
     quarantine_max: int = 100_000
     quarantine_retention_s: float = 30 * 86_400.0
 
+    # Delivery of workflow actions (`attimo dispatcher`). Actions wait in `outbox_shards` streams
+    # sharded by contact (fixed for a deployment, like `stream_shards`); each shard is delivered
+    # by one dispatcher at a time, which holds a lease of `dispatcher_lease_s` on it (renewed
+    # every quarter of it) and starts an attempt only while the lease outlasts the attempt's
+    # timeout, so two dispatchers never send one action at once. Every attempt (webhook or
+    # e-mail) is cut off after `webhook_timeout_s`. Failed attempts are retried after the
+    # delays of `webhook_retry_schedule` ("5s,5m,30m,2h,…"; units s, m, h, d), each stretched or
+    # shrunk at random by up to `webhook_retry_jitter`; after the last one the action is
+    # dead-lettered (kept `dead_letter_retention_s`). An endpoint failing without a success
+    # for `webhook_disable_after_s` is disabled; a rotated secret keeps signing for
+    # `webhook_secret_grace_s`. Webhook URLs resolving to private, loopback or link-local
+    # addresses are refused unless inside one of `webhook_allowed_networks` (comma-separated
+    # CIDRs, e.g. "127.0.0.1/32" for a receiver on the same host). `dispatcher_concurrency`
+    # bounds attempts in flight per process; `dispatcher_readahead` bounds the actions of one
+    # shard held in memory (waiting behind a contact's retrying action, or due).
+    outbox_shards: int = 4
+    webhook_timeout_s: float = 15.0
+    webhook_retry_schedule: str = "5s,5m,30m,2h,5h,10h,14h,20h,24h,24h"
+    webhook_retry_jitter: float = 0.1
+    webhook_disable_after_s: float = 5 * 86_400.0
+    webhook_secret_grace_s: float = 86_400.0
+    webhook_allowed_networks: str = ""
+    dead_letter_retention_s: float = 30 * 86_400.0
+    dispatcher_lease_s: float = 30.0
+    dispatcher_concurrency: int = 64
+    dispatcher_readahead: int = 20_000
+
     # E-mail Attimo sends itself (workflow e-mail actions) through this SMTP server; an empty
     # host means none is configured and e-mail actions fail permanently, naming this setting.
     # TLS: "starttls" upgrades a plain connection (usually port 587) and refuses a server that
