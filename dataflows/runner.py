@@ -54,7 +54,7 @@ def configs_from(settings: Settings) -> tuple[StreamSourceConfig, ContactConfig,
                       dedup=DedupWindow(settings.dedup_window_s, settings.dedup_max_ids)),
         RedisSinkConfig(redis_url=settings.redis_url, quarantine_max=settings.quarantine_max,
                         quarantine_retention_s=settings.quarantine_retention_s,
-                        redis_timeout_s=settings.redis_timeout_s),
+                        redis_timeout_s=settings.redis_timeout_s, outbox_shards=settings.outbox_shards),
     )
 
 

@@ -9,12 +9,13 @@ import redis
 
 from state import keys
 from state.actions import OUTBOX_FIELD, Action, decode_action
+from state.outbox import outbox_shard
 from state.config import ActiveConfig, EventMatch
 from state.workflows import Delay, Goal, MessagingPolicy, OnEvent, SendWebhook, Workflow
 from tests.dataflows.live import SHARDS, live_track, publish, send
 from tests.helpers import RedisServer, running_dataflow, wait_for
 
-OUTBOX_SHARDS = 4
+OUTBOX_SHARDS = 3  # not the default (4): the dataflow must follow ATTIMO_OUTBOX_SHARDS like the dispatcher
 WELCOME = Workflow(id="welcome", trigger=OnEvent(EventMatch("Signed Up")),
                    goal=Goal(event=EventMatch("Order Completed")),
                    steps=[SendWebhook(id="hello", endpoint="esp", next="wait"),
@@ -23,11 +24,16 @@ CONFIG = ActiveConfig(workflows=[WELCOME], messaging=MessagingPolicy(caps={}, qu
 
 
 def outbox(client: redis.Redis) -> list[tuple[float, Action]]:
-    """Every action in the outbox with the moment it was appended (from its entry id)."""
+    """Every action in the outbox with the moment it was appended (from its entry id).
+
+    Each must sit in its contact's outbox shard, where the dispatcher that owns that shard reads it.
+    """
     found = []
-    for shard in range(OUTBOX_SHARDS):
+    for shard in range(OUTBOX_SHARDS + 1):
         for entry_id, fields in client.xrange(keys.outbox(shard)):
-            found.append((int(entry_id.split(b"-")[0]) / 1000, decode_action(fields[OUTBOX_FIELD])))
+            action = decode_action(fields[OUTBOX_FIELD])
+            assert shard == outbox_shard(action.contact.contact_id, OUTBOX_SHARDS), action.id
+            found.append((int(entry_id.split(b"-")[0]) / 1000, action))
     return found
 
 
@@ -40,7 +46,7 @@ class TestWorkflowsThroughTheDataflow:
 
     def test_actions_leave_on_time(self, redis_server: RedisServer, tmp_path: Path) -> None:
         client = redis_server.client()
-        with running_dataflow(redis_server.url, tmp_path / "df", stream_shards=str(SHARDS)):
+        with running_dataflow(redis_server.url, tmp_path / "df", stream_shards=str(SHARDS), outbox_shards=str(OUTBOX_SHARDS)):
             publish(redis_server.url, CONFIG)
             time.sleep(0.5)
             sent_at = time.time()
@@ -55,7 +61,7 @@ class TestWorkflowsThroughTheDataflow:
     def test_a_goal_before_the_delay_ends_sends_nothing_more(self, redis_server: RedisServer,
                                                             tmp_path: Path) -> None:
         client = redis_server.client()
-        with running_dataflow(redis_server.url, tmp_path / "df", stream_shards=str(SHARDS)):
+        with running_dataflow(redis_server.url, tmp_path / "df", stream_shards=str(SHARDS), outbox_shards=str(OUTBOX_SHARDS)):
             publish(redis_server.url, CONFIG)
             time.sleep(0.5)
             send(client, [live_track("buyer", "Signed Up")])
@@ -69,13 +75,13 @@ class TestWorkflowsThroughTheDataflow:
         """The replay decides the same action ids; the outbox takes each once."""
         client = redis_server.client()
         data = tmp_path / "df"
-        with running_dataflow(redis_server.url, data, stream_shards=str(SHARDS)) as dataflow:
+        with running_dataflow(redis_server.url, data, stream_shards=str(SHARDS), outbox_shards=str(OUTBOX_SHARDS)) as dataflow:
             publish(redis_server.url, CONFIG)
             time.sleep(0.5)
             send(client, [live_track(f"v{i}", "Signed Up") for i in range(30)])
             wait_for(lambda: steps(client).count("hello") == 30, 5, "the first actions")
             dataflow.kill_hard()
-        with running_dataflow(redis_server.url, data, stream_shards=str(SHARDS)):
+        with running_dataflow(redis_server.url, data, stream_shards=str(SHARDS), outbox_shards=str(OUTBOX_SHARDS)):
             wait_for(lambda: steps(client).count("tips") == 30, 15, "the delayed actions after the restart")
             time.sleep(1.5)
         assert steps(client) == ["hello"] * 30 + ["tips"] * 30
