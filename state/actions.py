@@ -37,6 +37,15 @@ class ActionContact(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     traits: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+class ProductInterest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A product the contact showed interest in lately: how many of its events named it (views, adds …)
+    within the longest window, and its category."""
+
+    product_id: str
+    events: int
+    category: str | None = None
+
+
 class EmailContent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """An e-mail Attimo sends itself (SMTP): subject and bodies already rendered for the contact."""
 
@@ -51,8 +60,12 @@ class Action(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
     `endpoint` names the webhook endpoint (`webhook`); `email` holds the
     message (`email`). `channel` (e-mail, sms, crm, push …) is what the
-    per-contact frequency cap counted it under. `payload` is what the
-    action needs: cart lines, products, coupon, scores.
+    per-contact frequency cap counted it under. What the receiver needs to
+    write the message: `cart` (the lines now), `products` (the ones the
+    contact viewed most within the longest window — browse abandonment),
+    `trigger` (the properties of the event that entered the contact into
+    the workflow: an order's products and categories for a post-purchase
+    e-mail), and the step's own `payload` (template, coupon …).
     """
 
     id: str
@@ -66,6 +79,8 @@ class Action(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     endpoint: str | None = None
     branch: str | None = None
     cart: list[CartLine] = msgspec.field(default_factory=list)
+    products: list[ProductInterest] = msgspec.field(default_factory=list)
+    trigger: dict[str, Any] = msgspec.field(default_factory=dict)
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
     email: EmailContent | None = None
 

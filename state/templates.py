@@ -31,8 +31,11 @@ their output are bounded (`MAX_TEMPLATE_CHARS`, `MAX_DEPTH`,
 
 The e-mail context (`context_for`): `contact` (`contact_id`, `user_id`,
 `email`, `traits`), `cart` (lines: `product_id`, `name`, `category`, `price`,
-`quantity`), `cart_value`, `products`, `coupon` (from the action's
-payload), `payload`, `workflow` (`id`, `version`, `step`, `branch`) and
+`quantity`), `cart_value`, `products` (the payload's, else the products
+the contact engaged with most lately: `product_id`, `events`, `category`),
+`trigger` (the properties of the event that entered the contact: an
+order's `products`, `order_id` …), `coupon` (from the action's payload),
+`payload`, `workflow` (`id`, `version`, `step`, `branch`) and
 `unsubscribe_url` (a marker the sender replaces with the contact's signed
 unsubscribe link; a body without it gets an unsubscribe footer).
 """
@@ -275,7 +278,8 @@ def context_for(action: Action) -> dict[str, Any]:
         "contact": msgspec.to_builtins(action.contact),
         "cart": cart,
         "cart_value": round(sum(line.price * line.quantity for line in action.cart), 2),
-        "products": payload.get("products", []),
+        "products": payload.get("products") or msgspec.to_builtins(action.products),
+        "trigger": action.trigger,
         "coupon": payload.get("coupon"),
         "payload": payload,
         "workflow": {"id": action.workflow_id, "version": action.workflow_version, "step": action.step_id,

@@ -309,6 +309,21 @@ def window_summary(log: ActivityLog, windows_s: list[float], now: float,
     return {window_label(window_s): by_window[window_s] for window_s in windows_s}
 
 
+def viewed_products(log: ActivityLog, since: float, n: int) -> list[tuple[str, int, str | None]]:
+    """The `n` products with most entries after `since`: (id, count, latest category), most first."""
+    strings = _reverse(log.names)
+    counts: dict[int, int] = {}
+    category_of: dict[int, int] = {}
+    for i in range(bisect_right(log.at, since), len(log.at)):
+        product = log.product[i]
+        if product != NONE:
+            counts[product] = counts.get(product, 0) + 1
+            if log.category[i] != NONE:
+                category_of[product] = log.category[i]
+    ranked = sorted(((strings[k], c, k) for k, c in counts.items()), key=lambda item: (-item[1], item[0]))[:n]
+    return [(name, c, strings[category_of[k]] if k in category_of else None) for name, c, k in ranked]
+
+
 def last_event_at(log: ActivityLog, event: str) -> float | None:
     """When the event key last happened (event time, all time), or None if never."""
     index = log.names.get(event)

@@ -9,11 +9,23 @@ triggers compare against.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
 MAX_LOG: Final = 20
+MAX_TRIGGER_BYTES: Final = 4096
+"""The most of an entering event's properties a run keeps for its actions (JSON bytes)."""
+
+
+def trigger_data(properties: dict[str, Any]) -> dict[str, Any]:
+    """What a run keeps of the event that entered it: all its properties, or, past
+    `MAX_TRIGGER_BYTES`, only the short top-level ones (ids, amounts, names) — so
+    100 000 waiting contacts cost kilobytes each at most, whatever events carry."""
+    if len(msgspec.json.encode(properties)) <= MAX_TRIGGER_BYTES:
+        return properties
+    return {k: v for k, v in properties.items()
+            if isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= 200)}
 
 
 class Run(msgspec.Struct, array_like=True, gc=False):
@@ -30,6 +42,8 @@ class Run(msgspec.Struct, array_like=True, gc=False):
     due: float | None = None
     waiting: bool = False
     branch: str | None = None
+    # The properties of the event that entered the contact (bounded: `trigger_data`), for its actions.
+    trigger: dict[str, Any] | None = None
 
 
 class Entries(msgspec.Struct, array_like=True, gc=False):
@@ -57,8 +71,8 @@ class Flows(msgspec.Struct, array_like=True):
     runs: dict[str, Run] = msgspec.field(default_factory=dict)
     entries: dict[str, Entries] = msgspec.field(default_factory=dict)
     sent: dict[str, float] = msgspec.field(default_factory=dict)
-    # Entries asked for since the last evaluation: (workflow id, marker).
-    pending: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    # Entries asked for since the last evaluation: (workflow id, marker, the entering event's data).
+    pending: list[tuple[str, str, dict[str, Any] | None]] = msgspec.field(default_factory=list)
     # Stats to count at the next evaluation (goals met by an event): (workflow id, counter, amount).
     notes: list[tuple[str, str, int]] = msgspec.field(default_factory=list)
     observed: bool = False

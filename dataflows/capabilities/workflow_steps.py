@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 import xxhash
@@ -23,11 +23,12 @@ from dataflows.capabilities.messaging import contact_zone, next_time_of_day, ove
 from dataflows.capabilities.scoring import add_points
 from dataflows.capabilities.tags import TagState, add_value, remove_value
 from dataflows.capabilities.traits import Traits, set_traits
+from dataflows.capabilities.windows import ActivityLog, viewed_products
 from dataflows.capabilities.workflow_state import Flows, LogEntry, Run
 from dataflows.io.outputs import ActionOut, Output, Tally
 from dataflows.rules.conditions import evaluate_condition, parse_date
 from state import keys
-from state.actions import Action, ActionContact
+from state.actions import Action, ActionContact, ProductInterest
 from state.templates import TemplateError, render_email
 from state.workflows import (
     Branch,
@@ -58,9 +59,11 @@ Next = str | _Wait | None
 """A step's result: the next step's id, `_WAIT`, or None (the run ends)."""
 
 MAX_HOPS_PER_INSTANT: Final = 64
+VIEWED_PRODUCTS: Final = 5
+"""How many of the contact's most viewed products an action carries."""
 """Steps one run may take at one instant: a bound, whatever a configuration does."""
 
-Enter = Callable[[str, str], None]
+Enter = Callable[[str, str, dict[str, Any] | None], None]
 """Asks for an entry into another workflow: (workflow id, marker)."""
 
 
@@ -159,7 +162,7 @@ class Runner:
             return None
         if isinstance(step, SendWebhook | SendEmail):
             return self._message(run, step)
-        self._change_contact(step)
+        self._change_contact(run, step)
         return step.next
 
     def _delay(self, run: Run, step: Delay) -> Next:
@@ -225,13 +228,21 @@ class Runner:
         cart: CartState = self.view.part("cart")
         action = Action(id=action_id(contact.contact_id, run, step.id), kind="webhook", channel=step.channel,
                         contact=contact, workflow_id=run.workflow, workflow_version=run.version, step_id=step.id,
-                        created_at=self.now, branch=run.branch, cart=list(cart.lines.values()))
+                        created_at=self.now, branch=run.branch, cart=list(cart.lines.values()),
+                        products=self._viewed_products(), trigger=run.trigger or {})
         if isinstance(step, SendWebhook):
             return msgspec.structs.replace(action, endpoint=step.endpoint, payload=dict(step.payload))
         email = render_email(action, step.subject, step.text, step.html)
         return msgspec.structs.replace(action, kind="email", email=email)
 
-    def _change_contact(self, step: Step) -> None:
+    def _viewed_products(self) -> list[ProductInterest]:
+        """The contact's most viewed products within the longest window (what browse abandonment shows)."""
+        log: ActivityLog = self.view.part("windows")
+        longest = max(self.view.live.config.windows.windows_s, default=0.0)
+        return [ProductInterest(product_id=product, events=count, category=category)
+                for product, count, category in viewed_products(log, self.now - longest, VIEWED_PRODUCTS)]
+
+    def _change_contact(self, run: Run, step: Step) -> None:
         """Steps that change the contact itself: tags, lists, score, traits, another workflow."""
         if isinstance(step, ChangeTags):
             tags: TagState = self.view.part("tags")
@@ -247,7 +258,7 @@ class Runner:
         elif isinstance(step, SetTrait):
             set_traits(self.view.part("traits").values, {step.name: step.value})
         elif isinstance(step, EnterWorkflow):
-            self.enter(step.workflow, f"step:{self.now!r}")
+            self.enter(step.workflow, f"step:{self.now!r}", run.trigger)  # the same cause, the same data
             return
         self.changed_contact = True
 

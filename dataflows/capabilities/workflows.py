@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from dataflows.capabilities.base import Capability, Context
-from dataflows.capabilities.workflow_state import MAX_LOG, Entries, Flows, Run
+from dataflows.capabilities.workflow_state import MAX_LOG, Entries, Flows, Run, trigger_data
 from dataflows.capabilities.workflow_steps import Runner
 from dataflows.capabilities.workflow_triggers import deadline, observe, state_entries
 from dataflows.io.outputs import Output, Tally
@@ -26,7 +26,7 @@ from dataflows.rules.conditions import evaluate_condition
 from dataflows.rules.matching import conditions_hold
 from state import events as ev
 from state import keys
-from state.events import Event, InternalEvent, WorkflowEntry, event_key
+from state.events import Event, InternalEvent, Page, Screen, Track, WorkflowEntry, event_key
 from state.profile import ActionLogEntry, WorkflowPosition
 from state.workflows import WaitFor, Workflow
 
@@ -37,7 +37,8 @@ AGAIN_S: Final = 0.001
 """How soon a contact a workflow step changed is evaluated again (so segments see the change)."""
 
 
-def _enter(part: Flows, workflow: Workflow, marker: str, runner: Runner) -> None:
+def _enter(part: Flows, workflow: Workflow, marker: str, runner: Runner,
+           data: dict[str, Any] | None = None) -> None:
     """Enter the contact into `workflow`, if enabled and its re-entry rule allows; then run it."""
     now = runner.now
     entries = part.entries.get(workflow.id)
@@ -50,7 +51,7 @@ def _enter(part: Flows, workflow: Workflow, marker: str, runner: Runner) -> None
         return
     entries = part.entries.setdefault(workflow.id, Entries())
     entries.count, entries.last_at, entries.marker = entries.count + 1, now, marker
-    run = Run(workflow.id, workflow.version, entries.count, workflow.start, now, now)
+    run = Run(workflow.id, workflow.version, entries.count, workflow.start, now, now, trigger=data)
     part.runs[workflow.id] = run
     runner.tally(workflow.id, "entered")
     runner.tally(workflow.id, f"step:{run.step}")
@@ -81,11 +82,12 @@ class WorkflowsCapability(Capability[Flows]):
                 self._resume(part, run, step.then, f"matched:{step.id}")
         for workflow in index.started_by.get(key, ()):
             if conditions_hold(workflow.trigger.match.where, event):  # type: ignore[union-attr]
-                part.pending.append((workflow.id, event.message_id or repr(ctx.at)))
+                data = trigger_data(event.properties) if isinstance(event, Track | Page | Screen) else None
+                part.pending.append((workflow.id, event.message_id or repr(ctx.at), data))
 
     def admin(self, part: Flows, event: InternalEvent, ctx: Context) -> None:
         if isinstance(event, WorkflowEntry):
-            part.pending.append((event.workflow, event.message_id or repr(ctx.at)))
+            part.pending.append((event.workflow, event.message_id or repr(ctx.at), None))
 
     def _end(self, part: Flows, workflow_id: str, how: str) -> None:
         run = part.runs.pop(workflow_id)
@@ -109,7 +111,7 @@ class WorkflowsCapability(Capability[Flows]):
         index = view.live.workflows
         if not index.current and not part.runs and not part.pending and not part.notes:
             return ()  # no workflow to run or enter: nothing to look at
-        runner = Runner(part, view, lambda workflow_id, marker: part.pending.append((workflow_id, marker)))
+        runner = Runner(part, view, lambda workflow_id, marker, data: part.pending.append((workflow_id, marker, data)))
         runner.out.extend(Tally(keys.workflow_stats(w), counter, n) for w, counter, n in part.notes)
         part.notes.clear()
         self._segment_waits_and_goals(part, view, runner)
@@ -118,10 +120,10 @@ class WorkflowsCapability(Capability[Flows]):
                 _enter(part, workflow, marker, runner)
         for _ in range(8):  # entries may enter others (EnterWorkflow): bounded
             pending, part.pending = part.pending, []
-            for workflow_id, marker in pending:
+            for workflow_id, marker, data in pending:
                 wanted = index.current.get(workflow_id)
                 if wanted is not None:
-                    _enter(part, wanted, marker, runner)
+                    _enter(part, wanted, marker, runner, data)
             self._advance_all(part, view, runner)
             if not part.pending:
                 break

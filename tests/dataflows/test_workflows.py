@@ -137,6 +137,37 @@ class TestEventTriggers:
         assert [line.name for line in action.cart] == ["Mug"]
 
 
+class TestWhatActionsCarry:
+    """An action carries what its message needs: the products looked at, the entering event's data."""
+
+    def test_the_products_the_contact_engaged_with_most_come_first(self) -> None:
+        browse = Workflow(id="browse", trigger=OnEvent(EventMatch("Checkout Abandoned")), steps=[hook("remind")])
+        shop = Shop(browse)
+        views = [("p2", "bags"), ("p1", "shoes"), ("p2", "bags"), ("p3", None)]
+        shop.send(*(event_at(i, "a1", "Product Viewed", product_id=p, **({"category": c} if c else {}))
+                    for i, (p, c) in enumerate(views)))
+        (action,) = [o.action for o in shop.send(event_at(9, "a1", "Checkout Abandoned")) if isinstance(o, ActionOut)]
+        assert [(p.product_id, p.events, p.category) for p in action.products] == [
+            ("p2", 2, "bags"), ("p1", 1, "shoes"), ("p3", 1, None)]
+
+    def test_the_order_that_entered_the_contact_is_in_every_action_of_the_run(self) -> None:
+        after = Workflow(id="after", trigger=OnEvent(EventMatch("Order Completed")),
+                         steps=[hook("thanks", "wait"), Delay(id="wait", seconds=60, next="cross"), hook("cross")])
+        shop = Shop(after)
+        order = {"order_id": "o-7", "revenue": 30.0, "products": [{"product_id": "p1", "category": "shoes"}]}
+        first = [o.action for o in shop.send(event_at(0, "a1", "Order Completed", **order))
+                 if isinstance(o, ActionOut)]
+        later = [o.action for o in shop.at(60) if isinstance(o, ActionOut)]
+        assert [a.trigger for a in first + later] == [order, order]
+
+    def test_a_huge_entering_event_keeps_only_its_short_top_level_fields(self) -> None:
+        after = Workflow(id="after", trigger=OnEvent(EventMatch("Order Completed")), steps=[hook("thanks")])
+        products = [{"product_id": f"p{i}", "name": "x" * 100} for i in range(60)]
+        out = Shop(after).send(event_at(0, "a1", "Order Completed", order_id="o-8", revenue=5.0, products=products))
+        (action,) = [o.action for o in out if isinstance(o, ActionOut)]
+        assert action.trigger == {"order_id": "o-8", "revenue": 5.0}
+
+
 ABANDONED = Workflow(
     id="abandoned", trigger=OnCartIdle(idle_s=60), goal=Goal(event=EventMatch("Order Completed")),
     steps=[hook("first", "pause"), Delay(id="pause", seconds=120, next="second"), hook("second")])

@@ -9,13 +9,14 @@ import redis
 
 from state import keys
 from state.actions import OUTBOX_FIELD, Action, decode_action
-from state.outbox import outbox_shard
 from state.config import ActiveConfig, EventMatch
+from state.outbox import outbox_shard
 from state.workflows import Delay, Goal, MessagingPolicy, OnEvent, SendWebhook, Workflow
 from tests.dataflows.live import SHARDS, live_track, publish, send
 from tests.helpers import RedisServer, running_dataflow, wait_for
 
 OUTBOX_SHARDS = 3  # not the default (4): the dataflow must follow ATTIMO_OUTBOX_SHARDS like the dispatcher
+SETTINGS = {"stream_shards": str(SHARDS), "outbox_shards": str(OUTBOX_SHARDS)}
 WELCOME = Workflow(id="welcome", trigger=OnEvent(EventMatch("Signed Up")),
                    goal=Goal(event=EventMatch("Order Completed")),
                    steps=[SendWebhook(id="hello", endpoint="esp", next="wait"),
@@ -46,7 +47,7 @@ class TestWorkflowsThroughTheDataflow:
 
     def test_actions_leave_on_time(self, redis_server: RedisServer, tmp_path: Path) -> None:
         client = redis_server.client()
-        with running_dataflow(redis_server.url, tmp_path / "df", stream_shards=str(SHARDS), outbox_shards=str(OUTBOX_SHARDS)):
+        with running_dataflow(redis_server.url, tmp_path / "df", **SETTINGS):
             publish(redis_server.url, CONFIG)
             time.sleep(0.5)
             sent_at = time.time()
@@ -61,7 +62,7 @@ class TestWorkflowsThroughTheDataflow:
     def test_a_goal_before_the_delay_ends_sends_nothing_more(self, redis_server: RedisServer,
                                                             tmp_path: Path) -> None:
         client = redis_server.client()
-        with running_dataflow(redis_server.url, tmp_path / "df", stream_shards=str(SHARDS), outbox_shards=str(OUTBOX_SHARDS)):
+        with running_dataflow(redis_server.url, tmp_path / "df", **SETTINGS):
             publish(redis_server.url, CONFIG)
             time.sleep(0.5)
             send(client, [live_track("buyer", "Signed Up")])
@@ -75,13 +76,13 @@ class TestWorkflowsThroughTheDataflow:
         """The replay decides the same action ids; the outbox takes each once."""
         client = redis_server.client()
         data = tmp_path / "df"
-        with running_dataflow(redis_server.url, data, stream_shards=str(SHARDS), outbox_shards=str(OUTBOX_SHARDS)) as dataflow:
+        with running_dataflow(redis_server.url, data, **SETTINGS) as dataflow:
             publish(redis_server.url, CONFIG)
             time.sleep(0.5)
             send(client, [live_track(f"v{i}", "Signed Up") for i in range(30)])
             wait_for(lambda: steps(client).count("hello") == 30, 5, "the first actions")
             dataflow.kill_hard()
-        with running_dataflow(redis_server.url, data, stream_shards=str(SHARDS), outbox_shards=str(OUTBOX_SHARDS)):
+        with running_dataflow(redis_server.url, data, **SETTINGS):
             wait_for(lambda: steps(client).count("tips") == 30, 15, "the delayed actions after the restart")
             time.sleep(1.5)
         assert steps(client) == ["hello"] * 30 + ["tips"] * 30

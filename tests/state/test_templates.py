@@ -5,11 +5,12 @@ from __future__ import annotations
 import html
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from state.actions import Action, ActionContact
+from state.actions import Action, ActionContact, ProductInterest
 from state.profile import CartLine
 from state.templates import (
     MAX_DEPTH,
@@ -194,6 +195,15 @@ class TestEmail:
         assert context["cart"][0]["name"] == "Trail shoe" and context["cart_value"] == 118.0
         assert context["coupon"] == {"code": "BACK10"} and context["products"] == [{"name": "Socks"}]
         assert context["workflow"]["id"] == "abandoned-cart" and context["workflow"]["step"] == "reminder-1"
+
+    def test_without_payload_products_the_engaged_products_and_the_trigger_are_named(self) -> None:
+        action = msgspec.structs.replace(
+            self.action(), payload={}, products=[ProductInterest(product_id="sku-9", events=3, category="bags")],
+            trigger={"order_id": "o-1", "products": [{"product_id": "sku-1", "category": "shoes"}]})
+        content = render_email(action, "Order {{trigger.order_id}}",
+                               "{{#trigger.products}}{{category}} {{/trigger.products}}|"
+                               "{{#products}}{{product_id}}×{{events}}{{/products}}")
+        assert (content.subject, content.text) == ("Order o-1", "shoes |sku-9×3")
 
     def test_subject_text_and_html_are_rendered_for_the_contact(self) -> None:
         content = render_email(self.action(first_name="<Ada>"), "{{contact.traits.first_name}}, your cart",
