@@ -15,12 +15,12 @@ the newest `max_records`; each record expires after `retention_s`.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
 import msgspec
-import redis.asyncio as aioredis
 
 from state import keys
+from state.record_index import RecordIndex
 
 Stage = Literal["source", "visitors", "contacts", "timers", "config", "handoff"]
 MAX_PAYLOAD_CHARS: Final = 64 * 1024
@@ -75,39 +75,5 @@ def decode_record(raw: bytes) -> QuarantineRecord:
     return _decoder.decode(raw)
 
 
-async def quarantine_count(client: aioredis.Redis) -> int:
-    """How many records the index holds."""
-    return int(await client.zcard(keys.quarantine_index()))
-
-
-async def list_records(client: aioredis.Redis, limit: int, before: float | None = None,
-                       ) -> list[QuarantineRecord]:
-    """Up to `limit` records, newest first, quarantined before `before` (epoch seconds) if given.
-
-    Ids whose record has expired are dropped from the index on the way.
-    """
-    top = f"({before!r}" if before is not None else "+inf"
-    ids = cast("list[bytes]", await client.zrevrangebyscore(keys.quarantine_index(), top, "-inf",
-                                                           start=0, num=limit))
-    if not ids:
-        return []
-    raws = cast("list[bytes | None]", await client.mget([keys.quarantine_record(i.decode()) for i in ids]))
-    expired = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
-    if expired:
-        await client.zrem(keys.quarantine_index(), *expired)
-    return [decode_record(raw) for raw in raws if raw is not None]
-
-
-async def get_record(client: aioredis.Redis, record_id: str) -> QuarantineRecord | None:
-    """One record, or None."""
-    raw = cast("bytes | None", await client.get(keys.quarantine_record(record_id)))
-    return decode_record(raw) if raw is not None else None
-
-
-async def delete_record(client: aioredis.Redis, record_id: str) -> bool:
-    """Forget a record; False when there was none."""
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.delete(keys.quarantine_record(record_id))
-        pipe.zrem(keys.quarantine_index(), record_id)
-        deleted, _ = await pipe.execute()
-    return bool(deleted)
+QUARANTINE: Final = RecordIndex(keys.quarantine_index(), keys.quarantine_record, decode_record)
+"""The records for the admin API: `page` newest first, `get`, `delete`, `count`."""

@@ -21,7 +21,7 @@ from api.models import ErrorBody, QuarantinePage, Replayed
 from api.openapi import Responses, response
 from api.responses import ADMIN_ERRORS, json_response
 from state.events import StreamEvent
-from state.quarantine import QuarantineRecord, delete_record, get_record, list_records, quarantine_count
+from state.quarantine import QUARANTINE, QuarantineRecord
 from state.streams import append_events
 
 router = APIRouter(prefix="/v1/admin/quarantine", tags=["admin: quarantine"])
@@ -44,8 +44,8 @@ async def list_quarantine(
 
     Pass `next_before` back as `before` for the next page.
     """
-    records = await list_records(client, limit, before)
-    total = await quarantine_count(client)
+    records = await QUARANTINE.page(client, limit, before)
+    total = await QUARANTINE.count(client)
     next_before = records[-1].at if len(records) == limit else None
     return json_response(QuarantinePage(records, total, next_before))
 
@@ -54,7 +54,7 @@ async def list_quarantine(
             responses={200: response(QuarantineRecord, "The record."), **ADMIN_ERRORS, **_NOT_FOUND})
 async def get_quarantined(record_id: str, _admin: AdminDep, client: RedisDep) -> Response:
     """One quarantine record: the item, the stage that could not take it, and the error."""
-    record = await get_record(client, record_id)
+    record = await QUARANTINE.get(client, record_id)
     if record is None:
         raise NotFoundError(f"no quarantine record {record_id!r}")
     return json_response(record)
@@ -66,7 +66,7 @@ async def get_quarantined(record_id: str, _admin: AdminDep, client: RedisDep) ->
 async def replay_quarantined(record_id: str, _admin: AdminDep, settings: SettingsDep,
                              client: RedisDep) -> Response:
     """Append the quarantined event to its stream again and drop the record: 202 `{"replayed": 1}`."""
-    record = await get_record(client, record_id)
+    record = await QUARANTINE.get(client, record_id)
     if record is None:
         raise NotFoundError(f"no quarantine record {record_id!r}")
     if not record.replayable:
@@ -76,7 +76,7 @@ async def replay_quarantined(record_id: str, _admin: AdminDep, settings: Setting
     except msgspec.DecodeError as exc:
         raise InvalidBodyError(f"record {record_id!r}: the event no longer decodes: {exc}") from exc
     await append_events(client, [event], settings.stream_shards)
-    await delete_record(client, record_id)
+    await QUARANTINE.delete(client, record_id)
     return json_response(Replayed(1), 202)
 
 
@@ -84,6 +84,6 @@ async def replay_quarantined(record_id: str, _admin: AdminDep, settings: Setting
                responses={204: {"description": "Forgotten."}, **ADMIN_ERRORS, **_NOT_FOUND})
 async def delete_quarantined(record_id: str, _admin: AdminDep, client: RedisDep) -> Response:
     """Forget a quarantine record (its event is not applied)."""
-    if not await delete_record(client, record_id):
+    if not await QUARANTINE.delete(client, record_id):
         raise NotFoundError(f"no quarantine record {record_id!r}")
     return Response(status_code=204)

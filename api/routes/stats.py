@@ -16,7 +16,7 @@ from api.models import Stats
 from api.openapi import response
 from api.responses import ADMIN_ERRORS, json_response
 from state import keys
-from state.quarantine import quarantine_count
+from state.quarantine import QUARANTINE
 from state.streams import ingest_lag_seconds
 
 router = APIRouter(prefix="/v1/admin", tags=["admin: stats"])
@@ -28,5 +28,5 @@ async def stats(_admin: AdminDep, settings: SettingsDep, client: RedisDep) -> Re
     """`{"counters": {name: n}, "quarantined": n, "ingest_lag_s": x}`."""
     raw = cast("dict[bytes, bytes]", await client.hgetall(keys.metrics()))
     counters = {name.decode(): int(value) for name, value in raw.items()}
-    return json_response(Stats(counters, await quarantine_count(client),
+    return json_response(Stats(counters, await QUARANTINE.count(client),
                                await ingest_lag_seconds(client, settings.stream_shards)))

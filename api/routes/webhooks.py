@@ -21,7 +21,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import AdminDep, RedisDep, SettingsDep
 from api.dispatcher.addresses import AddressPolicy, check_configured_url
-from api.dispatcher.dead_letters import delete_dead_letter, get_dead_letter, list_dead_letters, replay_dead_letter
+from api.dispatcher.dead_letters import DEAD_LETTERS, list_dead_letters, replay_dead_letter
 from api.dispatcher.endpoints import EndpointStore, rotated
 from api.dispatcher.ledger import read_stats
 from api.dispatcher.records import DeadLetter, EndpointHealth, EndpointSecret, WebhookEndpoint
@@ -215,7 +215,7 @@ async def list_letters(
             responses={200: response(DeadLetter, "The dead letter."), **ADMIN_ERRORS, **_NO_LETTER})
 async def get_letter(action_id: str, _admin: AdminDep, client: RedisDep) -> Response:
     """One dead letter: the action, why it was given up, after how many attempts."""
-    letter = await get_dead_letter(client, action_id)
+    letter = await DEAD_LETTERS.get(client, action_id)
     if letter is None:
         raise NotFoundError(f"no dead letter {action_id!r}")
     return json_response(letter)
@@ -234,7 +234,7 @@ async def replay_letter(action_id: str, _admin: AdminDep, settings: SettingsDep,
                responses={204: {"description": "Forgotten."}, **ADMIN_ERRORS, **_NO_LETTER})
 async def delete_letter(action_id: str, _admin: AdminDep, client: RedisDep) -> Response:
     """Forget a dead letter (its action is not delivered)."""
-    if not await delete_dead_letter(client, action_id):
+    if not await DEAD_LETTERS.delete(client, action_id):
         raise NotFoundError(f"no dead letter {action_id!r}")
     return Response(status_code=204)
 
