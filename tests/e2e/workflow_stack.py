@@ -57,7 +57,7 @@ from state import keys
 from state.actions import OUTBOX_FIELD, Action, decode_action
 from state.config import ScoringRule
 from state.events import Event, Identify, Page, Track
-from state.profile import Profile, decode_profile
+from state.profile import ActionLogEntry, Profile, WorkflowPosition, decode_profile
 from state.settings import Settings
 from state.streams import append_events_sync
 from state.workflows import MessagingPolicy, OnManual, SendWebhook, Workflow
@@ -152,6 +152,14 @@ class Delivery:
         return self.action.payload.get("template")
 
 
+@dataclass(frozen=True)
+class Published:
+    """A workflow as the admin API published it, and the configuration version that carries it."""
+
+    config_version: int
+    workflow: Workflow
+
+
 @dataclass
 class _Log:
     """The receiver's attempts, verified and decoded once each, in arrival order."""
@@ -224,22 +232,22 @@ class WorkflowStack:
             self.secrets[endpoint_id] = str(answer["secret"])
         return self.secrets[endpoint_id]
 
-    def import_recipe(self, name: str, workflow_id: str, endpoint: str, **parameters: float) -> Workflow:
-        """Import a seed recipe as workflow `workflow_id` sending to `endpoint` (created here); the published one."""
+    def import_recipe(self, name: str, workflow_id: str, endpoint: str, **parameters: float) -> Published:
+        """Import a seed recipe as workflow `workflow_id` sending to `endpoint` (created here)."""
         self.endpoint(endpoint)
         answer = self.request("POST", f"/v1/admin/recipes/{name}/import",
                               {"workflow_id": workflow_id, "endpoint": endpoint, "parameters": parameters})
-        return msgspec.convert(answer["workflow"], Workflow)
+        return Published(int(answer["version"]), msgspec.convert(answer["workflow"], Workflow))
 
-    def put_workflow(self, workflow: Workflow) -> Workflow:
-        """Create or change a workflow (its endpoints are created here); the published one, with its version."""
+    def put_workflow(self, workflow: Workflow) -> Published:
+        """Create or change a workflow (its endpoints are created here); its `version` is counted by the API."""
         for step in workflow.steps:
             if isinstance(step, SendWebhook):
                 self.endpoint(step.endpoint)
         body = msgspec.to_builtins(workflow)
-        body.pop("version")  # counted by the API
+        body.pop("version")
         answer = self.request("PUT", f"/v1/admin/workflows/{workflow.id}", body)
-        return msgspec.convert(answer["workflow"], Workflow)
+        return Published(int(answer["version"]), msgspec.convert(answer["workflow"], Workflow))
 
     def set_messaging(self, policy: MessagingPolicy) -> None:
         """Replace the messaging policy (caps, quiet hours, default time zone): one for every workflow."""
@@ -283,6 +291,26 @@ class WorkflowStack:
             profile = self.profile(contact)
             return profile if profile is not None and check(profile) else None
         return wait_until(found, timeout, f"{contact}: {what}")
+
+    def position(self, contact: str, workflow: str) -> WorkflowPosition | None:
+        """Where the contact is in the workflow (step, version, due time), per its profile; None when outside."""
+        profile = self.profile(contact)
+        found = [p for p in profile.workflows if p.workflow == workflow] if profile is not None else []
+        return found[0] if found else None
+
+    def wait_position(self, contact: str, workflow: str, check: Callable[[WorkflowPosition], object], what: str,
+                      timeout: float = 10) -> WorkflowPosition:
+        """The contact's position in the workflow once `check` holds on it: what the dataflow decided, before
+        the dispatcher delivers anything (so a test can act while the contact waits at a step)."""
+        def found() -> WorkflowPosition | None:
+            position = self.position(contact, workflow)
+            return position if position is not None and check(position) else None
+        return wait_until(found, timeout, f"{contact} in {workflow}: {what}")
+
+    def logged(self, contact: str, workflow: str) -> list[ActionLogEntry]:
+        """The contact's recent messages from the workflow and what became of them (queued, held, skipped)."""
+        profile = self.profile(contact)
+        return [] if profile is None else [a for a in profile.actions if a.workflow == workflow]
 
     def outbox(self) -> list[Action]:
         """Every action the dataflow appended to the outbox (delivered ones included, until trimmed)."""
