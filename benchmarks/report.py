@@ -18,6 +18,7 @@ import orjson
 HERE = Path(__file__).resolve().parent
 SOAK = "soak"
 DISPATCHER = "dispatcher"
+WORKFLOWS = "workflows"
 
 
 def own_sections() -> dict[str, Callable[[dict[str, Any]], str]]:
@@ -26,8 +27,9 @@ def own_sections() -> dict[str, Callable[[dict[str, Any]], str]]:
     Such a run replaces only its section; every other run keeps them.
     """
     from benchmarks.dispatch import render_dispatcher  # imported here: it imports this module
+    from benchmarks.workflow_report import render_workflows
 
-    return {SOAK: render_soak, DISPATCHER: render_dispatcher}
+    return {SOAK: render_soak, DISPATCHER: render_dispatcher, WORKFLOWS: render_workflows}
 
 
 def machine() -> dict[str, Any]:

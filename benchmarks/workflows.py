@@ -1,0 +1,161 @@
+"""`python -m benchmarks.workflows [--short|--full]` — what workflows cost and how fast they act.
+
+Three measures, each on a private stack of real processes, each checked
+before its figures count (the checks are in each module's docstring):
+
+1. event → webhook received, p50 / p99, under background shop traffic sent
+   through the gateway, for an event trigger and a segment-entry trigger
+   (`workflow_latency`); target p99 < 1 s for both;
+2. delay lateness: contacts loaded into a delay, all waiting at once, due
+   times spread over a window; outbox append minus due time
+   (`workflow_delays`); target p99 < 1 s with 100 000 waiting;
+3. dataflow throughput with ten shop workflows against none, on one
+   pre-loaded backlog (`workflow_throughput`); target ≥ 0.8×.
+
+Dispatcher deliveries/s is `benchmarks.dispatch`'s figure; the report
+quotes its newest run. The workflows themselves are in `workflow_config`.
+Results go to `benchmarks/results/workflows-<date>.json` and the
+`## workflows run` section of `RESULTS.md` (the other sections stay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from benchmarks import report, workflow_delays, workflow_latency, workflow_throughput
+from benchmarks.progress import note
+from benchmarks.stack import CODE, REPO
+from benchmarks.workflow_config import PROBE_EVENT, PROBE_SEGMENT
+
+NAME: Final = report.WORKFLOWS
+PHASES: Final = ("latency", "delays", "throughput")
+TARGET_MS: Final = 1_000.0
+TARGET_RATIO: Final = 0.8
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How big each measure is."""
+
+    name: str
+    # Background events/s, seconds of background load, probes/s (the two kinds alternate).
+    latency: tuple[int, float, float]
+    # Contacts loaded into the delay, the window their due times spread over (s), the delay (s).
+    delays: tuple[int, float, float]
+    # Backlog visitors, and drains of each configuration (alternating).
+    throughput: tuple[int, int]
+    seed: int = 42
+
+
+MODES: Final = {
+    "tiny": Mode("tiny", (1_000, 2.0, 10.0), (300, 1.0, 3.0), (1_000, 1)),  # the test's: seconds, not figures
+    "short": Mode("short", (5_000, 5.0, 10.0), (5_000, 5.0, 10.0), (5_000, 1)),
+    "full": Mode("full", (5_000, 20.0, 10.0), (100_000, 40.0, 60.0), (50_000, 2)),
+}
+
+
+def measure(mode: Mode, workdir: Path, only: set[str]) -> dict[str, Any]:
+    """The chosen measures on fresh stacks; the figures as `report.write` stores them."""
+    started = time.monotonic()
+    figures: dict[str, Any] = {"mode": mode.name, "loadavg_at_start": [round(v, 2) for v in os.getloadavg()]}
+    rate, seconds, probe_rate = mode.latency
+    contacts, window_s, delay_s = mode.delays
+    visitors, repeats = mode.throughput
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("latency", lambda: workflow_latency.measure(workdir / "latency", mode.seed, rate, seconds, probe_rate)),
+        ("delays", lambda: workflow_delays.measure(workdir / "delays", contacts, window_s, delay_s)),
+        ("throughput", lambda: workflow_throughput.measure(workdir, visitors, repeats, mode.seed + 7)),
+    ]
+    for name, step in steps:
+        if only and name not in only:
+            continue
+        try:
+            figures[name] = step()
+        except Exception as exc:  # one broken measure must not lose the others' figures
+            note(f"{name} failed: {type(exc).__name__}: {exc}")
+            figures.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"[-2000:]
+    checks = [figures[name]["check"]["correct"] for name in PHASES if name in figures]
+    figures["correctness"] = {"correct": bool(checks) and all(checks) and "errors" not in figures}
+    figures["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    figures["duration_s"] = round(time.monotonic() - started, 1)
+    return figures
+
+
+def targets(figures: dict[str, Any]) -> list[tuple[str, float | None, str, bool | None]]:
+    """(what, measured, goal, met) for each of the issue's targets."""
+    rows: list[tuple[str, float | None, str, bool | None]] = []
+    probes = figures.get("latency", {}).get("probes", {})
+    for workflow, what in ((PROBE_EVENT, "event trigger"), (PROBE_SEGMENT, "segment-entry trigger")):
+        p99 = probes.get(workflow, {}).get("event_to_received_ms", {}).get("p99")
+        rows.append((f"event → webhook received p99, {what}", p99, "< 1,000 ms",
+                     None if p99 is None else p99 < TARGET_MS))
+    late = figures.get("delays", {}).get("lateness_ms", {}).get("p99")
+    rows.append(("delay lateness p99", late, "< 1,000 ms", None if late is None else late < TARGET_MS))
+    ratio = figures.get("throughput", {}).get("throughput_ratio")
+    rows.append(("dataflow throughput, 10 workflows / none", ratio, "≥ 0.8×",
+                 None if ratio is None else ratio >= TARGET_RATIO))
+    return rows
+
+
+def dispatcher_reference(results: Path) -> dict[str, Any] | None:
+    """The newest `benchmarks.dispatch` run: deliveries/s from one and two processes."""
+    newest: dict[str, Any] | None = None
+    for path in sorted(results.glob(f"{report.DISPATCHER}-*.json")):
+        doc = orjson.loads(path.read_bytes())
+        if newest is None or doc.get("date", "") >= newest.get("date", ""):
+            newest = doc
+    if newest is None:
+        return None
+    rows = newest["figures"]["throughput"]
+    return {"date": newest["date"], "command": newest["command"], "correct": newest["correct"],
+            "deliveries_per_s": {str(r["processes"]): r["deliveries_per_s"] for r in rows}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.workflows", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--short", action="store_true", help="CI-sized, about 2 minutes (default)")
+    size.add_argument("--full", action="store_true", help="the issue's sizes, about 15 minutes")
+    size.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the test's: checks, no figures
+    parser.add_argument("--only", action="append", choices=PHASES, default=[], help="run only this measure")
+    parser.add_argument("--out", type=Path, default=report.HERE, help="where results/ and RESULTS.md go")
+    parser.add_argument("--repo", type=Path, default=None,
+                        help="run the stack's processes from this source tree (default: this repository)")
+    args = parser.parse_args(argv)
+    mode = MODES["full" if args.full else "tiny" if args.tiny else "short"]
+    from benchmarks.__main__ import snapshot_code  # the suite's: one version of the code for the whole run
+
+    workdir = Path(tempfile.mkdtemp(prefix="attimo-workflows-"))
+    try:
+        code = snapshot_code(args.repo.resolve() if args.repo else REPO, workdir / "code")
+        CODE["root"] = workdir / "code"
+        note(f"workflows benchmark: {mode.name} mode, work directory {workdir}")
+        figures = measure(mode, workdir, set(args.only))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    figures["code"] = code
+    figures["dispatcher"] = dispatcher_reference(args.out / "results") or dispatcher_reference(report.HERE / "results")
+    flags = {"full": " --full", "tiny": " --tiny", "short": " --short"}[mode.name]
+    only = "".join(f" --only {o}" for o in args.only)
+    path = report.write(figures, NAME, f"python -m benchmarks.workflows{flags}{only}", args.out)
+    correct = report.all_correct(figures)
+    note(f"wrote {path}; correct: {str(correct).lower()}")
+    for what, value, goal, met in targets(figures):
+        note(f"  {what}: {value} (goal {goal}; {'met' if met else 'missed' if met is not None else 'not measured'})")
+    return 0 if correct else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
