@@ -23,13 +23,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from state.config import EventMatch
+from state.config import EventMatch, ScoringRule
 from state.workflows import (
     ChangeTags,
     Delay,
     Goal,
     MessagingPolicy,
     OnEvent,
+    OnScore,
     QuietHours,
     SendWebhook,
     Split,
@@ -186,16 +187,19 @@ def clock(moment: datetime, zone: str) -> str:
 def a_message_due_in_quiet_hours_waits_for_their_end_in_the_contacts_zone(stack: WorkflowStack) -> None:
     """Quiet hours end at the next minute boundary (at least 3 s away) in the default zone: a contact living
     there gets its message when they end, not before; a contact whose `timezone` is UTC gets it at once."""
+    wid = "quiet-hours"
+    stack.put_workflow(Workflow(id=wid, trigger=on("Quiet Ping"),
+                                steps=[send_step("note", "quiet", channel=QUIET_CHANNEL)]))
+    stack.send(identify("quiet-local"), identify("quiet-utc", timezone="UTC"))
+    for contact in ("quiet-local", "quiet-utc"):  # the dataflow is through what was appended before
+        stack.wait_profile(contact, lambda p: True, "known")
+
     now = datetime.now(UTC)
     end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
     if (end - now).total_seconds() < 3:
         end += timedelta(minutes=1)  # the message must be decided while still quiet
     quiet = QuietHours(start=clock(end - timedelta(minutes=2), DEFAULT_ZONE), end=clock(end, DEFAULT_ZONE))
     stack.set_messaging(policy(quiet))
-    wid = "quiet-hours"
-    stack.put_workflow(Workflow(id=wid, trigger=on("Quiet Ping"),
-                                steps=[send_step("note", "quiet", channel=QUIET_CHANNEL)]))
-    stack.send(identify("quiet-local"), identify("quiet-utc", timezone="UTC"))
     stack.send(track("quiet-local", "Quiet Ping"), track("quiet-utc", "Quiet Ping"))
 
     (at_once,) = stack.wait_steps("quiet-utc", wid, ["note"])
@@ -306,6 +310,29 @@ def an_edit_leaves_waiting_contacts_on_their_version_unless_it_migrates_them(sta
         assert [(d.action.payload["copy"], d.action.workflow_version) for d in late] == [("v2", 2), ("v2", 2)]
 
 
+# ---- known defects (strict xfail: fixing one turns its test into a failure that asks to drop the mark) ------
+
+KNOWN_DEFECTS: Final = {
+    "a_new_contact_whose_first_events_cross_a_score_threshold_enters_the_score_workflow":
+        "defect: score (and change) triggers skip a contact's first evaluation "
+        "(dataflows/capabilities/workflow_triggers.py, state_entries: `OnScore ... and part.observed`)",
+}
+
+
+@scenario
+def a_new_contact_whose_first_events_cross_a_score_threshold_enters_the_score_workflow(stack: WorkflowStack) -> None:
+    """A score going from 0 past the threshold is a crossing, also in the contact's first activation."""
+    wid = "score-crossing"
+    stack.add_scoring_rule(ScoringRule(id="big-deal", match=EventMatch("Big Deal Requested"), points=2000.0))
+    stack.put_workflow(Workflow(id=wid, trigger=OnScore(threshold=1000.0), steps=[send_step("notify", "score")]))
+    stack.send(identify("score-known"))
+    stack.wait_profile("score-known", lambda p: True, "known")
+    stack.send(track("score-known", "Big Deal Requested"), track("score-new", "Big Deal Requested"))
+    stack.wait_steps("score-known", wid, ["notify"])  # seen before: it enters
+    stack.wait_profile("score-new", lambda p: p.score == 2000.0, "2 000 points")
+    stack.wait_steps("score-new", wid, ["notify"], timeout=3)
+
+
 # ---- the tests ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -323,7 +350,9 @@ def scenarios(stack: WorkflowStack) -> Iterator[dict[str, Future[float]]]:
         yield futures
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_DEFECTS[name]))
+    if name in KNOWN_DEFECTS else name for name in SCENARIOS])
 def test_workflow_scenario(name: str, scenarios: dict[str, Future[float]]) -> None:
     """The behaviour the scenario's name and docstring state, through the real processes."""
     scenarios[name].result(timeout=90)
