@@ -36,6 +36,7 @@ from tests.e2e.workflow_stack import (
     identify,
     page,
     run_concurrently,
+    selected,
     track,
     wait_until,
     workflow_stack,
@@ -385,9 +386,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkflowStack]:
 
 
 @pytest.fixture(scope="module")
-def recipes(stack: WorkflowStack) -> Iterator[dict[str, Future[float]]]:
-    """Every recipe's scenario, started at once."""
-    with run_concurrently(stack, SCENARIOS) as futures:
+def recipes(stack: WorkflowStack, request: pytest.FixtureRequest) -> Iterator[dict[str, Future[float]]]:
+    """The scenario of every recipe this session tests, started at once."""
+    with run_concurrently(stack, selected(request, SCENARIOS, "recipe")) as futures:
         yield futures
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
 import msgspec
+import pytest
 from fastapi.testclient import TestClient
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -425,6 +426,15 @@ def workflow_stack(directory: Path, redis_server: RedisServer | None = None,
 # ---- scenarios side by side --------------------------------------------------------
 
 Scenario = Callable[[WorkflowStack], None]
+
+
+def selected(request: pytest.FixtureRequest, scenarios: Mapping[str, Scenario], param: str) -> dict[str, Scenario]:
+    """The scenarios whose tests this session runs (a module's tests parametrized by `param`): `-k` one test
+    and only its scenario starts. All of them when no test of the module names one."""
+    names = {item.callspec.params[param] for item in request.session.items
+             if isinstance(item, pytest.Function) and item.module is request.module
+             and hasattr(item, "callspec") and param in item.callspec.params}
+    return {name: scenario for name, scenario in scenarios.items() if name in names} or dict(scenarios)
 
 
 @contextmanager
