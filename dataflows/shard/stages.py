@@ -141,13 +141,14 @@ class _VisitorShardLogic(_StageLogic[VisitorItem, VisitorOutput]):
         """Link the visitor to the user and hand its history over."""
         s = self.s
         s.links[anonymous_id] = user_id
-        if anonymous_id in touched:  # its events of this batch go along: commit them first
-            touched.pop(anonymous_id)
-            s.emit([anonymous_id], now)
+        out: list[VisitorOutput] = []
+        if anonymous_id in touched:  # its events of this batch go along: commit them, and keep their effects
+            touched.pop(anonymous_id)  # (actions, segment entries, pushes), as any other batch would
+            out += s.emit([anonymous_id], now)
         visitor = s.book.get(anonymous_id)
         committed = s.book.committed(anonymous_id)
         s.book.pop(anonymous_id)
-        out: list[VisitorOutput] = [AliasWrite(anonymous_id, user_id)]
+        out.append(AliasWrite(anonymous_id, user_id))
         if visitor is not None:
             # The anonymous contact ceases to exist: it leaves its segments (the
             # known contact re-enters them on its own evaluation) and its profile.

@@ -412,3 +412,13 @@ class TestIdentity:
         fired = shop.at(60)
         assert [(o.action.step_id, o.action.contact.contact_id) for o in fired if isinstance(o, ActionOut)] == [
             ("tips", "u1")]
+
+    def test_what_a_visitor_decides_in_the_batch_it_logs_in_is_not_lost(self) -> None:
+        """The visitor's events of that batch are committed before the hand-over; so are their effects."""
+        shop = Shop(WELCOME)
+        login = Identify(message_id="login", anonymous_id="a1", user_id="u1", timestamp=FIXED_NOW,
+                         received_at=FIXED_NOW)
+        out = shop.send(event_at(0, "a1", "Signed Up"), login)
+        assert [(o.action.step_id, o.action.contact.contact_id) for o in out if isinstance(o, ActionOut)] == [
+            ("hello", "a1")]
+        assert [w.step for w in profile(out, "u1").workflows] == ["wait"]
