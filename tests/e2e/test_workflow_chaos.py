@@ -43,7 +43,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 import pytest
@@ -375,7 +375,8 @@ def outbox_steps(client: redis.Redis, contact_id: str) -> list[str]:
     """The steps of a contact's actions in the outbox (nothing delivers them here, so nothing is trimmed)."""
     found = []
     for shard in range(OUTBOX_SHARDS):
-        for _, fields in client.xrange(keys.outbox(shard)):
+        entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", client.xrange(keys.outbox(shard)))
+        for _, fields in entries:
             action = decode_action(fields[OUTBOX_FIELD])
             if action.contact.contact_id == contact_id:
                 found.append(action.step_id)
