@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 from dataflows.capabilities.cart import CartState
 from dataflows.capabilities.messaging import contact_zone
 from dataflows.capabilities.orders import OrderStats
+from dataflows.capabilities.scoring import temperature_of
 from dataflows.capabilities.windows import last_event_at
 from dataflows.capabilities.workflow_state import Flows
-from dataflows.rules.conditions import parse_date, recurrence
+from dataflows.rules.conditions import DEFAULT_STAGE, parse_date, recurrence
 from state import events as ev
 from state.workflows import (
     OnAnniversary,
@@ -80,16 +81,19 @@ def state_entries(part: Flows, view: StateView, workflow: Workflow) -> Iterator[
     if isinstance(trigger, OnSegment):
         segments: list[str] = view.part("segments").segments
         was, now_in = trigger.segment in part.seen_segments, trigger.segment in segments
-        # A contact's first evaluation may enter a segment, never leave one.
-        if (part.observed or trigger.entered) and was != now_in and now_in == trigger.entered:
+        # A contact's first evaluation may enter a segment (it was in none), never leave one.
+        if was != now_in and now_in == trigger.entered:
             yield "segment"
-    elif isinstance(trigger, OnScore) and part.observed:
+    elif isinstance(trigger, OnScore):  # a new contact's score starts at 0: its first points may cross
         score_before, score_after = part.seen_score, view.score()
         if (trigger.direction == "up" and score_before < trigger.threshold <= score_after) or (
                 trigger.direction == "down" and score_before >= trigger.threshold > score_after):
             yield "score"
-    elif isinstance(trigger, OnChange) and part.observed:
-        before = part.seen_temperature if trigger.field == "temperature" else part.seen_stage
+    elif isinstance(trigger, OnChange):
+        if trigger.field == "temperature":  # a new contact starts as a contact with no events: score 0
+            before = part.seen_temperature if part.observed else temperature_of(0.0, view.live.config.thresholds)
+        else:
+            before = part.seen_stage if part.observed else DEFAULT_STAGE
         after = view.temperature() if trigger.field == "temperature" else view.part("segments").stage
         if before != after and (not trigger.to or after in trigger.to):
             yield f"{trigger.field}:{after}"

@@ -110,7 +110,8 @@ class WorkflowsCapability(Capability[Flows]):
     def evaluate(self, part: Flows, view: StateView) -> Sequence[Output]:
         index = view.live.workflows
         if not index.current and not part.runs and not part.pending and not part.notes:
-            return ()  # no workflow to run or enter: nothing to look at
+            observe(part, view)  # nothing to run or enter; a workflow published later compares with this
+            return ()
         runner = Runner(part, view, lambda workflow_id, marker, data: part.pending.append((workflow_id, marker, data)))
         runner.out.extend(Tally(keys.workflow_stats(w), counter, n) for w, counter, n in part.notes)
         part.notes.clear()

@@ -366,6 +366,25 @@ class TestStateTriggers:
         shop.at(2)
         assert actions(shop.send(event_at(2, "a1", "Order Completed", order_id="p", revenue=1.0))) == []
 
+    def test_a_new_contacts_first_points_cross_the_threshold(self) -> None:
+        flow = Workflow(id="mql", trigger=OnScore(threshold=15), steps=[hook("notify-crm")])
+        out = Shop(flow).send(event_at(0, "a1", "Order Completed", order_id="o", revenue=1.0))  # 0 → 20
+        assert actions(out) == ["notify-crm"]
+
+    def test_a_workflow_published_later_enters_nobody_already_past_its_trigger(self) -> None:
+        """Those in the segment or over the threshold before it existed did not cross anything since."""
+        fans = SegmentDef("shoe-fans", WindowCount("category", "shoes", 3600, "gte", 1))
+        shop = Shop(segments=[fans])
+        shop.send(event_at(0, "a1", "Order Completed", order_id="o", revenue=1.0),
+                  event_at(0, "a1", "Product Viewed", category="shoes"))
+        later = [Workflow(id="mql", trigger=OnScore(threshold=15), steps=[hook("notify-crm")]),
+                 Workflow(id="fans", trigger=OnSegment("shoe-fans"), steps=[hook("hi")])]
+        shop.loader.put(ActiveConfig(version=2, workflows=later, segments=[fans], messaging=NO_QUIET))
+        out = shop.send(ShardControl(2, "0"))
+        shop.at(5)
+        assert actions([*out, *shop.send(event_at(5, "a1", "Page Viewed"))]) == []
+        assert actions(shop.send(event_at(6, "a2", "Order Completed", order_id="p", revenue=1.0))) == ["notify-crm"]
+
     def test_manual_entry_and_a_step_that_tags(self) -> None:
         flow = Workflow(id="vip", trigger=OnManual(), steps=[ChangeTags(id="tag", add=["vip"], next="end"),
                                                              End(id="end")])

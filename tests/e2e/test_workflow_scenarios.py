@@ -313,11 +313,7 @@ def an_edit_leaves_waiting_contacts_on_their_version_unless_it_migrates_them(sta
 
 # ---- known defects (strict xfail: fixing one turns its test into a failure that asks to drop the mark) ------
 
-KNOWN_DEFECTS: Final = {
-    "a_new_contact_whose_first_events_cross_a_score_threshold_enters_the_score_workflow":
-        "defect: score (and change) triggers skip a contact's first evaluation "
-        "(dataflows/capabilities/workflow_triggers.py, state_entries: `OnScore ... and part.observed`)",
-}
+KNOWN_DEFECTS: Final[dict[str, str]] = {}
 
 
 @scenario
