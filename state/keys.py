@@ -142,3 +142,35 @@ def dispatcher_lease(shard: int) -> str:
 def dispatcher_members() -> str:
     """Sorted set of live dispatchers by when their membership expires (shards are shared among them)."""
     return f"{PREFIX}:dispatcher:members"
+
+
+# ---- on-site personalization (catalog, recommendations, popups, decisions) ----------
+
+def decision_doc(contact_id: str) -> str:
+    """The contact's precomputed `DecisionDoc` (JSON, `state/decisions.py`), written by the dataflow."""
+    return f"{PREFIX}:decision:{{{contact_id}}}"
+
+
+def product(product_id: str) -> str:
+    """One catalog product (JSON, `state/catalog.py`)."""
+    return f"{PREFIX}:product:{{{product_id}}}"
+
+
+def catalog_index() -> str:
+    """Sorted set of catalog product ids (score 0: ordered by id, for paging)."""
+    return f"{PREFIX}:catalog"
+
+
+def product_neighbours(product_id: str) -> str:
+    """A product's recommendation neighbours (JSON), written by the dataflow's products stage."""
+    return f"{PREFIX}:recs:{{{product_id}}}"
+
+
+def trending() -> str:
+    """The products trending now (JSON list, decayed popularity), written by the products stage."""
+    return f"{PREFIX}:recs:trending"
+
+
+def campaign_stats(campaign_id: str) -> str:
+    """Hash of a popup campaign's exact counters: field `<stage>:<shard>:<counter>`, summed by the API."""
+    return f"{PREFIX}:campaign:{{{campaign_id}}}:stats"
