@@ -397,7 +397,7 @@ class TestKnownDefects:
         "from the live run, so the outcome changes with a crash."))
     def test_a_goal_read_in_one_batch_with_its_trigger_still_stops_the_reminder(
             self, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path) -> None:
-        body = {**WORKFLOWS["trial"], "steps": [{**step, "seconds": 1.0} if step["kind"] == "delay" else step
+        body = {**WORKFLOWS["trial"], "steps": [{**step, "seconds": 2.0} if step["kind"] == "delay" else step
                                                  for step in WORKFLOWS["trial"]["steps"]]}
         with ExitStack() as stack:
             admin = stack.enter_context(admin_client(redis_server.url, outbox_shards=OUTBOX_SHARDS,
@@ -410,7 +410,7 @@ class TestKnownDefects:
 
             def trial_then_purchase(contact: str) -> None:
                 send(redis_client, [live_track(contact, TRIAL_STARTED)])
-                time.sleep(0.3)
+                time.sleep(0.5)
                 send(redis_client, [live_track(contact, PLAN_PURCHASED)])
 
             trial_then_purchase("live")  # read as it comes: two activations
@@ -421,7 +421,7 @@ class TestKnownDefects:
             trial_then_purchase("replayed")  # read at the restart: one batch, one activation
             parts.start_dataflow()
             wait_for(lambda: outbox_steps(redis_client, "replayed"), 30, "the replayed contact's offer")
-            time.sleep(2.5)  # the delay (1 s) is over
+            time.sleep(3.0)  # the delay (2 s) is over
             assert outbox_steps(redis_client, "live") == ["offer"]
             if (replayed := outbox_steps(redis_client, "replayed")) != ["offer"]:
-                raise GoalMissed(f"the contact that bought 0.3 s into its trial got {replayed}")
+                raise GoalMissed(f"the contact that bought 0.5 s into its trial got {replayed}")
