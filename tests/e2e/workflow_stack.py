@@ -15,12 +15,17 @@ given):
 and checks the whole chain once (a probe contact entered by hand into a
 probe workflow, its webhook received) before it yields a `WorkflowStack`.
 
-A test drives the stack with events (`track`, `identify`, `page`,
-`stack.send`) and reads what came out: the receiver's deliveries, each
-verified with the reference `standardwebhooks` library against the secret
-of the endpoint it was sent to (`stack.deliveries`), the contact's profile
-(`stack.profile`) and a workflow's counters (`stack.stats`). Every wait
-is bounded (`wait_until`).
+A test drives the stack with events of known contacts (`track`,
+`identify`, `page`; `stack.send` appends them as the gateway does, to
+`STREAM_SHARDS` streams like `tests.dataflows.live`) and reads what came
+out: the receiver's deliveries, each verified with the reference
+`standardwebhooks` library against the secret of the endpoint it was sent
+to (`stack.deliveries`, `wait_steps`), what the dataflow decided before
+anything is delivered (`stack.position`, `stack.logged`, the profile) and
+a workflow's counters (`stack.stats`). Every wait is bounded
+(`wait_until`). `stack.dataflow` and `stack.dispatcher` are the processes
+(`kill_hard()` them; `start_dataflow()` / `start_dispatcher()` start
+more).
 
 The stack is shared: start it once per module and give each scenario its
 own contacts, workflow ids and endpoint. Every method may be called from
@@ -53,7 +58,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from api.app import create_app
-from benchmarks.webhook_receiver import Attempt, WebhookReceiver
+from benchmarks.webhook_receiver import Answer, Attempt, WebhookReceiver
 from state import keys
 from state.actions import OUTBOX_FIELD, Action, decode_action
 from state.config import ScoringRule
@@ -190,6 +195,7 @@ class WorkflowStack:
         self._processes = processes
         self._started = 0
         self._admin_lock = threading.Lock()  # one admin request at a time (read-modify-publish)
+        self._endpoints_lock = threading.Lock()  # an endpoint is created once (its secret is shown once)
         self._log_lock = threading.Lock()
         self._log = _Log()
         self.dataflow = self.start_dataflow()
@@ -227,11 +233,13 @@ class WorkflowStack:
 
     def endpoint(self, endpoint_id: str) -> str:
         """Configure webhook endpoint `endpoint_id` at the receiver (once); its generated secret."""
-        if endpoint_id not in self.secrets:
-            answer = self.request("PUT", f"/v1/admin/webhooks/endpoints/{endpoint_id}",
-                                  {"url": self.receiver.url, "description": f"e2e {endpoint_id}"})
-            self.secrets[endpoint_id] = str(answer["secret"])
-        return self.secrets[endpoint_id]
+        with self._endpoints_lock:
+            if endpoint_id not in self.secrets:
+                answer = self.request("PUT", f"/v1/admin/webhooks/endpoints/{endpoint_id}",
+                                      {"url": self.receiver.url, "description": f"e2e {endpoint_id}"})
+                assert answer["created"] and answer["secret"], answer
+                self.secrets[endpoint_id] = str(answer["secret"])
+            return self.secrets[endpoint_id]
 
     def import_recipe(self, name: str, workflow_id: str, endpoint: str, **parameters: float) -> Published:
         """Import a seed recipe as workflow `workflow_id` sending to `endpoint` (created here)."""
@@ -269,6 +277,24 @@ class WorkflowStack:
     def stats(self, workflow_id: str) -> dict[str, int]:
         """The workflow's exact counters (`GET /v1/admin/workflows/{id}/stats`)."""
         return dict(self.request("GET", f"/v1/admin/workflows/{workflow_id}/stats")["counters"])
+
+    def wait_stats(self, workflow_id: str, expected: Mapping[str, int], timeout: float = 10) -> dict[str, int]:
+        """The workflow's counters once they include `expected` (a missing counter is 0).
+
+        Counters are written with the actions that move them, so one may land
+        a moment after the webhook it counts arrives: wait, never sleep. A
+        timeout names the counters as they were.
+        """
+        seen: dict[str, int] = {}
+
+        def reached() -> dict[str, int] | None:
+            seen.clear()
+            seen.update(self.stats(workflow_id))
+            return dict(seen) if all(seen.get(k, 0) == v for k, v in expected.items()) else None
+        try:
+            return wait_until(reached, timeout, f"{workflow_id} counters")
+        except AssertionError:
+            raise AssertionError(f"{workflow_id}: counters {seen}, expected them to include {dict(expected)}") from None
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Actions the dispatcher gave up on."""
@@ -334,6 +360,8 @@ class WorkflowStack:
 
     def _record(self, attempt: Attempt) -> None:
         try:
+            # The body names the endpoint whose secret must have signed it (one receiver serves them all);
+            # a body claiming another endpoint fails the check just the same.
             body = json.loads(attempt.body)
             endpoint = body["data"]["endpoint"]
             Webhook(self.secrets[endpoint]).verify(attempt.body, attempt.headers)
@@ -393,18 +421,20 @@ class WorkflowStack:
 @contextmanager
 def workflow_stack(directory: Path, redis_server: RedisServer | None = None,
                    dataflow_settings: Mapping[str, str] | None = None,
-                   dispatcher_settings: Mapping[str, str] | None = None) -> Iterator[WorkflowStack]:
+                   dispatcher_settings: Mapping[str, str] | None = None,
+                   answer: Answer | None = None) -> Iterator[WorkflowStack]:
     """Redis (private unless given), the dataflow, a dispatcher, a receiver and the admin API, checked end to end.
 
     `dataflow_settings` and `dispatcher_settings` add to or override
-    `DATAFLOW_SETTINGS` / `DISPATCHER_SETTINGS` (names without `ATTIMO_`).
-    Every process is stopped when the block ends; their logs stay in
-    `directory` (`dataflow-1.log`, `dispatcher-2.log` …).
+    `DATAFLOW_SETTINGS` / `DISPATCHER_SETTINGS` (names without `ATTIMO_`);
+    `answer` tells the receiver how to answer (2xx by default; the probe
+    must get one). Every process is stopped when the block ends; their logs
+    stay in `directory` (`dataflow-1.log`, `dispatcher-2.log` …).
     """
     directory.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         server = redis_server or stack.enter_context(running_redis(directory / "redis"))
-        receiver = stack.enter_context(WebhookReceiver())
+        receiver = stack.enter_context(WebhookReceiver(answer=answer))
         settings = Settings(redis_url=server.url, admin_token=ADMIN_TOKEN, write_key="wk-workflow-e2e",
                             api_port=free_port(), rfm_refresh_s=0, stream_shards=STREAM_SHARDS,
                             outbox_shards=OUTBOX_SHARDS, webhook_allowed_networks="127.0.0.1/32")
