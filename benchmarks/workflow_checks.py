@@ -214,3 +214,34 @@ def others(busy_before: float, ours: dict[str, float]) -> dict[str, float]:
     """What the rest of the machine did over an interval: CPU seconds not ours, and the load average."""
     return {"others_cpu_s": round(max(0.0, machine_busy_s() - busy_before - sum(ours.values())), 2),
             "loadavg_1m": round(os.getloadavg()[0], 2)}
+
+
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds the threads of a process spent runnable but waiting for a CPU (/proc schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(task.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the thread ended meanwhile
+    return total / 1e9
+
+
+class WaitMeter:
+    """Run-queue wait per kind of process of a stack over an interval: how much CPU contention delayed each."""
+
+    def __init__(self, pids: Callable[[], dict[str, list[int]]]) -> None:
+        self.pids = pids
+        self._start: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        out = {name: sum(runqueue_wait_s(pid) for pid in pids) for name, pids in self.pids().items()}
+        out["load generator"] = runqueue_wait_s(os.getpid())
+        return out
+
+    def start(self) -> WaitMeter:
+        self._start = self._now()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        return {name: round(value - self._start.get(name, 0.0), 3) for name, value in self._now().items()}

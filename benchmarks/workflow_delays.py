@@ -152,6 +152,8 @@ def measure(directory: Path, contacts: int, window_s: float, delay_s: float) -> 
         note(f"delays: {contacts:,} contacts enter a {delay_s:g} s delay over {window_s:g} s …")
         reader = DueReader(redis.Redis(port=stack.redis_port)).start()
         meter = CpuMeter(stack).start()
+        waits = checks.WaitMeter(stack.pids).start()
+        window_start = time.monotonic()
         busy = checks.machine_busy_s()
         behind = load(client, contacts, window_s, reader)
         unread = reader.finish(timeout_s=max(5.0, delay_s - window_s - 1.0))
@@ -173,7 +175,9 @@ def measure(directory: Path, contacts: int, window_s: float, delay_s: float) -> 
         except TimeoutError as exc:
             note(str(exc))
         cpu = meter.stop()
-        machine = checks.others(busy, cpu)
+        runqueue = waits.stop()
+        machine = {**checks.others(busy, cpu), "runqueue_wait_s": runqueue,
+                   "window_s": round(time.monotonic() - window_start, 2)}
         checks.settle(client, [DELAYED], quiet_s=1.0, timeout_s=10.0)
         delayed = [a for a in checks.outbox(client) if a.action.workflow_id == DELAYED]
         stack.check_alive()

@@ -198,6 +198,8 @@ def measure(directory: Path, seed: int, rate: int, seconds: float, probe_rate: f
                                 time_limit_s=seconds * 3 + 10, label=f"background {rate:,}/s")
             prober = WebhookProbes(stack.gateway_url, stack.write_key, probe_rate)
             meter = CpuMeter(stack).start()
+            waits = checks.WaitMeter(stack.pids).start()
+            window_start = time.monotonic()
             busy = checks.machine_busy_s()
 
             async def both() -> Any:
@@ -218,7 +220,9 @@ def measure(directory: Path, seed: int, rate: int, seconds: float, probe_rate: f
             except TimeoutError as exc:
                 note(str(exc))
             cpu = meter.stop()
-            machine = checks.others(busy, cpu)
+            runqueue = waits.stop()
+            machine = {**checks.others(busy, cpu), "runqueue_wait_s": runqueue,
+                       "window_s": round(time.monotonic() - window_start, 2)}
             tally = runner.acked_tally()
             tally.merge(sent.tally)
             counters = wait_exact(client, tally, 60)
@@ -259,6 +263,7 @@ def summarise(sent: ProbeRun, appended: list[checks.Appended], attempts: list[At
             received.setdefault((data.contact.contact_id, data.workflow_id), []).append(attempt.received_at)
     per_run = Counter(actions.values())
     kinds: dict[str, Any] = {}
+    first = min((at for _, at in sent.sent.values()), default=0.0)
     for workflow in KINDS:
         mine = {who: at for who, (w, at) in sent.sent.items() if w == workflow}
         to_outbox = [(outbox_at[(w, workflow)] - at) * 1000 for w, at in mine.items() if (w, workflow) in outbox_at]
@@ -271,6 +276,9 @@ def summarise(sent: ProbeRun, appended: list[checks.Appended], attempts: list[At
             "actions_not_one": sum(1 for w in mine if per_run.get((w, workflow), 0) != 1),
             "event_to_outbox_ms": percentiles(to_outbox),
             "event_to_received_ms": percentiles(to_receiver),
+            # (seconds since the first probe was due, ms until received): queueing shows as a trend
+            "timeline": sorted((round(at - first, 2), round((received[(w, workflow)][0] - at) * 1000, 1))
+                               for w, at in mine.items() if (w, workflow) in received),
         }
     probes_ok = all(k["not_received"] == 0 and k["received_twice"] == 0 and k["actions_not_one"] == 0
                     for k in kinds.values()) and len(sent.sent) == probes and sent.failed == 0

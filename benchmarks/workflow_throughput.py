@@ -45,11 +45,13 @@ def drain(directory: Path, work: LiveBacklog, which: str) -> dict[str, Any]:
         version = publish(stack.redis_url, config(workflows), SHARDS)
         preload(client, work)
         meter = CpuMeter(stack).start()
+        waits = checks.WaitMeter(stack.pids).start()
         busy = checks.machine_busy_s()
         row = timed_drain(stack, client, f"workflows: {which}", work.events, work.sentinels, work.tally,
                           time_limit_s=max(90.0, work.events / 3_000))
         row["workflows"] = which
-        row["machine"] = checks.others(busy, meter.stop())  # over the dataflow's start, drain and check
+        # Over the dataflow's start, drain and check.
+        row["machine"] = {**checks.others(busy, meter.stop()), "runqueue_wait_s": waits.stop()}
         row["config_version"] = version
         if workflows:
             ids = [w.id for w in workflows]
