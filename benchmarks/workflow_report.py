@@ -19,41 +19,53 @@ def _cpu(cpu: dict[str, Any]) -> str:
 
 
 def _machine(m: dict[str, Any] | None) -> str:
-    return f"others' CPU {fmt(m['others_cpu_s'])} s, load average {fmt(m['loadavg_1m'])}" if m else "—"
+    """Others' CPU over the interval, the load average, and how long each of ours waited for a CPU."""
+    if not m:
+        return "—"
+    text = f"others' CPU {fmt(m['others_cpu_s'])} s, load average {fmt(m['loadavg_1m'])}"
+    waits = m.get("runqueue_wait_s")
+    if waits:
+        window = f" of {fmt(m['window_s'])} s" if "window_s" in m else ""
+        text += f"; waiting for a CPU{window}: " + "; ".join(f"{k} {fmt(v)}" for k, v in waits.items())
+    return text
 
 
-def _latency(lat: dict[str, Any]) -> list[str]:
-    check = lat["check"]
-    counters, delivery = check["counters"], check["delivery"]
+def _latency(runs: list[dict[str, Any]]) -> list[str]:
     lines = [
-        f"\n### Event → webhook received ({fmt(lat['background_events_per_s'])} background events/s through "
-        "the gateway, open loop)\n",
-        f"Probes at {fmt(lat['probe_rate_per_s'])}/s, alternating: `Coupon Applied` entering an event-triggered "
-        "workflow, and a `Product Viewed` entering a segment whose entry triggers another; each sends one webhook "
-        "at once. From the probe's scheduled send to the outbox append (Redis entry id) and to the receiver's "
-        "arrival time; p50 / p95 / p99 / max in ms.\n",
-        "| trigger | probes | event → outbox append | event → webhook received | not received / twice / "
-        "actions ≠ 1 |",
-        "|---|---|---|---|---|",
+        "\n### Event → webhook received (background shop traffic through the gateway, open loop)\n",
+        f"Probes at {fmt(runs[0]['probe_rate_per_s'])}/s, alternating: `Coupon Applied` entering an "
+        "event-triggered workflow, and a `Product Viewed` entering a segment whose entry triggers another; each "
+        "sends one webhook at once. From the probe's scheduled send to the outbox append (Redis entry id) and to "
+        "the receiver's arrival time; p50 / p95 / p99 / max in ms. Background: shoppers at the rate shown "
+        "(5 events per websocket frame; orders and e-mail opens over HTTP); the dispatcher delivers their "
+        "workflows' webhooks to the same receiver.\n",
+        "| background ev/s | trigger | probes | event → outbox append | event → webhook received | "
+        "not received / twice / actions ≠ 1 |",
+        "|---|---|---|---|---|---|",
     ]
-    for workflow, what in ((PROBE_EVENT, "event"), (PROBE_SEGMENT, "segment entry")):
-        k = lat["probes"][workflow]
-        lines.append(f"| {what} | {fmt(k['probes'])} | {_pcts(k['event_to_outbox_ms'])} | "
-                     f"**{_pcts(k['event_to_received_ms'])}** | {k['not_received']} / {k['received_twice']} / "
-                     f"{k['actions_not_one']} |")
-    by_workflow = ", ".join(f"{w} {fmt(n)}" for w, n in sorted(lat["actions_by_workflow"].items()))
-    lines += [
-        f"\n- background: {fmt(lat['achieved_events_per_s'])} events/s achieved "
-        f"({fmt(lat['background_events_acked'])} acked; client late at most "
-        f"{fmt(lat['client_behind_schedule_max_ms'])} ms); its workflows' webhooks delivered alongside: "
-        f"{fmt(lat['background_actions'])} ({fmt(lat['background_actions_per_s'])}/s) — {by_workflow}",
-        f"- CPU s: {_cpu(lat['cpu_s'])}; {_machine(lat.get('machine'))}",
-        f"- correct: {str(check['correct']).lower()} — counters of {fmt(counters['contacts'])} contacts "
-        f"({fmt(counters['events'])} events): missing {counters['missing']}, wrong {counters['wrong']}; "
-        f"{fmt(delivery['actions'])} actions appended (= {fmt(delivery['entries_added'])} outbox entries): "
-        f"missing {delivery['missing']}, delivered twice {delivery['delivered_twice']}, unexpected "
-        f"{delivery['unexpected']}, bad signatures {delivery['bad_signatures']}, unacked {delivery['pending']}",
-    ]
+    for lat in runs:
+        for workflow, what in ((PROBE_EVENT, "event"), (PROBE_SEGMENT, "segment entry")):
+            k = lat["probes"][workflow]
+            lines.append(f"| {fmt(lat['background_events_per_s'])} | {what} | {fmt(k['probes'])} | "
+                         f"{_pcts(k['event_to_outbox_ms'])} | **{_pcts(k['event_to_received_ms'])}** | "
+                         f"{k['not_received']} / {k['received_twice']} / {k['actions_not_one']} |")
+    for lat in runs:
+        check = lat["check"]
+        counters, delivery = check["counters"], check["delivery"]
+        by_workflow = ", ".join(f"{w} {fmt(n)}" for w, n in sorted(lat["actions_by_workflow"].items()))
+        lines += [
+            f"\nAt {fmt(lat['background_events_per_s'])} events/s:\n",
+            f"- achieved {fmt(lat['achieved_events_per_s'])} events/s ({fmt(lat['background_events_acked'])} "
+            f"acked; client late at most {fmt(lat['client_behind_schedule_max_ms'])} ms); "
+            f"{fmt(lat['background_actions'])} webhooks of the background's workflows delivered besides the "
+            f"probes' ({fmt(lat['background_actions_per_s'])}/s); all by workflow: {by_workflow}",
+            f"- CPU s: {_cpu(lat['cpu_s'])}; {_machine(lat.get('machine'))}",
+            f"- correct: {str(check['correct']).lower()} — counters of {fmt(counters['contacts'])} contacts "
+            f"({fmt(counters['events'])} events): missing {counters['missing']}, wrong {counters['wrong']}; "
+            f"{fmt(delivery['actions'])} actions appended (= {fmt(delivery['entries_added'])} outbox entries): "
+            f"missing {delivery['missing']}, delivered twice {delivery['delivered_twice']}, unexpected "
+            f"{delivery['unexpected']}, bad signatures {delivery['bad_signatures']}, unacked {delivery['pending']}",
+        ]
     return lines
 
 
@@ -118,6 +130,10 @@ def render_workflows(doc: dict[str, Any]) -> str:
         f"- command: `{doc['command']}`",
         f"- code: {report._code(f.get('code'))}",
         f"- duration: {fmt(f.get('duration_s'))} s",
+        "- the rest of the machine as each measure began: " + "; ".join(
+            f"{name} {fmt(q['others_cores'])} cores busy"
+            + (f" (after waiting {fmt(q['waited_s'])} s for it to go quiet)" if q["waited_s"] > 1 else "")
+            for name, q in f.get("quiet", {}).items()),
         f"- **correct: {str(doc['correct']).lower()}**",
         "\n### Targets\n",
         "| target | goal | measured | verdict |",

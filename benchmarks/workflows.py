@@ -36,12 +36,14 @@ import orjson
 from benchmarks import report, workflow_delays, workflow_latency, workflow_throughput
 from benchmarks.progress import note
 from benchmarks.stack import CODE, REPO
+from benchmarks.workflow_checks import machine_busy_s
 from benchmarks.workflow_config import PROBE_EVENT, PROBE_SEGMENT
 
 NAME: Final = report.WORKFLOWS
 PHASES: Final = ("latency", "delays", "throughput")
 TARGET_MS: Final = 1_000.0
 TARGET_RATIO: Final = 0.8
+TARGET_RATE: Final = 5_000
 
 
 @dataclass(frozen=True)
@@ -49,19 +51,21 @@ class Mode:
     """How big each measure is."""
 
     name: str
-    # Background events/s, seconds of background load, probes/s (the two kinds alternate).
-    latency: tuple[int, float, float]
+    # Background rates (events/s), seconds of background load at each, probes/s (the two kinds alternate).
+    latency: tuple[tuple[int, ...], float, float]
     # Contacts loaded into the delay, the window their due times spread over (s), the delay (s).
     delays: tuple[int, float, float]
     # Backlog visitors, and drains of each configuration (alternating).
     throughput: tuple[int, int]
+    # Before each measure, wait up to this long for the rest of the machine to go quiet (a shared machine).
+    quiet_wait_s: float = 0.0
     seed: int = 42
 
 
 MODES: Final = {
-    "tiny": Mode("tiny", (1_000, 2.0, 10.0), (300, 1.0, 3.0), (1_000, 1)),  # the test's: seconds, not figures
-    "short": Mode("short", (5_000, 5.0, 10.0), (5_000, 5.0, 10.0), (5_000, 1)),
-    "full": Mode("full", (5_000, 20.0, 10.0), (100_000, 40.0, 60.0), (50_000, 2)),
+    "tiny": Mode("tiny", ((1_000,), 2.0, 10.0), (300, 1.0, 3.0), (1_000, 1)),  # the test's: seconds, not figures
+    "short": Mode("short", ((5_000,), 5.0, 10.0), (5_000, 5.0, 10.0), (5_000, 1)),
+    "full": Mode("full", ((2_000, 5_000), 20.0, 10.0), (100_000, 40.0, 60.0), (50_000, 2), quiet_wait_s=300.0),
 }
 
 
@@ -69,36 +73,59 @@ def measure(mode: Mode, workdir: Path, only: set[str]) -> dict[str, Any]:
     """The chosen measures on fresh stacks; the figures as `report.write` stores them."""
     started = time.monotonic()
     figures: dict[str, Any] = {"mode": mode.name, "loadavg_at_start": [round(v, 2) for v in os.getloadavg()]}
-    rate, seconds, probe_rate = mode.latency
+    rates, seconds, probe_rate = mode.latency
     contacts, window_s, delay_s = mode.delays
     visitors, repeats = mode.throughput
-    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-        ("latency", lambda: workflow_latency.measure(workdir / "latency", mode.seed, rate, seconds, probe_rate)),
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("latency", lambda: [workflow_latency.measure(workdir / f"latency-{rate}", mode.seed, rate, seconds,
+                                                      probe_rate) for rate in rates]),
         ("delays", lambda: workflow_delays.measure(workdir / "delays", contacts, window_s, delay_s)),
         ("throughput", lambda: workflow_throughput.measure(workdir, visitors, repeats, mode.seed + 7)),
     ]
     for name, step in steps:
         if only and name not in only:
             continue
+        figures.setdefault("quiet", {})[name] = wait_for_quiet(mode.quiet_wait_s)
         try:
             figures[name] = step()
         except Exception as exc:  # one broken measure must not lose the others' figures
             note(f"{name} failed: {type(exc).__name__}: {exc}")
             figures.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"[-2000:]
-    checks = [figures[name]["check"]["correct"] for name in PHASES if name in figures]
+    checks = [run["check"]["correct"] for run in figures.get("latency", [])]
+    checks += [figures[name]["check"]["correct"] for name in ("delays", "throughput") if name in figures]
     figures["correctness"] = {"correct": bool(checks) and all(checks) and "errors" not in figures}
     figures["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
     figures["duration_s"] = round(time.monotonic() - started, 1)
     return figures
 
 
+def wait_for_quiet(limit_s: float, sample_s: float = 3.0, cores: float = 0.5) -> dict[str, float]:
+    """Wait (at most `limit_s`) until the rest of the machine uses under `cores` for `sample_s`; what was seen."""
+    started = time.monotonic()
+    while True:
+        before = machine_busy_s()
+        time.sleep(sample_s if limit_s else 0.5)
+        others = (machine_busy_s() - before) / (sample_s if limit_s else 0.5)
+        if others < cores or time.monotonic() - started >= limit_s:
+            return {"waited_s": round(time.monotonic() - started, 1), "others_cores": round(others, 2),
+                    "loadavg_1m": round(os.getloadavg()[0], 2)}
+
+
+def target_latency(figures: dict[str, Any]) -> dict[str, Any]:
+    """The latency run the target is judged on: at 5 000 background events/s, else the busiest there is."""
+    runs = figures.get("latency", [])
+    return next((r for r in runs if r["background_events_per_s"] == TARGET_RATE),
+                max(runs, key=lambda r: r["background_events_per_s"], default={}))
+
+
 def targets(figures: dict[str, Any]) -> list[tuple[str, float | None, str, bool | None]]:
     """(what, measured, goal, met) for each of the issue's targets."""
     rows: list[tuple[str, float | None, str, bool | None]] = []
-    probes = figures.get("latency", {}).get("probes", {})
+    run = target_latency(figures)
+    at = f" at {run['background_events_per_s']:,} events/s" if run else ""
     for workflow, what in ((PROBE_EVENT, "event trigger"), (PROBE_SEGMENT, "segment-entry trigger")):
-        p99 = probes.get(workflow, {}).get("event_to_received_ms", {}).get("p99")
-        rows.append((f"event → webhook received p99, {what}", p99, "< 1,000 ms",
+        p99 = run.get("probes", {}).get(workflow, {}).get("event_to_received_ms", {}).get("p99")
+        rows.append((f"event → webhook received p99{at}, {what}", p99, "< 1,000 ms",
                      None if p99 is None else p99 < TARGET_MS))
     late = figures.get("delays", {}).get("lateness_ms", {}).get("p99")
     rows.append(("delay lateness p99", late, "< 1,000 ms", None if late is None else late < TARGET_MS))
