@@ -71,8 +71,13 @@ class Flows(msgspec.Struct, array_like=True):
     runs: dict[str, Run] = msgspec.field(default_factory=dict)
     entries: dict[str, Entries] = msgspec.field(default_factory=dict)
     sent: dict[str, float] = msgspec.field(default_factory=dict)
-    # Entries asked for since the last evaluation: (workflow id, marker, the entering event's data).
-    pending: list[tuple[str, str, dict[str, Any] | None]] = msgspec.field(default_factory=list)
+    # Entries asked for since the last evaluation: (workflow id, marker, the entering event's data,
+    # how many of `later` came before it).
+    pending: list[tuple[str, str, dict[str, Any] | None, int]] = msgspec.field(default_factory=list)
+    # Events applied after an entry was asked for in this activation: the new run meets them, in
+    # order, once it exists (a goal, an unsubscribe, an awaited event in the same batch). Emptied by
+    # every evaluation, so never in a snapshot.
+    later: list[Any] = msgspec.field(default_factory=list)
     # Stats to count at the next evaluation (goals met by an event): (workflow id, counter, amount).
     notes: list[tuple[str, str, int]] = msgspec.field(default_factory=list)
     observed: bool = False

@@ -24,6 +24,7 @@ from dataflows.capabilities.workflow_triggers import deadline, observe, state_en
 from dataflows.io.outputs import Output, Tally
 from dataflows.rules.conditions import evaluate_condition
 from dataflows.rules.matching import conditions_hold
+from dataflows.rules.workflow_index import WorkflowIndex
 from state import events as ev
 from state import keys
 from state.events import Event, InternalEvent, Page, Screen, Track, WorkflowEntry, event_key
@@ -38,23 +39,24 @@ AGAIN_S: Final = 0.001
 
 
 def _enter(part: Flows, workflow: Workflow, marker: str, runner: Runner,
-           data: dict[str, Any] | None = None) -> None:
-    """Enter the contact into `workflow`, if enabled and its re-entry rule allows; then run it."""
+           data: dict[str, Any] | None = None) -> bool:
+    """Enter the contact into `workflow`, if enabled and its re-entry rule allows (whether it did)."""
     now = runner.now
     entries = part.entries.get(workflow.id)
     if not workflow.enabled or workflow.id in part.runs:
-        return
+        return False
     if entries is not None and entries.count and (
             workflow.reentry == "never"
             or (workflow.reentry == "cooldown" and now - entries.last_at < workflow.cooldown_s)):
         runner.tally(workflow.id, "reentry_refused")
-        return
+        return False
     entries = part.entries.setdefault(workflow.id, Entries())
     entries.count, entries.last_at, entries.marker = entries.count + 1, now, marker
     run = Run(workflow.id, workflow.version, entries.count, workflow.start, now, now, trigger=data)
     part.runs[workflow.id] = run
     runner.tally(workflow.id, "entered")
     runner.tally(workflow.id, f"step:{run.step}")
+    return True
 
 
 class WorkflowsCapability(Capability[Flows]):
@@ -65,29 +67,38 @@ class WorkflowsCapability(Capability[Flows]):
 
     def apply(self, part: Flows, event: Event, ctx: Context) -> None:
         index = ctx.live.workflows
+        if part.pending:
+            part.later.append(event)  # an entry of this batch comes before it: its run meets it too
         key = event_key(event)
         if key == ev.UNSUBSCRIBED:
             part.unsubscribed = True  # e-mail steps are skipped from now on, in every workflow
-            for workflow_id in list(part.runs):
-                self._end(part, workflow_id, "unsubscribed")
-        for workflow in index.ended_by.get(key, ()):
-            goal = workflow.goal
-            if workflow.id in part.runs and goal is not None and goal.event is not None \
-                    and conditions_hold(goal.event.where, event):
-                self._end(part, workflow.id, "converted")
-        for workflow_id, run in list(part.runs.items()):
-            step = index.steps.get((workflow_id, run.version), {}).get(run.step)
-            if isinstance(step, WaitFor) and run.waiting and step.event is not None \
-                    and step.event.event == key and conditions_hold(step.event.where, event):
-                self._resume(part, run, step.then, f"matched:{step.id}")
+        for workflow_id in list(part.runs):
+            self._react(part, index, workflow_id, event, key)
         for workflow in index.started_by.get(key, ()):
             if conditions_hold(workflow.trigger.match.where, event):  # type: ignore[union-attr]
                 data = trigger_data(event.properties) if isinstance(event, Track | Page | Screen) else None
-                part.pending.append((workflow.id, event.message_id or repr(ctx.at), data))
+                part.pending.append((workflow.id, event.message_id or repr(ctx.at), data, len(part.later)))
 
     def admin(self, part: Flows, event: InternalEvent, ctx: Context) -> None:
         if isinstance(event, WorkflowEntry):
-            part.pending.append((event.workflow, event.message_id or repr(ctx.at), None))
+            part.pending.append((event.workflow, event.message_id or repr(ctx.at), None, len(part.later)))
+
+    def _react(self, part: Flows, index: WorkflowIndex, workflow_id: str, event: Event, key: str) -> None:
+        """What an event does to the contact's run of one workflow: unsubscribe, goal, awaited event."""
+        run = part.runs[workflow_id]
+        if key == ev.UNSUBSCRIBED:
+            self._end(part, workflow_id, "unsubscribed")
+            return
+        workflow = index.version_of(workflow_id, run.version)
+        goal = workflow.goal if workflow is not None else None
+        if goal is not None and goal.event is not None and goal.event.event == key \
+                and conditions_hold(goal.event.where, event):
+            self._end(part, workflow_id, "converted")
+            return
+        step = index.steps.get((workflow_id, run.version), {}).get(run.step)
+        if isinstance(step, WaitFor) and run.waiting and step.event is not None \
+                and step.event.event == key and conditions_hold(step.event.where, event):
+            self._resume(part, run, step.then, f"matched:{step.id}")
 
     def _end(self, part: Flows, workflow_id: str, how: str) -> None:
         run = part.runs.pop(workflow_id)
@@ -112,7 +123,8 @@ class WorkflowsCapability(Capability[Flows]):
         if not index.current and not part.runs and not part.pending and not part.notes:
             observe(part, view)  # nothing to run or enter; a workflow published later compares with this
             return ()
-        runner = Runner(part, view, lambda workflow_id, marker, data: part.pending.append((workflow_id, marker, data)))
+        runner = Runner(part, view, lambda workflow_id, marker, data: part.pending.append(
+            (workflow_id, marker, data, len(part.later))))
         runner.out.extend(Tally(keys.workflow_stats(w), counter, n) for w, counter, n in part.notes)
         part.notes.clear()
         self._segment_waits_and_goals(part, view, runner)
@@ -121,16 +133,35 @@ class WorkflowsCapability(Capability[Flows]):
                 _enter(part, workflow, marker, runner)
         for _ in range(8):  # entries may enter others (EnterWorkflow): bounded
             pending, part.pending = part.pending, []
-            for workflow_id, marker, data in pending:
+            entered: list[tuple[str, int]] = []
+            for workflow_id, marker, data, position in pending:
                 wanted = index.current.get(workflow_id)
-                if wanted is not None:
-                    _enter(part, wanted, marker, runner, data)
+                if wanted is not None and _enter(part, wanted, marker, runner, data):
+                    entered.append((workflow_id, position))
             self._advance_all(part, view, runner)
+            self._meet_later_events(part, view, runner, entered)
             if not part.pending:
                 break
+        part.later.clear()
         observe(part, view)
         part.recheck = runner.changed_contact
         return runner.out
+
+    def _meet_later_events(self, part: Flows, view: StateView, runner: Runner,
+                           entered: list[tuple[str, int]]) -> None:
+        """New runs meet the events that came after their entry in this batch, in order, as if live.
+
+        A trigger and its goal read in one activation (a frame holding both,
+        a lagging dataflow, the replay after a crash) end as they would have
+        live: the first steps run, then the goal stops the rest.
+        """
+        index = view.live.workflows
+        for workflow_id, position in entered:
+            for event in part.later[position:]:
+                if workflow_id not in part.runs:
+                    break
+                self._react(part, index, workflow_id, event, event_key(event))
+                self._advance_all(part, view, runner)
 
     def _segment_waits_and_goals(self, part: Flows, view: StateView, runner: Runner) -> None:
         index = view.live.workflows

@@ -1,7 +1,7 @@
 """A configuration's workflows compiled for the hot path.
 
-Event triggers and event goals are indexed by event key, so an event only
-looks at the workflows it may start or end; every version a contact may be
+Event triggers are indexed by event key, so an event only looks at the
+workflows it may start; every version a contact may be
 inside (current and retired) is found by (id, version), its steps by id.
 """
 
@@ -21,7 +21,6 @@ class WorkflowIndex:
     versions: dict[tuple[str, int], Workflow] = field(default_factory=dict)
     steps: dict[tuple[str, int], dict[str, Step]] = field(default_factory=dict)
     started_by: dict[str, list[Workflow]] = field(default_factory=dict)
-    ended_by: dict[str, list[Workflow]] = field(default_factory=dict)
     # Workflows whose trigger is read from the live state (not from one event), evaluated per change.
     watching: tuple[Workflow, ...] = ()
 
@@ -42,8 +41,6 @@ class WorkflowIndex:
                 index.started_by.setdefault(workflow.trigger.match.event, []).append(workflow)
             else:
                 watching.append(workflow)
-            if workflow.goal is not None and workflow.goal.event is not None:
-                index.ended_by.setdefault(workflow.goal.event.event, []).append(workflow)
         object.__setattr__(index, "watching", tuple(watching))
         return index
 

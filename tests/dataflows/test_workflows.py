@@ -244,6 +244,44 @@ class TestLiveStats:
         assert actions(shop.at(120)) == []
 
 
+class TestOneBatch:
+    """Events read together (one frame, a lagging dataflow, the replay after a crash) act as they did live."""
+
+    TRIAL = Workflow(id="trial", trigger=OnEvent(EventMatch("Trial Started")),
+                     goal=Goal(event=EventMatch("Plan Purchased")),
+                     steps=[hook("offer", "wait"), Delay(id="wait", seconds=60, next="reminder"), hook("reminder")])
+
+    def test_a_goal_after_its_trigger_in_the_same_batch_stops_the_rest(self) -> None:
+        shop = Shop(self.TRIAL)
+        out = shop.send(event_at(0, "a1", "Trial Started"), event_at(1, "a1", "Plan Purchased"))
+        assert actions(out) == ["offer"]
+        assert profile(out, "a1").workflows == []
+        assert actions(shop.at(120)) == []
+        assert Stats().read(out)["converted"] == 1
+
+    def test_a_goal_before_its_trigger_in_the_same_batch_does_not(self) -> None:
+        shop = Shop(self.TRIAL)
+        assert actions(shop.send(event_at(0, "a1", "Plan Purchased"), event_at(1, "a1", "Trial Started"))) == [
+            "offer"]
+        assert actions(shop.at(120)) == ["reminder"]
+
+    def test_an_unsubscribe_after_the_trigger_ends_the_new_run(self) -> None:
+        shop = Shop(self.TRIAL)
+        out = shop.send(event_at(0, "a1", "Trial Started"), event_at(1, "a1", "Unsubscribed"))
+        assert actions(out) == ["offer"] and profile(out, "a1").workflows == []
+        assert actions(shop.at(120)) == []
+
+    def test_the_awaited_event_in_the_same_batch_takes_the_then_way(self) -> None:
+        flow = Workflow(id="nudge", trigger=OnEvent(EventMatch("Signed Up")), steps=[
+            hook("hello", "await"),
+            WaitFor(id="await", timeout_s=100, event=EventMatch("Email Opened"), then="thanks", timeout="nudge"),
+            hook("thanks"), hook("nudge")])
+        shop = Shop(flow)
+        out = shop.send(event_at(0, "a1", "Signed Up"), event_at(1, "a1", "Email Opened"))
+        assert actions(out) == ["hello", "thanks"]
+        assert actions(shop.at(200)) == []
+
+
 class TestReentry:
     """never / cooldown / always."""
 

@@ -42,9 +42,9 @@ class Plan:
     # The dataflow stays down this long after a kill (a supervisor's restart delay).
     dataflow_down_s: tuple[float, float] = (0.0, 1.0)
     # A converter buys this long after starting its trial: well inside the delay whatever a restart costs,
-    # and later than a restart's replay reaches back (last snapshot ≤ ~2 s + down + ~1 s to start). A goal
-    # replayed in one activation with its trigger is missed (see test_workflow_chaos.TestKnownDefects).
-    goal_after_s: tuple[float, float] = (4.5, 5.5)
+    # and often within what a restart's replay reads in one batch with the trigger (see
+    # test_workflow_chaos.TestFoundByChaos).
+    goal_after_s: tuple[float, float] = (0.3, 2.0)
     # Kills of the dataflow are at least this far apart, so each incarnation snapshots before it dies.
     dataflow_kill_gap_s: float = 4.0
 

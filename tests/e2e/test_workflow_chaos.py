@@ -387,14 +387,13 @@ class GoalMissed(AssertionError):
     """The known defect below, and nothing else, makes its test fail as expected."""
 
 
-class TestKnownDefects:
-    """What the chaos test found, pinned down deterministically (each a strict xfail until it is fixed)."""
+class TestFoundByChaos:
+    """What the chaos test found, pinned down deterministically.
 
-    @pytest.mark.xfail(strict=True, raises=GoalMissed, reason=(
-        "WorkflowsCapability.apply checks goals only against runs already in part.runs; an entry the same "
-        "activation asked for (part.pending) is made later, in evaluate, so a goal event read in one batch "
-        "after its trigger is missed and the reminder still goes. A replay after kill -9 batches differently "
-        "from the live run, so the outcome changes with a crash."))
+    A goal read in one batch after its trigger (the replay after kill -9
+    batches differently from the live run) was missed, and the reminder went.
+    """
+
     def test_a_goal_read_in_one_batch_with_its_trigger_still_stops_the_reminder(
             self, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path) -> None:
         body = {**WORKFLOWS["trial"], "steps": [{**step, "seconds": 2.0} if step["kind"] == "delay" else step
