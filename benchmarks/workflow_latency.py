@@ -175,8 +175,12 @@ def start_dispatcher(stack: Stack, receiver: WebhookReceiver) -> str:
 _body = msgspec.json.Decoder(WebhookBody)
 
 
-def measure(directory: Path, seed: int, rate: int, seconds: float, probe_rate: float) -> dict[str, Any]:
-    """Probe latencies at `rate` background events/s, after the correctness checks."""
+def measure(directory: Path, seed: int, rate: int, seconds: float, probe_rate: float,
+            shop: bool = True) -> dict[str, Any]:
+    """Probe latencies at `rate` background events/s, after the correctness checks.
+
+    `shop=False` runs the probe workflows alone (a control: what the ten shop workflows add).
+    """
     probes = int(seconds * probe_rate)
     events = int(rate * seconds)
     connections = max(20, min(80, rate // 50))
@@ -184,7 +188,7 @@ def measure(directory: Path, seed: int, rate: int, seconds: float, probe_rate: f
     plan = build_plan(model, int(events / EVENTS_PER_VISITOR) + 20, connections, frame_size=5, max_events=events)
     with Stack(directory) as stack, WebhookReceiver() as receiver:
         stack.start_redis()
-        workflows = [*shop_workflows(), *probe_workflows()]
+        workflows = [*(shop_workflows() if shop else []), *probe_workflows()]
         publish(stack.redis_url, config(workflows, probes=True), SHARDS)
         stack.start_gateway()
         stack.start_dataflow(1, 1)
@@ -246,7 +250,7 @@ def measure(directory: Path, seed: int, rate: int, seconds: float, probe_rate: f
         stack.check_alive()
     figures = summarise(sent, watcher.seen, attempts, load, rate, probes, probe_rate, cpu, counters.as_dict(),
                         delivery)
-    return {**figures, "machine": machine}
+    return {**figures, "shop_workflows": shop, "machine": machine}
 
 
 def summarise(sent: ProbeRun, appended: list[checks.Appended], attempts: list[Attempt], load: LoadResult,

@@ -30,6 +30,25 @@ def _machine(m: dict[str, Any] | None) -> str:
     return text
 
 
+def _quiets(f: dict[str, Any]) -> list[tuple[str, Any]]:
+    """What the rest of the machine did before each measure: (which, what was seen)."""
+    out = [(f"latency {_rate(r)}", r.get("quiet_before")) for r in f.get("latency", [])]
+    if "delays" in f:
+        out.append(("delays", f["delays"].get("quiet_before")))
+    runs = f.get("throughput", {}).get("runs", [])
+    out += [(f"drain {n} ({r['workflows']})", r.get("quiet_before")) for n, r in enumerate(runs, 1)]
+    return [(name, q) for name, q in out if q]
+
+
+def _quiet(q: dict[str, Any]) -> str:
+    waited = f", after waiting {fmt(q['waited_s'])} s for it to go quiet" if q["waited_s"] > 1 else ""
+    return f"{fmt(q['others_cores'])} cores busy{waited}"
+
+
+def _rate(lat: dict[str, Any]) -> str:
+    return fmt(lat["background_events_per_s"]) + ("" if lat.get("shop_workflows", True) else " *probes only*")
+
+
 def _latency(runs: list[dict[str, Any]]) -> list[str]:
     lines = [
         "\n### Event → webhook received (background shop traffic through the gateway, open loop)\n",
@@ -39,6 +58,7 @@ def _latency(runs: list[dict[str, Any]]) -> list[str]:
         "the receiver's arrival time; p50 / p95 / p99 / max in ms. Background: shoppers at the rate shown "
         "(5 events per websocket frame; orders and e-mail opens over HTTP); the dispatcher delivers their "
         "workflows' webhooks to the same receiver.\n",
+        "With the ten shop workflows unless marked *probes only* (a control run without them).\n",
         "| background ev/s | trigger | probes | event → outbox append | event → webhook received | "
         "not received / twice / actions ≠ 1 |",
         "|---|---|---|---|---|---|",
@@ -46,7 +66,7 @@ def _latency(runs: list[dict[str, Any]]) -> list[str]:
     for lat in runs:
         for workflow, what in ((PROBE_EVENT, "event"), (PROBE_SEGMENT, "segment entry")):
             k = lat["probes"][workflow]
-            lines.append(f"| {fmt(lat['background_events_per_s'])} | {what} | {fmt(k['probes'])} | "
+            lines.append(f"| {_rate(lat)} | {what} | {fmt(k['probes'])} | "
                          f"{_pcts(k['event_to_outbox_ms'])} | **{_pcts(k['event_to_received_ms'])}** | "
                          f"{k['not_received']} / {k['received_twice']} / {k['actions_not_one']} |")
     for lat in runs:
@@ -54,7 +74,7 @@ def _latency(runs: list[dict[str, Any]]) -> list[str]:
         counters, delivery = check["counters"], check["delivery"]
         by_workflow = ", ".join(f"{w} {fmt(n)}" for w, n in sorted(lat["actions_by_workflow"].items()))
         lines += [
-            f"\nAt {fmt(lat['background_events_per_s'])} events/s:\n",
+            f"\nAt {_rate(lat)} events/s:\n",
             f"- achieved {fmt(lat['achieved_events_per_s'])} events/s ({fmt(lat['background_events_acked'])} "
             f"acked; client late at most {fmt(lat['client_behind_schedule_max_ms'])} ms); "
             f"{fmt(lat['background_actions'])} webhooks of the background's workflows delivered besides the "
@@ -130,10 +150,8 @@ def render_workflows(doc: dict[str, Any]) -> str:
         f"- command: `{doc['command']}`",
         f"- code: {report._code(f.get('code'))}",
         f"- duration: {fmt(f.get('duration_s'))} s",
-        "- the rest of the machine as each measure began: " + "; ".join(
-            f"{name} {fmt(q['others_cores'])} cores busy"
-            + (f" (after waiting {fmt(q['waited_s'])} s for it to go quiet)" if q["waited_s"] > 1 else "")
-            for name, q in f.get("quiet", {}).items()),
+        "- the rest of the machine just before each measure: " + "; ".join(
+            f"{name} {_quiet(q)}" for name, q in _quiets(f)),
         f"- **correct: {str(doc['correct']).lower()}**",
         "\n### Targets\n",
         "| target | goal | measured | verdict |",

@@ -21,6 +21,7 @@ one of the ten entered at least one contact.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -70,15 +71,22 @@ def drain(directory: Path, work: LiveBacklog, which: str) -> dict[str, Any]:
         return row
 
 
-def measure(workdir: Path, visitors: int, repeats: int, seed: int) -> dict[str, Any]:
-    """`repeats` drains of each configuration, alternating; the ratio of the median rates."""
+def measure(workdir: Path, visitors: int, repeats: int, seed: int,
+            quiet: Callable[[], dict[str, float]] | None = None) -> dict[str, Any]:
+    """`repeats` drains of each configuration, alternating; the ratio of the median rates.
+
+    `quiet` runs before each drain (waiting for a shared machine to calm down) and says what it saw.
+    """
     note(f"workflows throughput: building the backlog of {visitors:,} visitors …")
     work = build_backlog(seed, visitors)
     order = [CONFIGS[(i + i // 2) % 2] for i in range(2 * repeats)]  # none, ten, ten, none, none, ten …
     runs = []
     for n, which in enumerate(order):
         note(f"workflows throughput: drain {n + 1}/{len(order)}, {work.events:,} events, {which} workflows …")
+        before = quiet() if quiet is not None else None
         runs.append(drain(workdir / f"throughput-{n}", work, which))
+        if before is not None:
+            runs[-1]["quiet_before"] = before
     rate = {w: median(r["events_per_s"] for r in runs if r["workflows"] == w) for w in CONFIGS}
     cpu = {w: median(r["cpu_s_per_m_events"] for r in runs if r["workflows"] == w) for w in CONFIGS}
     return {
