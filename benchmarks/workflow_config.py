@@ -48,6 +48,7 @@ PROBE_EVENT: Final = "probe-event"
 PROBE_SEGMENT: Final = "probe-segment"
 PROBE_COUPON: Final = "PROBE"
 DELAYED: Final = "delay-bench"
+DELAYED_FIRST: Final = "trial-welcome"
 DELAYED_STEP: Final = "after-delay"
 DELAY_TRIGGER: Final = "Trial Started"
 
@@ -108,9 +109,14 @@ def probe_workflows() -> list[Workflow]:
 
 
 def delay_workflow(seconds: float) -> Workflow:
-    """A trial start waits `seconds`, then one webhook."""
+    """A trial start: a webhook at once, `seconds` of delay, a follow-up webhook.
+
+    The delay starts at the instant the first webhook is decided (its
+    `created_at`): that plus `seconds` is the follow-up's due time.
+    """
     return Workflow(id=DELAYED, trigger=OnEvent(EventMatch(DELAY_TRIGGER)),
-                    steps=[Delay(id="hold", seconds=seconds, next=DELAYED_STEP),
+                    steps=[_send(DELAYED_FIRST, "trial-welcome", "hold", channel="crm"),
+                           Delay(id="hold", seconds=seconds, next=DELAYED_STEP),
                            _send(DELAYED_STEP, "trial-follow-up", channel="crm")])
 
 
@@ -126,5 +132,6 @@ def config(workflows: list[Workflow], probes: bool = False) -> ActiveConfig:
     return live
 
 
-__all__ = ["DELAYED", "DELAYED_STEP", "DELAY_TRIGGER", "ENDPOINT", "PROBE_CATEGORY", "PROBE_COUPON",
-           "PROBE_EVENT", "PROBE_SEGMENT", "config", "delay_workflow", "probe_workflows", "shop_workflows"]
+__all__ = ["DELAYED", "DELAYED_FIRST", "DELAYED_STEP", "DELAY_TRIGGER", "ENDPOINT", "PROBE_CATEGORY",
+           "PROBE_COUPON", "PROBE_EVENT", "PROBE_SEGMENT", "config", "delay_workflow", "probe_workflows",
+           "shop_workflows"]

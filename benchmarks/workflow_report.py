@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks import report
-from benchmarks.workflow_config import PROBE_EVENT, PROBE_SEGMENT
+from benchmarks.workflow_config import DELAYED_FIRST, DELAYED_STEP, PROBE_EVENT, PROBE_SEGMENT
 
 fmt = report._fmt
 
@@ -91,20 +91,22 @@ def _latency(runs: list[dict[str, Any]]) -> list[str]:
 
 def _delays(d: dict[str, Any]) -> list[str]:
     c = d["check"]
+    first, follow = c[DELAYED_FIRST], c[DELAYED_STEP]
     return [
         f"\n### Delay lateness ({fmt(d['contacts'])} contacts in a delay at once)\n",
-        f"{fmt(d['contacts'])} contacts each entered a {fmt(d['delay_s'])} s delay, loaded at "
-        f"{fmt(d['load_rate_per_s'])}/s over {fmt(d['window_s'])} s, so their due times spread over "
-        f"{fmt(d['due_spread_s'])} s; the workflow's gauge counted **{fmt(c['waiting_at_once'])} waiting at once** "
-        "before the first delay ended. No other traffic; no dispatcher (the dataflow's part ends at the outbox). "
-        "Lateness = outbox append (Redis entry id, ms) − the due time the dataflow scheduled (the profile's "
-        "`due_at`).\n",
+        f"{fmt(d['contacts'])} fresh contacts each got a webhook at once, then a {fmt(d['delay_s'])} s delay, "
+        f"then a follow-up; loaded at {fmt(d['load_rate_per_s'])}/s over {fmt(d['window_s'])} s, so their due "
+        f"times spread over {fmt(d['due_spread_s'])} s. The workflow's gauge counted "
+        f"**{fmt(c['waiting_at_once'])} waiting at once** before the first delay ended. No other traffic "
+        "besides the ten shop workflows being configured; no dispatcher (the dataflow's part ends at the "
+        "outbox). Lateness = the follow-up's outbox append (Redis entry id, ms) − its due time (the first "
+        "webhook's decision time + the delay).\n",
         f"- lateness p50 / p90 / p99 / max: **{_pcts(d['lateness_ms'], ('p50', 'p90', 'p99', 'max'))} ms**; "
-        f"appended early (> 1 ms): {d['early']}",
+        f"appended early (> 1 ms): {d['early']}; loader late at most {fmt(d['client_behind_schedule_max_ms'])} ms",
         f"- CPU s: {_cpu(d['cpu_s'])}; {_machine(d.get('machine'))}",
-        f"- correct: {str(c['correct']).lower()} — due times read {fmt(c['due_times_read'])}, delayed actions "
-        f"{fmt(c['delayed_actions'])}, contacts without one {c['contacts_without_action']}, with two or more "
-        f"{c['contacts_with_two_or_more']}, unexpected contacts {c['unexpected_contacts']}",
+        f"- correct: {str(c['correct']).lower()} — first webhooks {fmt(first['actions'])}, follow-ups "
+        f"{fmt(follow['actions'])}; contacts without a follow-up {follow['contacts_without']}, with two or more "
+        f"{follow['contacts_with_two_or_more']}, other contacts {follow['unexpected_contacts']}",
     ]
 
 
