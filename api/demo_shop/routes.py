@@ -10,16 +10,20 @@ public URLs.
 from __future__ import annotations
 
 from html import escape
-from typing import Annotated, cast
+from pathlib import Path
+from typing import Annotated, Final, cast
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from api.demo_shop import catalog, render
 from api.demo_shop.render import ShopSettings
 
 # HTML pages are not part of the public API, so they stay out of OpenAPI.
 router = APIRouter(tags=["demo shop"], include_in_schema=False, default_response_class=HTMLResponse)
+
+
+WIDGETS: Final = Path(__file__).resolve().parents[2] / "tracker_js" / "dist" / "attimo-widgets.js"
 
 
 def _settings(request: Request) -> ShopSettings:
@@ -133,3 +137,19 @@ def signup_page(request: Request) -> HTMLResponse:
             values=render.signup_options(),
         )
     )
+
+
+@router.get("/tracker-widgets.js", response_class=Response)
+def tracker_widgets() -> Response:
+    """The tracker's popups and strips, which `/tracker.js` loads on pages that need them.
+
+    The tracker looks for it next to itself (`/tracker.js` -> `/tracker-widgets.js`).
+    It belongs beside `/tracker.js` in `api/routes/tracker_script.py`; it is
+    served from here until that route serves it (the same file, the same caching).
+    """
+    try:
+        body = WIDGETS.read_bytes()
+    except FileNotFoundError:
+        return PlainTextResponse("// attimo widgets are not built: run tracker_js/build.sh\n", status_code=503,
+                                 media_type="application/javascript", headers={"Cache-Control": "no-store"})
+    return Response(body, media_type="application/javascript", headers={"Cache-Control": "public, max-age=300"})

@@ -26,6 +26,7 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 TRACKER_DIR = REPO / "tracker_js"
 DIST = TRACKER_DIR / "dist" / "attimo.js"
+WIDGETS = TRACKER_DIR / "dist" / "attimo-widgets.js"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 WRITE_KEY = "wk_test"
 WAIT_S = 3.0
@@ -146,13 +147,23 @@ class FakeGateway:
             self._clients.discard(ws)
 
 
+EMPTY_DECISIONS: dict[str, Any] = {"popups": [], "recommendations": {}, "public": {}}
+
+
 class PageServer:
     """Serves HTML fixtures with the gateway/api urls filled in, the built
-    tracker (optionally delayed, to prove the snippet queues), and records
-    `POST /v1/batch` beacons."""
+    tracker (optionally delayed, to prove the snippet queues) and its widgets
+    file, records `POST /v1/batch` beacons, and stands in for the decisions
+    API: `GET /v1/decisions/{id}` answers `self.decisions` (empty decisions
+    unless a test sets them) and is recorded in `self.decision_reads`."""
 
     def __init__(self) -> None:
         self.beacons: list[dict[str, Any]] = []
+        self.decisions: dict[str, Any] = EMPTY_DECISIONS
+        self.decision_reads: list[tuple[str, dict[str, str]]] = []
+        self.decisions_delay = 0.0
+        self.decisions_answered = 0
+        self.requested: list[str] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -170,9 +181,20 @@ class PageServer:
             def do_GET(self) -> None:
                 url = urllib.parse.urlsplit(self.path)
                 query = dict(urllib.parse.parse_qsl(url.query))
+                owner.requested.append(url.path)
                 if url.path == "/attimo.js":
                     time.sleep(float(query.get("delay", "0")))
                     self._send(200, DIST.read_bytes(), "application/javascript")
+                    return
+                if url.path == "/attimo-widgets.js":
+                    self._send(200, WIDGETS.read_bytes(), "application/javascript")
+                    return
+                if url.path.startswith("/v1/decisions/"):
+                    visitor = urllib.parse.unquote(url.path[len("/v1/decisions/"):])
+                    owner.decision_reads.append((visitor, query))
+                    time.sleep(owner.decisions_delay)
+                    self._send(200, json.dumps(owner.decisions).encode(), "application/json")
+                    owner.decisions_answered += 1
                     return
                 fixture = FIXTURES / url.path.lstrip("/")
                 if url.path.endswith(".html") and fixture.is_file():

@@ -184,17 +184,32 @@ class TestDelivery:
 
 
 class TestDecisions:
-    def test_a_pushed_decision_reaches_on_decision_handlers_and_a_window_event(
+    def test_the_read_and_then_each_pushed_decision_reach_on_decision_handlers_and_a_window_event(
         self, page: Any, site: Any, gateway: Any
     ) -> None:
-        """A {"decision": ...} frame is passed to attimo('on','decision') and as attimo:decision."""
+        """The decisions read on load, then a {"decision": ...} frame, go to attimo('on','decision') and
+        as attimo:decision events; attimo('decision') is the latest."""
+        read = {"popups": [], "recommendations": {}, "public": {"temperature": "cold"}}
+        site.decisions = read
         page.goto(site.url("decisions.html", gateway=gateway.url))
+        page.wait_for_function("window.__decisions.length === 1")
         gateway.wait_for_events(1)
-        decision = {"popups": [{"id": "welcome"}], "temperature": "hot"}
-        gateway.push({"decision": decision})
-        page.wait_for_function("window.__decisions.length > 0", timeout=WAIT_S * 1000)
-        assert page.evaluate("window.__decisions") == [decision]
-        assert page.evaluate("window.__domDecisions") == [decision]
+        # Unknown fields and popups this tracker cannot use are passed on untouched.
+        pushed = {"popups": [{"id": "welcome"}], "temperature": "hot"}
+        gateway.push({"decision": pushed})
+        page.wait_for_function("window.__decisions.length === 2", timeout=WAIT_S * 1000)
+        assert page.evaluate("window.__decisions") == [read, pushed]
+        assert page.evaluate("window.__domDecisions") == [read, pushed]
+        assert page.evaluate("attimo('decision')") == pushed
+        visitor, query = site.decision_reads[0]
+        assert visitor == gateway.events()[0]["anonymousId"] and query == {"key": WRITE_KEY}
+
+    def test_data_decisions_false_reads_nothing(self, page: Any, site: Any, gateway: Any) -> None:
+        """A site that uses no widgets can turn the on-load read off."""
+        page.goto(site.url("decisions.html", gateway=gateway.url, data_decisions="false"))
+        gateway.wait_for_events(1)
+        page.evaluate("attimo('flush')")
+        assert site.decision_reads == []
 
 
 class TestBuild:

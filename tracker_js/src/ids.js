@@ -42,3 +42,14 @@ export function loadUserId() {
 export function saveUserId(id) {
   lsSet(UID, id == null ? null : String(id))
 }
+
+// The site back end's signature of the user id (see decisions.js); kept with it.
+const SIG = 'attimo_sig'
+
+export function loadSignature() {
+  return (loadUserId() && lsGet(SIG)) || null
+}
+
+export function saveSignature(sig) {
+  lsSet(SIG, sig == null ? null : String(sig))
+}

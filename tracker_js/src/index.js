@@ -1,15 +1,29 @@
 // Public API and wiring: reads the <script> tag's settings, replays calls the
-// snippet queued before this file loaded, and moves events from the
-// persistent queue to the gateway.
-import { anonymousId, loadUserId, saveUserId } from './ids.js'
+// snippet queued before this file loaded, moves events from the persistent
+// queue to the gateway, and keeps the visitor's current decisions.
+//
+// Popups and product strips live in a second file (attimo-widgets.js),
+// loaded only on pages that have a popup to consider or a strip to render,
+// so that every other page view pays for the tracker alone.
+import { anonymousId, loadUserId, saveUserId, loadSignature, saveSignature } from './ids.js'
 import { createQueue } from './queue.js'
 import { createTransport } from './transport.js'
 import * as build from './events.js'
 import { sendBeacons } from './beacon.js'
+import { readDecisions } from './decisions.js'
+import { cartAfter } from './cart.js'
+import { lsGet, lsSet } from './storage.js'
 
 const MAX_BATCH = 100
 const MAX_FRAMES_IN_FLIGHT = 4 // so a lagging gateway's withheld acks slow us down
 const QUEUE_CAP = 1000
+const CART = 'attimo_cart'
+
+function widgetsUrl(tag, cfg) {
+  if (cfg.widgets) return cfg.widgets
+  // Next to this file: /tracker.js -> /tracker-widgets.js, /attimo.js -> /attimo-widgets.js.
+  return tag && tag.src ? tag.src.replace(/(\.min)?\.js([?#].*)?$/, '-widgets.js') : ''
+}
 
 function main() {
   const w = window
@@ -22,9 +36,20 @@ function main() {
   const gateway = (cfg.gateway || '').replace(/\/$/, '')
   const flushMs = cfg.flushMs ? +cfg.flushMs : 200
 
-  const who = { anonymousId: anonymousId(), userId: loadUserId() }
+  const apiBase = (cfg.api || '').replace(/\/$/, '')
+  const nonce = (tag && tag.nonce) || ''
+
+  const who = { anonymousId: anonymousId(), userId: loadUserId(), signature: loadSignature() }
   const queue = createQueue('attimo_q', QUEUE_CAP)
-  const handlers = { decision: [] }
+  const handlers = { decision: [], popup: [] }
+  // What was still unacked when this page started (popups.js holds back their campaigns).
+  const unacked = queue.all()
+  let cart = +lsGet(CART) || 0
+  let current = null // the visitor's decisions as last read or pushed
+  let pushes = 0
+  let widgets = null
+  let widgetsAsked = false
+  const waiting = [] // strips asked for before the widgets file loaded
   // seq -> batch sent on the current connection and not yet acked
   let inflight = new Map()
   let sentIds = new Set()
@@ -67,7 +92,27 @@ function main() {
     flush()
   }
 
+  function loadWidgets() {
+    const src = widgetsUrl(tag, cfg)
+    if (widgetsAsked || !src) return
+    widgetsAsked = true
+    const s = document.createElement('script')
+    s.src = src
+    s.async = true
+    if (nonce) s.nonce = nonce
+    document.head.appendChild(s)
+  }
+
+  function onPush(d) {
+    pushes++
+    onDecision(d)
+  }
+
   function onDecision(d) {
+    if (!d || typeof d !== 'object') return
+    current = d
+    if (widgets) widgets.decide(d)
+    else if (Array.isArray(d.popups) && d.popups.length) loadWidgets()
     for (const fn of handlers.decision) {
       try {
         fn(d)
@@ -83,7 +128,7 @@ function main() {
     {
       open: flush,
       ack: onAck,
-      decision: onDecision,
+      decision: onPush,
       // Unacked frames are forgotten; their events are still in the queue and
       // go out again (same messageIds) on the next connection.
       close() {
@@ -118,29 +163,61 @@ function main() {
 
   const api = {
     track(name, props) {
+      const v = cartAfter(cart, name, props)
+      if (v !== cart) lsSet(CART, String((cart = v)))
       enqueue(build.track(who, name, props))
     },
     page(name, props) {
+      if (widgets) widgets.page() // a new page view may show a popup again
       enqueue(build.page(who, name, props))
     },
-    identify(userId, traits) {
+    // identify(userId, traits?, {signature}?) or identify(traits, {signature}?).
+    // The signature is the site back end's HMAC of userId; decisions for a
+    // user id are only read with it.
+    identify(userId, traits, opts) {
       if (userId && typeof userId === 'object') {
+        opts = traits
         traits = userId
         userId = null
       }
-      if (userId != null) {
+      if (userId != null && String(userId) !== who.userId) {
         who.userId = String(userId)
+        who.signature = null // a signature is only valid for the id it signed
         saveUserId(who.userId)
       }
+      if (opts && opts.signature && who.userId) who.signature = String(opts.signature)
+      saveSignature(who.signature)
       enqueue(build.identify(who, traits))
     },
     reset() {
       who.anonymousId = anonymousId(true)
-      who.userId = null
+      who.userId = who.signature = null
       saveUserId(null)
+      saveSignature(null)
+      lsSet(CART, null)
+      cart = 0
     },
     on(name, fn) {
       if (handlers[name] && typeof fn === 'function') handlers[name].push(fn)
+    },
+    // A site that renders popups itself reports: attimo('popup', 'shown' | 'clicked' | 'closed', popup).
+    popup(action, p) {
+      if (widgets) widgets.popup(action, p)
+    },
+    // attimo('recommendations', elementOrSelector, {strip, limit, product, currency})
+    recommendations(el, opts) {
+      if (widgets) return widgets.strip(el, opts)
+      waiting.push([el, opts])
+      loadWidgets()
+    },
+    decision: () => current,
+    // Called by attimo-widgets.js once it has loaded.
+    _widgets(install) {
+      if (widgets || typeof install !== 'function') return
+      widgets = install({ track: api.track, flush, decision: () => current, cart: () => cart,
+        renderers: handlers.popup, unacked, nonce })
+      if (current) widgets.decide(current)
+      for (const args of waiting.splice(0)) widgets.strip.apply(null, args)
     },
     flush,
     anonymousId: () => who.anonymousId,
@@ -162,6 +239,11 @@ function main() {
   w.addEventListener('pagehide', onLeave)
   document.addEventListener('visibilitychange', onLeave)
   transport.connect()
+  if (apiBase && cfg.decisions !== 'false' && w.fetch) {
+    const before = pushes
+    // A push that arrived while this read was in flight is newer than its answer.
+    readDecisions(apiBase, writeKey, who).then((d) => pushes === before && onDecision(d))
+  }
 }
 
 main()
