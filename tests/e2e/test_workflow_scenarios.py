@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,6 +51,7 @@ from tests.e2e.workflow_stack import (
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
 SCENARIOS: dict[str, Scenario] = {}
+SETUPS: dict[str, Scenario] = {}
 EPSILON: Final = 0.005
 CAP_CHANNEL: Final = "capped"  # the only capped channel: no other scenario is held
 CAP_S: Final = 60.0
@@ -64,10 +65,19 @@ def policy(quiet: QuietHours | None) -> MessagingPolicy:
                            default_timezone=DEFAULT_ZONE)
 
 
-def scenario(function: Scenario) -> Scenario:
-    """Register a scenario under its function's name."""
-    SCENARIOS[function.__name__] = function
-    return function
+def scenario(*workflows: Workflow, setup: Scenario | None = None) -> Callable[[Scenario], Scenario]:
+    """Register a scenario under its function's name, with what it publishes before any scenario starts:
+    `setup`, then `workflows`."""
+    def register(function: Scenario) -> Scenario:
+        def publish(stack: WorkflowStack) -> None:
+            if setup is not None:
+                setup(stack)
+            for workflow in workflows:
+                stack.put_workflow(workflow)
+        SCENARIOS[function.__name__] = function
+        SETUPS[function.__name__] = publish
+        return function
+    return register
 
 
 def send_step(step_id: str, endpoint: str, next_step: str | None = None, channel: str = "crm",
@@ -81,20 +91,23 @@ def on(event: str) -> OnEvent:
 
 # ---- goals ------------------------------------------------------------------------------
 
-@scenario
+GOAL_WAIT_S: Final = 4.0  # time for the order to get through while the dataflow re-evaluates after publications
+GOAL: Final = Workflow(
+    id="goal-exit", trigger=on("Goal Trial Started"), goal=Goal(event=EventMatch("Order Completed")),
+    steps=[send_step("reminder-1", "goal", "wait"), Delay(id="wait", seconds=GOAL_WAIT_S, next="reminder-2"),
+           send_step("reminder-2", "goal")])
+
+
+@scenario(GOAL)
 def a_goal_met_between_two_reminders_ends_the_run(stack: WorkflowStack) -> None:
     """The contact who orders after the first reminder gets no second; its twin, who does not, gets it."""
-    wid = "goal-exit"
-    stack.put_workflow(Workflow(
-        id=wid, trigger=on("Goal Trial Started"), goal=Goal(event=EventMatch("Order Completed")),
-        steps=[send_step("reminder-1", "goal", "wait"), Delay(id="wait", seconds=2.0, next="reminder-2"),
-               send_step("reminder-2", "goal")]))
+    wid = GOAL.id
     stack.send(track("goal-buyer", "Goal Trial Started"), track("goal-twin", "Goal Trial Started"))
     stack.wait_position("goal-buyer", wid, lambda p: p.step == "wait", "waiting for the second reminder")
     stack.send(track("goal-buyer", "Order Completed", order_id="g-1", revenue=10.0))
 
     twin = stack.wait_steps("goal-twin", wid, ["reminder-1", "reminder-2"])
-    assert twin[1].action.created_at - twin[0].action.created_at >= 2.0 - EPSILON
+    assert twin[1].action.created_at - twin[0].action.created_at >= GOAL_WAIT_S - EPSILON
     stack.wait_steps("goal-buyer", wid, ["reminder-1"])  # and nothing after it
     assert stack.position("goal-buyer", wid) is None
     stack.wait_stats(wid, {"entered": 2, "converted": 1, "ended": 1, "queued:reminder-1": 2, "queued:reminder-2": 1})
@@ -102,23 +115,24 @@ def a_goal_met_between_two_reminders_ends_the_run(stack: WorkflowStack) -> None:
 
 # ---- re-entry -----------------------------------------------------------------------------
 
-@scenario
+COOLDOWN_S: Final = 4.0
+REENTRY: Final = {
+    "reentry-never": Workflow(id="reentry-never", trigger=on("Reentry Ping"), reentry="never",
+                              steps=[send_step("hello", "reentry")]),
+    "reentry-cooldown": Workflow(id="reentry-cooldown", trigger=on("Reentry Ping"), reentry="cooldown",
+                                 cooldown_s=COOLDOWN_S, steps=[send_step("hello", "reentry")]),
+    "reentry-always": Workflow(id="reentry-always", trigger=on("Reentry Ping"), reentry="always",
+                               steps=[send_step("hello", "reentry")]),
+    "reentry-inside": Workflow(id="reentry-inside", trigger=on("Reentry Ping"), reentry="always",
+                               steps=[send_step("hello", "reentry", "linger"), Delay(id="linger", seconds=600.0)]),
+}
+
+
+@scenario(*REENTRY.values())
 def re_entry_is_never_after_a_cooldown_or_always_and_once_at_a_time(stack: WorkflowStack) -> None:
     """Three triggers (the third after the cooldown): `never` enters once, `cooldown` twice, `always` three
     times; a contact still inside a workflow is not entered into it again."""
-    cooldown = 2.0
-    rules = {"reentry-never": Workflow(id="reentry-never", trigger=on("Reentry Ping"), reentry="never",
-                                       steps=[send_step("hello", "reentry")]),
-             "reentry-cooldown": Workflow(id="reentry-cooldown", trigger=on("Reentry Ping"), reentry="cooldown",
-                                          cooldown_s=cooldown, steps=[send_step("hello", "reentry")]),
-             "reentry-always": Workflow(id="reentry-always", trigger=on("Reentry Ping"), reentry="always",
-                                        steps=[send_step("hello", "reentry")]),
-             "reentry-inside": Workflow(id="reentry-inside", trigger=on("Reentry Ping"), reentry="always",
-                                        steps=[send_step("hello", "reentry", "linger"),
-                                               Delay(id="linger", seconds=600.0)])}
-    for workflow in rules.values():
-        stack.put_workflow(workflow)
-    who = "reentrant"
+    cooldown, who = COOLDOWN_S, "reentrant"
 
     def ping(times: int) -> None:
         """One more trigger, once the dataflow decided the previous one (read from the profile's log)."""
@@ -130,12 +144,13 @@ def re_entry_is_never_after_a_cooldown_or_always_and_once_at_a_time(stack: Workf
     (entered,) = stack.logged(who, "reentry-cooldown")
     ping(2)
     assert stack.logged(who, "reentry-always")[-1].at < entered.at + cooldown  # decided within the cooldown
-    wait_until(lambda: True if time.time() > entered.at + cooldown + 0.2 else None, 5, "the cooldown to pass")
+    wait_until(lambda: True if time.time() > entered.at + cooldown + 0.2 else None, cooldown + 5,
+               "the cooldown to pass")
     ping(3)
     stack.wait_deliveries(who, "reentry-always", 3)
     stack.wait_deliveries(who, "reentry-cooldown", 2)
 
-    counts = {wid: len(stack.deliveries(who, wid)) for wid in rules}
+    counts = {wid: len(stack.deliveries(who, wid)) for wid in REENTRY}
     assert counts == {"reentry-never": 1, "reentry-cooldown": 2, "reentry-always": 3, "reentry-inside": 1}
     refused = {"reentry-never": 2, "reentry-cooldown": 1, "reentry-always": 0, "reentry-inside": 0}
     for wid, times in refused.items():
@@ -149,16 +164,18 @@ def re_entry_is_never_after_a_cooldown_or_always_and_once_at_a_time(stack: Workf
 
 # ---- the frequency cap --------------------------------------------------------------------
 
-@scenario
+CAP_FIRST: Final = Workflow(id="cap-first", trigger=on("Cap Newsletter"),
+                            steps=[send_step("note", "cap", channel=CAP_CHANNEL)])
+CAP_SECOND: Final = Workflow(id="cap-second", trigger=on("Cap Promo"),
+                             steps=[send_step("note", "cap", "after", channel=CAP_CHANNEL),
+                                    ChangeTags(id="after", add=["promo-ran"])])
+
+
+@scenario(CAP_FIRST, CAP_SECOND)
 def the_frequency_cap_holds_a_second_workflows_message_and_the_run_goes_on(stack: WorkflowStack) -> None:
     """One message per channel per window across workflows: the second workflow's is held (profile, stats),
     its next step still runs, and a contact under the cap gets that workflow's message."""
-    first, second = "cap-first", "cap-second"
-    stack.put_workflow(Workflow(id=first, trigger=on("Cap Newsletter"),
-                                steps=[send_step("note", "cap", channel=CAP_CHANNEL)]))
-    stack.put_workflow(Workflow(id=second, trigger=on("Cap Promo"),
-                                steps=[send_step("note", "cap", "after", channel=CAP_CHANNEL),
-                                       ChangeTags(id="after", add=["promo-ran"])]))
+    first, second = CAP_FIRST.id, CAP_SECOND.id
     stack.send(track("capped", "Cap Newsletter"))
     stack.wait_steps("capped", first, ["note"])
     stack.send(track("capped", "Cap Promo"))
@@ -183,20 +200,25 @@ def clock(moment: datetime, zone: str) -> str:
     return moment.astimezone(ZoneInfo(zone)).strftime("%H:%M")
 
 
-@scenario
+QUIET: Final = Workflow(id="quiet-hours", trigger=on("Quiet Ping"),
+                        steps=[send_step("note", "quiet", channel=QUIET_CHANNEL)])
+QUIET_MARGIN_S: Final = 5.0
+"""At least this long between choosing quiet hours and their end: time to publish them and decide the message
+(the dataflow re-evaluates its thousands of contacts at each publication)."""
+
+
+@scenario(QUIET)
 def a_message_due_in_quiet_hours_waits_for_their_end_in_the_contacts_zone(stack: WorkflowStack) -> None:
-    """Quiet hours end at the next minute boundary (at least 3 s away) in the default zone: a contact living
+    """Quiet hours end at the next minute boundary (at least 5 s away) in the default zone: a contact living
     there gets its message when they end, not before; a contact whose `timezone` is UTC gets it at once."""
-    wid = "quiet-hours"
-    stack.put_workflow(Workflow(id=wid, trigger=on("Quiet Ping"),
-                                steps=[send_step("note", "quiet", channel=QUIET_CHANNEL)]))
+    wid = QUIET.id
     stack.send(identify("quiet-local"), identify("quiet-utc", timezone="UTC"))
     for contact in ("quiet-local", "quiet-utc"):  # the dataflow is through what was appended before
         stack.wait_profile(contact, lambda p: True, "known")
 
     now = datetime.now(UTC)
     end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    if (end - now).total_seconds() < 3:
+    if (end - now).total_seconds() < QUIET_MARGIN_S:
         end += timedelta(minutes=1)  # the message must be decided while still quiet
     quiet = QuietHours(start=clock(end - timedelta(minutes=2), DEFAULT_ZONE), end=clock(end, DEFAULT_ZONE))
     stack.set_messaging(policy(quiet))
@@ -223,16 +245,18 @@ AB_CONTACTS: Final = 2000
 AB_ARMS: Final = {"a": 50.0, "b": 30.0, "c": 20.0}
 
 
-@scenario
+AB: Final = Workflow(
+    id="ab-split", trigger=on("AB Visit"), reentry="always",
+    steps=[Split(id="split", arms=[SplitArm(name=arm, percent=share, next=f"send-{arm}")
+                                   for arm, share in AB_ARMS.items()]),
+           *(send_step(f"send-{arm}", "ab", variant=arm) for arm in AB_ARMS)])
+
+
+@scenario(AB)
 def an_ab_split_sends_each_arm_its_share_and_a_contact_always_the_same_arm(stack: WorkflowStack) -> None:
     """2 000 contacts through a 50/30/20 split: each arm within 4 standard deviations of its share, in the
     stats and in the webhooks received; a contact entering again takes the same arm."""
-    wid = "ab-split"
-    stack.put_workflow(Workflow(
-        id=wid, trigger=on("AB Visit"), reentry="always",
-        steps=[Split(id="split", arms=[SplitArm(name=arm, percent=share, next=f"send-{arm}")
-                                       for arm, share in AB_ARMS.items()]),
-               *(send_step(f"send-{arm}", "ab", variant=arm) for arm in AB_ARMS)]))
+    wid = AB.id
     contacts = [f"ab-{n:04d}" for n in range(AB_CONTACTS)]
     stack.send(*(track(contact, "AB Visit") for contact in contacts))
 
@@ -260,6 +284,9 @@ def an_ab_split_sends_each_arm_its_share_and_a_contact_always_the_same_arm(stack
 
 # ---- edits while contacts wait ----------------------------------------------------------------
 
+EDIT_WAIT_S: Final = 8.0  # long enough for two publications to reach the dataflow while contacts wait
+
+
 def edited(wid: str, copy: str, migrate: bool = False) -> Workflow:
     """A message, a wait of `EDIT_WAIT_S`, a follow-up; `copy` names the version in both messages."""
     return Workflow(id=wid, trigger=on(f"Start {wid}"), migrate=migrate,
@@ -268,24 +295,21 @@ def edited(wid: str, copy: str, migrate: bool = False) -> Workflow:
                            send_step("second", "edits", copy=copy)])
 
 
-EDIT_WAIT_S: Final = 4.0
+EDITED: Final = {"edit-stay": False, "edit-move": True}  # workflow id: whether v2 migrates
 
 
-@scenario
+@scenario(*(edited(wid, "v1") for wid in EDITED))
 def an_edit_leaves_waiting_contacts_on_their_version_unless_it_migrates_them(stack: WorkflowStack) -> None:
     """Contacts inside v1 when v2 is published finish on v1; with `migrate: true` they move to v2 and their
     next step is v2's. A contact entering after the edit runs v2 either way."""
-    flows = {"edit-stay": False, "edit-move": True}
-    for wid in flows:
-        stack.put_workflow(edited(wid, "v1"))
-    early = {wid: [f"{wid}-early-{n}" for n in range(3)] for wid in flows}
+    early = {wid: [f"{wid}-early-{n}" for n in range(3)] for wid in EDITED}
     stack.send(*(track(contact, f"Start {wid}") for wid, contacts in early.items() for contact in contacts))
     for wid, contacts in early.items():
         for contact in contacts:
             stack.wait_position(contact, wid, lambda p: p.step == "wait", "waiting after the first message")
 
     # Published while they wait; each contact's profile shows its shard switched before its wait ended.
-    for wid, migrate in flows.items():
+    for wid, migrate in EDITED.items():
         published = stack.put_workflow(edited(wid, "v2", migrate))
         assert published.workflow.version == 2
         stack.send(track(f"{wid}-late", f"Start {wid}"))
@@ -297,7 +321,7 @@ def an_edit_leaves_waiting_contacts_on_their_version_unless_it_migrates_them(sta
             assert position.due_at is not None and time.time() < position.due_at, "the wait ended before the edit"
             assert position.version == (2 if migrate else 1)
 
-    for wid, migrate in flows.items():
+    for wid, migrate in EDITED.items():
         expected = ("v2", 2) if migrate else ("v1", 1)
         for contact in early[wid]:
             first, second = stack.wait_steps(contact, wid, ["first", "second"])
@@ -310,13 +334,18 @@ def an_edit_leaves_waiting_contacts_on_their_version_unless_it_migrates_them(sta
 
 # ---- score triggers -------------------------------------------------------------------------
 
-@scenario
+SCORE: Final = Workflow(id="score-crossing", trigger=OnScore(threshold=1000.0), steps=[send_step("notify", "score")])
+
+
+def big_deals_score(stack: WorkflowStack) -> None:
+    stack.add_scoring_rule(ScoringRule(id="big-deal", match=EventMatch("Big Deal Requested"), points=2000.0))
+
+
+@scenario(SCORE, setup=big_deals_score)
 def a_new_contact_whose_first_events_cross_a_score_threshold_enters_the_score_workflow(stack: WorkflowStack) -> None:
     """A score going from 0 past the threshold is a crossing, also in the contact's first activation
     (it was not, until afa6520: found by this scenario)."""
-    wid = "score-crossing"
-    stack.add_scoring_rule(ScoringRule(id="big-deal", match=EventMatch("Big Deal Requested"), points=2000.0))
-    stack.put_workflow(Workflow(id=wid, trigger=OnScore(threshold=1000.0), steps=[send_step("notify", "score")]))
+    wid = SCORE.id
     stack.send(identify("score-known"))
     stack.wait_profile("score-known", lambda p: True, "known")
     stack.send(track("score-known", "Big Deal Requested"), track("score-new", "Big Deal Requested"))
@@ -338,7 +367,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkflowStack]:
 @pytest.fixture(scope="module")
 def scenarios(stack: WorkflowStack, request: pytest.FixtureRequest) -> Iterator[dict[str, Future[float]]]:
     """Every scenario this session tests, started at once."""
-    with run_concurrently(stack, selected(request, SCENARIOS, "name")) as futures:
+    with run_concurrently(stack, selected(request, SCENARIOS, "name"), SETUPS) as futures:
         yield futures
 
 
@@ -351,8 +380,9 @@ def test_workflow_scenario(name: str, scenarios: dict[str, Future[float]]) -> No
 def test_every_webhook_was_signed_and_delivered_once(stack: WorkflowStack,
                                                      scenarios: dict[str, Future[float]]) -> None:
     """Across every scenario: each 2xx attempt verifies with its endpoint's secret; no id came twice."""
-    for future in scenarios.values():
-        future.exception(timeout=90)
+    for name, future in scenarios.items():
+        if future.exception(timeout=90) is None:
+            print(f"{name}: {future.result():.1f} s")  # shown with -rP: how long each scenario took
     ids = [d.webhook_id for d in stack.deliveries()]
     assert len(ids) == len(set(ids)) > 1
     assert all(attempt.ok for attempt in stack.receiver.attempts())
