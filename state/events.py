@@ -12,6 +12,8 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
+from state.catalog import Product
+
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 OptionalText = Annotated[str, msgspec.Meta(max_length=1024)] | None
@@ -115,7 +117,19 @@ class WorkflowEntry(_Message, frozen=True, tag="attimo.enter"):
     workflow: str
 
 
-InternalEvent = TagsChanged | ListChanged | WorkflowEntry
+class CatalogChanged(_Message, frozen=True, tag="attimo.catalog"):
+    """The admin API upserted catalog product `product_id` (`product` is the new record) or deleted it (None).
+
+    Not a contact's event: the dataflow takes it off the stream before the
+    visitor stage and hands it to every shard of the products stage, so that
+    recommendation cards follow the catalog (`dataflows.recommendations`).
+    """
+
+    product_id: str
+    product: Product | None = None
+
+
+InternalEvent = TagsChanged | ListChanged | WorkflowEntry | CatalogChanged
 StreamEvent = Event | InternalEvent
 """What an ingest stream entry holds: client events and the admin API's internal ones."""
 

@@ -22,7 +22,7 @@ import msgspec
 from state import keys
 from state.record_index import RecordIndex
 
-Stage = Literal["source", "visitors", "contacts", "timers", "config", "handoff"]
+Stage = Literal["source", "visitors", "contacts", "timers", "config", "handoff", "products"]
 MAX_PAYLOAD_CHARS: Final = 64 * 1024
 
 
