@@ -44,10 +44,13 @@ def _enter(part: Flows, workflow: Workflow, marker: str, runner: Runner,
     now = runner.now
     entries = part.entries.get(workflow.id)
     if not workflow.enabled or workflow.id in part.runs:
+        if entries is not None:
+            entries.marker = marker  # this occurrence is used up: a state trigger's deadline moves on
         return False
     if entries is not None and entries.count and (
             workflow.reentry == "never"
             or (workflow.reentry == "cooldown" and now - entries.last_at < workflow.cooldown_s)):
+        entries.marker = marker
         runner.tally(workflow.id, "reentry_refused")
         return False
     entries = part.entries.setdefault(workflow.id, Entries())

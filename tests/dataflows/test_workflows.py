@@ -190,6 +190,17 @@ class TestGoals:
         assert actions(shop.at(60)) == ["first"]
         assert actions(shop.at(180)) == ["second"]
 
+    def test_a_refused_idle_cart_leaves_no_deadline_in_the_past(self) -> None:
+        """Refused by its re-entry rule, the occurrence is used up: no timer firing at every activation."""
+        shop = Shop(ABANDONED)
+        shop.send(event_at(0, "a1", "Product Added", product_id="p1", price=5.0))
+        shop.at(400)  # entered at 60, both reminders sent, run over
+        shop.send(event_at(400, "a1", "Product Added", product_id="p2", price=5.0))
+        shop.at(470)  # idle again at 460: "never" refuses it
+        for logic in (shop.visitors, shop.contacts):
+            due = logic.notify_at()
+            assert due is None or due.timestamp() > shop.clock.now, due
+
     def test_the_same_idle_cart_enters_once(self) -> None:
         shop = Shop(ABANDONED)
         shop.send(event_at(0, "a1", "Product Added", product_id="p1", price=5.0))
