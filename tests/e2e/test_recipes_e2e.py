@@ -173,19 +173,23 @@ def welcome_series(stack: WorkflowStack) -> None:
 
 @scenario("first-purchase-coupon")
 def first_purchase_coupon(stack: WorkflowStack) -> None:
-    """A coupon `grace` after sign-up for a contact who has not bought; none for one who bought meanwhile."""
+    """A coupon `grace` after sign-up for a contact who has not bought; none for one who bought meanwhile,
+    nor for one whose order came in the same frame as its sign-up (read in one batch: fixed by 996b4f8)."""
     wid = imported(stack, "first-purchase-coupon", grace=1.5)
     signups = [track("coupon-waits", "Signed Up"), track("coupon-buys", "Signed Up")]
-    stack.send(*signups)
+    stack.send(*signups, track("coupon-same-frame", "Signed Up"),
+               track("coupon-same-frame", "Order Completed", order_id="o-5", revenue=25.0))
     stack.wait_profile("coupon-buys", lambda p: wid in runs(p), "inside the coupon workflow")
     stack.send(track("coupon-buys", "Order Completed", order_id="o-3", revenue=25.0))
 
     (coupon,) = stack.wait_steps("coupon-waits", wid, ["coupon"])
     assert coupon.template == "first-purchase-coupon" and coupon.action.payload["coupon"] == "FIRST15"
     assert coupon.action.created_at >= at(signups[0]) + 1.5 - EPSILON
-    assert stack.steps("coupon-buys", wid) == []
-    buyer = stack.profile("coupon-buys")
-    assert buyer is not None and wid not in runs(buyer) and logged(buyer, wid) == []
+    for contact in ("coupon-buys", "coupon-same-frame"):
+        assert stack.steps(contact, wid) == []
+        buyer = stack.profile(contact)
+        assert buyer is not None and buyer.orders.orders == 1
+        assert wid not in runs(buyer) and logged(buyer, wid) == []
 
 
 @scenario("nurturing-drip")
