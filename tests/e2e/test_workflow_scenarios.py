@@ -3,10 +3,17 @@ the frequency cap across workflows, quiet hours, A/B proportions, and edits whil
 
 One stack for the module (`workflow_stack`); each scenario has its own
 workflows (triggered by its own event names, so no scenario enters another's
-contacts), its own contacts and endpoint, and all run at once. What must not
-happen is checked after a positive sign that it would have by then (a twin
-contact's later message, a record in the profile written by the evaluation
-that decided).
+contacts), its own contacts and endpoint. Every scenario's workflows are
+published first, then all scenarios run at once: a publication makes the
+dataflow re-evaluate every contact it holds, and the A/B scenario brings
+2 000. What must not happen is checked after a positive sign that it would
+have by then (a twin contact's later message, a record in the profile
+written by the evaluation that decided). A test acts on what the dataflow
+decided (the contact's position in the profile), never on when a webhook
+happened to arrive.
+
+Quiet hours end on a minute boundary (time zones are whole minutes), so
+that scenario waits up to a minute; the others run meanwhile.
 """
 
 from __future__ import annotations
