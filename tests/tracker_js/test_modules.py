@@ -117,7 +117,7 @@ def transport_run(code: int, reason: str) -> dict[str, Any]:
         const refused = [], closes = []
         const on = {{ open() {{}}, ack() {{}}, decision() {{}},
                       close() {{ closes.push(1) }}, refused(c, r) {{ refused.push([c, r]) }} }}
-        createTransport('ws://gw/v1/stream?key=k', on, 1).connect()
+        createTransport(() => 'ws://gw/v1/stream?key=k', on, 1).connect()
         setTimeout(() => {{
           console.log(JSON.stringify({{ sockets: sockets.length, closes: closes.length, refused }}))
           process.exit()
@@ -137,3 +137,98 @@ class TestTransportRefused:
         """A 1006 close (outage or refused handshake) reconnects with backoff and reports nothing."""
         got = transport_run(1006, "")
         assert got["sockets"] >= 3 and got["refused"] == []
+
+
+# What popups.js measures; each test changes one field.
+QUIET = {"elapsed": 0, "scroll": 0, "exit": False, "idle": 0, "cart": 0, "url": "https://shop.example/"}
+
+
+class TestTriggers:
+    @pytest.mark.parametrize(
+        ("trigger", "state", "fires"),
+        [
+            ({"kind": "arrival"}, {}, True),
+            ({"kind": "after", "seconds": 5}, {"elapsed": 4.9}, False),
+            ({"kind": "after", "seconds": 5}, {"elapsed": 5}, True),
+            ({"kind": "scroll", "percent": 50}, {"scroll": 49}, False),
+            ({"kind": "scroll", "percent": 50}, {"scroll": 50}, True),
+            ({"kind": "exit_intent"}, {}, False),
+            ({"kind": "exit_intent"}, {"exit": True}, True),
+            ({"kind": "inactive", "seconds": 10}, {"idle": 9.99}, False),
+            ({"kind": "inactive", "seconds": 10}, {"idle": 10}, True),
+            ({"kind": "cart_value", "amount": 50}, {"cart": 50}, False),
+            ({"kind": "cart_value", "amount": 50}, {"cart": 50.01}, True),
+            ({"kind": "url", "contains": "/sale"}, {}, False),
+            ({"kind": "url", "contains": "/sale"}, {"url": "https://shop.example/sale?x=1"}, True),
+            ({"kind": "url", "contains": ".*"}, {"url": "https://shop.example/a"}, False),  # not a pattern
+            ({"kind": "hologram"}, {"exit": True}, False),  # a kind from a newer server never fires
+            ({"kind": "after"}, {"elapsed": 100}, False),  # malformed: no seconds
+        ],
+    )
+    def test_each_trigger_fires_exactly_at_its_threshold(
+        self, trigger: dict[str, Any], state: dict[str, Any], fires: bool
+    ) -> None:
+        """fired(trigger, measured) for every kind, at and around its threshold."""
+        got = run_node(f"""
+            import {{ fired }} from '{SRC}/triggers.js'
+            console.log(JSON.stringify(fired({json.dumps(trigger)}, {json.dumps(QUIET | state)})))""")
+        assert got is fires
+
+    def test_choose_takes_the_highest_priority_fired_popup_not_held_first_listed_on_a_tie(self) -> None:
+        """Unfired, held and trigger-less popups are skipped; priority decides; a tie keeps the first."""
+        popups = [
+            {"campaign": "unfired", "priority": 99, "triggers": [{"kind": "exit_intent"}]},
+            {"campaign": "held", "priority": 50, "triggers": [{"kind": "arrival"}]},
+            {"campaign": "none", "priority": 40, "triggers": []},
+            {"campaign": "broken", "priority": 40},
+            {"campaign": "first", "priority": 7, "triggers": [{"kind": "exit_intent"}, {"kind": "arrival"}]},
+            {"campaign": "tie", "priority": 7, "triggers": [{"kind": "arrival"}]},
+            {"campaign": "default", "triggers": [{"kind": "arrival"}]},
+        ]
+        got = run_node(f"""
+            import {{ choose }} from '{SRC}/triggers.js'
+            const popups = {json.dumps(popups)}
+            const s = {json.dumps(QUIET)}
+            console.log(JSON.stringify([
+              choose(popups, s, new Set(['held'])).campaign,
+              choose(popups.slice(5), s, new Set()).campaign,
+              choose(popups.slice(6), s, new Set()).campaign,
+              choose(popups.slice(0, 1), s, new Set()),
+            ]))""")
+        assert got == ["first", "tie", "default", None]
+
+
+class TestCart:
+    def test_cart_value_follows_adds_removes_whole_cart_events_and_orders(self) -> None:
+        """Adds and removes move it (quantity 1 by default, never below 0); Cart Viewed resets it; orders empty it."""
+        got = run_node(f"""
+            import {{ cartAfter }} from '{SRC}/cart.js'
+            const steps = [
+              ['Product Added', {{ price: 10, quantity: 2 }}],
+              ['Product Added', {{ price: 5 }}],
+              ['Product Viewed', {{ price: 1000 }}],
+              ['Product Removed', {{ price: 10, quantity: 1 }}],
+              ['Product Removed', {{ price: 99 }}],
+              ['Cart Viewed', {{ products: [{{ price: 3, quantity: 3 }}, null, {{ price: '2' }}] }}],
+              ['Checkout Started', {{ value: 42 }}],
+              ['Order Completed', {{ revenue: 42 }}],
+              ['Product Added', {{ price: 'not a number' }}],
+            ]
+            let v = 0
+            console.log(JSON.stringify(steps.map(([name, p]) => (v = cartAfter(v, name, p)))))""")
+        assert got == [20, 25, 25, 15, 0, 11, 42, 0, 0]
+
+
+class TestSafeUrl:
+    def test_only_http_and_https_urls_survive(self) -> None:
+        """http(s), absolute or relative to the page, pass; javascript:, data:, blob:, vbscript:, non-strings do not."""
+        got = run_node(f"""
+            globalThis.location = {{ href: 'https://shop.example/p/1' }}
+            const {{ safeUrl }} = await import('{SRC}/dom.js')
+            console.log(JSON.stringify([
+              'https://a.example/x?y=1', 'http://a.example', '/relative', 'JavaScript:alert(1)',
+              ' javascript:alert(1)', 'java\\tscript:alert(1)', 'data:text/html,<b>x</b>', 'blob:https://a/x',
+              'vbscript:x', '', null, 42, {{}},
+            ].map(safeUrl)))""")
+        assert got == ["https://a.example/x?y=1", "http://a.example/", "https://shop.example/relative",
+                       None, None, None, None, None, None, None, None, None, None]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from typing import Any
 
 import pytest
 
-from tests.tracker_js.harness import DIST, WAIT_S, WRITE_KEY, wait_until
+from tests.tracker_js.harness import DIST, WAIT_S, WIDGETS, WRITE_KEY, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -218,8 +219,17 @@ class TestBuild:
         size = DIST.stat().st_size
         assert 0 < size <= 8192, f"attimo.js is {size} bytes"
 
-    def test_bundle_is_one_es2017_iife_without_module_syntax(self, tracker_dist: Any) -> None:
-        """The bundle is a self-contained IIFE a plain <script> tag can load."""
-        src = DIST.read_text()
+    def test_gzipped_files_fit_their_budgets(self, tracker_dist: Any) -> None:
+        """What a page downloads: the tracker ≤ 5 KB gzipped (every page), the widgets ≤ 4 KB (pages with
+        a popup or a strip only)."""
+        tracker = len(gzip.compress(DIST.read_bytes(), 9))
+        widgets = len(gzip.compress(WIDGETS.read_bytes(), 9))
+        assert 0 < tracker <= 5 * 1024, f"attimo.js is {tracker} bytes gzipped"
+        assert 0 < widgets <= 4 * 1024, f"attimo-widgets.js is {widgets} bytes gzipped"
+
+    @pytest.mark.parametrize("bundle", [DIST, WIDGETS], ids=lambda p: p.name)
+    def test_bundle_is_one_es2017_iife_without_module_syntax(self, tracker_dist: Any, bundle: Any) -> None:
+        """Each bundle is a self-contained IIFE a plain <script> tag can load."""
+        src = bundle.read_text()
         assert src.lstrip().startswith(("(()=>{", "(function(", '"use strict";(()=>{'))
         assert "import " not in src and "export " not in src

@@ -1,17 +1,31 @@
 // Reads the visitor's current decisions (popups, product strips) from the
-// API once per page; later changes arrive as pushed `decision` frames.
+// API; later changes arrive as pushed `decision` frames.
 //
-// A user id is only served with the signature the site's back end made for
-// it (HMAC of the user id with the site's secret); without one the tracker
-// reads by its anonymous id.
-export const SIGNATURE_PARAM = 'signature'
-
-export function readDecisions(api, writeKey, who) {
+// A signed-in user's decisions are only served with the signature the site's
+// back end made for the user id (hex HMAC-SHA256 with the site's identity
+// secret), whichever of the contact's ids is asked for: it goes as `sig`
+// here and, with `uid`, on the websocket handshake (which then receives the
+// user's pushes). `product` is the product on screen: cross-sell and up-sell
+// are composed for it.
+export function readDecisions(api, writeKey, who, product) {
   const id = who.userId && who.signature ? who.userId : who.anonymousId
   let url = api + '/v1/decisions/' + encodeURIComponent(id) + '?key=' + encodeURIComponent(writeKey)
-  if (who.signature) url += '&' + SIGNATURE_PARAM + '=' + encodeURIComponent(who.signature)
+  if (who.signature) url += '&sig=' + encodeURIComponent(who.signature)
+  if (product) url += '&product=' + encodeURIComponent(product)
   // A simple GET (no custom header, no cookies): no CORS preflight on the hottest path.
   return fetch(url, { credentials: 'omit' })
-    .then((r) => (r.ok ? r.json() : null))
+    .then((r) => {
+      if (r.ok) return r.json()
+      // 401 / 403: a signed-in user without a valid signature (or a refused key).
+      if (r.status === 401 || r.status === 403) console.warn('attimo: decisions refused', r.status)
+      return null
+    })
     .catch(() => null)
+}
+
+// The handshake's proof of identity (empty unless the user id is signed).
+export function proof(who) {
+  return who.userId && who.signature
+    ? '&uid=' + encodeURIComponent(who.userId) + '&sig=' + encodeURIComponent(who.signature)
+    : ''
 }

@@ -10,7 +10,7 @@ import { createQueue } from './queue.js'
 import { createTransport } from './transport.js'
 import * as build from './events.js'
 import { sendBeacons } from './beacon.js'
-import { readDecisions } from './decisions.js'
+import { readDecisions, proof } from './decisions.js'
 import { cartAfter } from './cart.js'
 import { lsGet, lsSet } from './storage.js'
 
@@ -47,6 +47,8 @@ function main() {
   let cart = +lsGet(CART) || 0
   let current = null // the visitor's decisions as last read or pushed
   let pushes = 0
+  let product = null // the product on screen, when a strip names one
+  let started = false
   let widgets = null
   let widgetsAsked = false
   const waiting = [] // strips asked for before the widgets file loaded
@@ -103,9 +105,21 @@ function main() {
     document.head.appendChild(s)
   }
 
-  function onPush(d) {
+  function read() {
+    const before = pushes
+    // A push that arrived while this read was in flight is newer than its answer.
+    if (apiBase && cfg.decisions !== 'false' && w.fetch) {
+      readDecisions(apiBase, writeKey, who, product).then((d) => pushes === before && onDecision(d))
+    }
+  }
+
+  function onPush(d, id) {
+    // Addressed to an id this page no longer is (after reset or a new identify): stale.
+    if (id && id !== who.anonymousId && id !== who.userId) return
     pushes++
-    onDecision(d)
+    // A push is composed without the product on screen: read again, with it.
+    if (product) read()
+    else onDecision(d)
   }
 
   function onDecision(d) {
@@ -124,7 +138,7 @@ function main() {
   }
 
   const transport = createTransport(
-    gateway + '/v1/stream?key=' + encodeURIComponent(writeKey),
+    () => gateway + '/v1/stream?key=' + encodeURIComponent(writeKey) + proof(who),
     {
       open: flush,
       ack: onAck,
@@ -180,6 +194,7 @@ function main() {
         traits = userId
         userId = null
       }
+      const had = proof(who)
       if (userId != null && String(userId) !== who.userId) {
         who.userId = String(userId)
         who.signature = null // a signature is only valid for the id it signed
@@ -188,8 +203,11 @@ function main() {
       if (opts && opts.signature && who.userId) who.signature = String(opts.signature)
       saveSignature(who.signature)
       enqueue(build.identify(who, traits))
+      // A socket is verified for one user at its handshake: prove the new identity.
+      if (proof(who) !== had) transport.reconnect()
     },
     reset() {
+      if (proof(who)) transport.reconnect()
       who.anonymousId = anonymousId(true)
       who.userId = who.signature = null
       saveUserId(null)
@@ -206,6 +224,11 @@ function main() {
     },
     // attimo('recommendations', elementOrSelector, {strip, limit, product, currency})
     recommendations(el, opts) {
+      const p = opts && opts.product != null ? String(opts.product) : product
+      if (p !== product) {
+        product = p
+        if (started) read() // the on-load read has gone: read the strips for this product
+      }
       if (widgets) return widgets.strip(el, opts)
       waiting.push([el, opts])
       loadWidgets()
@@ -239,11 +262,8 @@ function main() {
   w.addEventListener('pagehide', onLeave)
   document.addEventListener('visibilitychange', onLeave)
   transport.connect()
-  if (apiBase && cfg.decisions !== 'false' && w.fetch) {
-    const before = pushes
-    // A push that arrived while this read was in flight is newer than its answer.
-    readDecisions(apiBase, writeKey, who).then((d) => pushes === before && onDecision(d))
-  }
+  started = true
+  read()
 }
 
 main()

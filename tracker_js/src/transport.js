@@ -4,6 +4,8 @@
 // to tell the page when the gateway refuses this client for good.
 import { backoff, fatal } from './retry.js'
 
+// url() is asked on every connect: the handshake carries who the page has
+// proved to be (a signed user id), which can change while the page is open.
 export function createTransport(url, on, baseMs) {
   let ws = null
   let attempt = 0
@@ -19,7 +21,7 @@ export function createTransport(url, on, baseMs) {
     timer = 0
     let sock
     try {
-      sock = new WebSocket(url)
+      sock = new WebSocket(url())
     } catch (e) {
       return retry()
     }
@@ -38,7 +40,7 @@ export function createTransport(url, on, baseMs) {
       }
       if (!msg || typeof msg !== 'object') return
       if ('ack' in msg) on.ack(msg)
-      else if (msg.decision) on.decision(msg.decision)
+      else if (msg.decision) on.decision(msg.decision, msg.id)
     }
     // "error" is always followed by "close", so only close reconnects.
     sock.onclose = (e) => {
@@ -54,6 +56,10 @@ export function createTransport(url, on, baseMs) {
   return {
     connect,
     isOpen: () => !!ws && ws.readyState === 1,
+    // Close and connect again (with the usual backoff), e.g. to prove a new identity.
+    reconnect() {
+      if (ws) ws.close()
+    },
     send(batch) {
       seq += 1
       ws.send(JSON.stringify({ seq, batch, sentAt: new Date().toISOString() }))
