@@ -175,12 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the test's: checks, no figures
     parser.add_argument("--only", action="append", choices=PHASES, default=[], help="run only this measure")
     parser.add_argument("--out", type=Path, default=report.HERE, help="where results/ and RESULTS.md go")
-    parser.add_argument("--repo", type=Path, default=None,
-                        help="measure the code of this source tree (default: this repository)")
+    code = parser.add_mutually_exclusive_group()
+    code.add_argument("--repo", type=Path, default=None,
+                      help="measure the code of this source tree (default: this repository's working tree)")
+    code.add_argument("--commit", default=None,
+                      help="measure this commit of this repository (e.g. HEAD), not the working tree others edit")
     parser.add_argument("--code", type=Path, default=None, help=argparse.SUPPRESS)  # set for the child
     args = parser.parse_args(argv)
     mode = MODES["full" if args.full else "tiny" if args.tiny else "short"]
     command = f"python -m benchmarks.workflows --{mode.name}" + "".join(f" --only {o}" for o in args.only)
+    command += f" --commit {args.commit}" if args.commit else ""
     if args.code is None:
         return _snapshot_and_run(args, mode.name)
     CODE["root"] = args.code
@@ -196,6 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if correct else 1
 
 
+def export_commit(ref: str, target: Path) -> dict[str, str]:
+    """The product's packages as they are at commit `ref` (git archive), and what that commit is."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout
+
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "state", "dataflows", "api"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return {"commit": git("rev-parse", "--short", ref).strip(), "subject": git("log", "-1", "--format=%s", ref).strip(),
+            "uncommitted_changes": "0"}
+
+
 def _snapshot_and_run(args: argparse.Namespace, mode: str) -> int:
     """Copy the code under test, then measure in a child process that imports that copy too.
 
@@ -208,9 +225,13 @@ def _snapshot_and_run(args: argparse.Namespace, mode: str) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="attimo-workflows-"))
     try:
         code = workdir / "code"
-        (workdir / "code.json").write_bytes(orjson.dumps(snapshot_code(args.repo.resolve() if args.repo else REPO,
-                                                                       code)))
+        if args.commit:
+            info = export_commit(args.commit, code)
+        else:
+            info = snapshot_code(args.repo.resolve() if args.repo else REPO, code)
+        (workdir / "code.json").write_bytes(orjson.dumps(info))
         argv = [f"--{mode}", "--out", str(args.out.resolve()), "--code", str(code)]
+        argv += [f"--commit={args.commit}"] if args.commit else []
         argv += [f"--only={o}" for o in args.only]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), str(REPO)])}
         return subprocess.run([sys.executable, "-m", "benchmarks.workflows", *argv], cwd=code, env=env,
