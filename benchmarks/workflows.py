@@ -201,12 +201,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def export_commit(ref: str, target: Path) -> dict[str, str]:
-    """The product's packages as they are at commit `ref` (git archive), and what that commit is."""
+    """The product's packages and the benchmarks as they are at commit `ref` (git archive); what it is.
+
+    The benchmarks come along so that the whole run is that commit: the
+    working tree's may already import what only someone's next commit adds.
+    """
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout
 
     target.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "state", "dataflows", "api"],
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "state", "dataflows", "api", "benchmarks"],
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return {"commit": git("rev-parse", "--short", ref).strip(), "subject": git("log", "-1", "--format=%s", ref).strip(),
