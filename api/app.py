@@ -20,6 +20,10 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
 from api import demo_shop, openapi
+from api.decisions.answer import DecisionService
+from api.decisions.identity import IdentityVerifier
+from api.decisions.redis_runner import pipelined_runner
+from api.decisions.redis_wire import PipelinedRedis
 from api.decisions_fast import DecisionsFastPath
 from api.deps import WRITE_KEY_HEADER
 from api.errors import OverloadedError, status_for
@@ -30,6 +34,7 @@ from api.responses import error_response
 from api.rfm_refresh import run_rfm_refresher
 from api.routes import (
     admin_config,
+    catalog,
     contacts,
     decisions,
     email,
@@ -95,6 +100,10 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.write_keys = resources.write_keys
         app.state.backpressure = resources.backpressure
         app.state.validator = resources.validator
+        # The hottest read gets its own lean, auto-pipelined connection (api.decisions.redis_wire).
+        decisions_redis = PipelinedRedis.from_url(settings.redis_url, settings.redis_timeout_s)
+        app.state.decisions = DecisionService(pipelined_runner(decisions_redis),
+                                              IdentityVerifier.from_settings(settings))
         refresher = (asyncio.create_task(run_rfm_refresher(resources.redis, settings.stream_shards,
                                                            settings.rfm_refresh_s, settings.rfm_sample))
                      if settings.rfm_refresh_s > 0 else None)
@@ -103,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if refresher is not None:
                 refresher.cancel()
+            await decisions_redis.close()
             await resources.close()
 
     app = FastAPI(title="Attimo", version="1", lifespan=lifespan,
@@ -111,7 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
         CORSMiddleware,
         allow_origins=settings.origins,
         allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", WRITE_KEY_HEADER, "Content-Encoding"],
+        allow_headers=["Authorization", "Content-Type", WRITE_KEY_HEADER, "X-Attimo-Signature", "Content-Encoding"],
         max_age=600,
     )
     app.add_exception_handler(AttimoError, _attimo_error)
@@ -125,6 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router)
     app.include_router(webhooks.router)
     app.include_router(workflows.router)
+    app.include_router(catalog.router)
     openapi.install(app)
     return app
 

@@ -3,27 +3,27 @@
 `GET /v1/decisions/{id}` is called on every page view of every visitor, so
 it skips FastAPI's routing, dependency injection and middleware stack (about
 three quarters of a request's CPU on this path) and does only what the
-answer needs: the write key check (cached), one Redis GET, and the CORS
-header for the site's origin. The FastAPI route with the same behaviour
-stays for the OpenAPI docs and is reached only if this layer is bypassed.
+answer needs: the write key check (cached), one Redis round trip
+(`api.decisions.read`), the identity check, and the CORS header for the
+site's origin. The FastAPI route with the same behaviour stays for the
+OpenAPI docs and is reached only if this layer is bypassed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 import msgspec
 from fastapi import FastAPI
 from redis.exceptions import RedisError
 
+from api.decisions.answer import DecisionService
 from api.deps import resolve_write_key
 from api.errors import status_for
 from api.models import ErrorBody
-from state.contacts import load_profile
 from state.errors import AttimoError
-from state.profile import decisions_for
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,6 +32,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 PREFIX: Final = "/v1/decisions/"
 _encoder: Final = msgspec.json.Encoder()
+_WANTED: Final = frozenset((b"origin", b"x-attimo-key", b"x-attimo-signature"))
 
 
 class DecisionsFastPath:
@@ -49,28 +50,34 @@ class DecisionsFastPath:
         if not visitor_id:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        key = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("key", [None])[0]
-        key = key or headers.get("x-attimo-key")
-        origin = headers.get("origin")
+        headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        key = query.get("key") or headers.get(b"x-attimo-key")
+        sig = query.get("sig") or headers.get(b"x-attimo-signature")
+        origin = headers.get(b"origin")
         state = self.app.state
+        service: DecisionService = state.decisions
+        # The site's pages may read the answer, errors included (a missing `sig` is for them to
+        # see), once the key allows their origin; before that, nothing.
+        readable_by: str | None = None
         try:
             await resolve_write_key(state.write_keys, key, origin)
-            profile = await load_profile(state.redis, visitor_id)
+            readable_by = origin
+            body = await service.answer(visitor_id, query.get("product") or None, sig)
         except AttimoError as exc:
-            await _respond(send, status_for(exc), _encoder.encode(ErrorBody(str(exc))), origin)
+            await _respond(send, status_for(exc), _encoder.encode(ErrorBody(str(exc))), readable_by)
             return
         except (RedisError, OSError):
-            await _respond(send, 503, _encoder.encode(ErrorBody("store unavailable")), origin)
+            await _respond(send, 503, _encoder.encode(ErrorBody("store unavailable")), readable_by)
             return
-        await _respond(send, 200, _encoder.encode(decisions_for(profile)), origin)
+        await _respond(send, 200, body, readable_by)
 
 
-async def _respond(send: Send, status: int, body: bytes, origin: str | None) -> None:
+async def _respond(send: Send, status: int, body: bytes, readable_by: str | None) -> None:
+    """Send the answer; `readable_by` is the origin whose pages may read it (CORS), if any."""
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (b"cache-control", b"no-store")]
-    if origin is not None and status == 200:
-        # Only an answer for a valid key and an origin it allows may be read by that origin's pages.
-        headers += [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+    if readable_by is not None:
+        headers += [(b"access-control-allow-origin", readable_by.encode("latin-1")), (b"vary", b"Origin")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -33,6 +33,14 @@ class AdminAuthError(ApiError):
     """The admin bearer token is missing or wrong."""
 
 
+class IdentityRequiredError(ApiError):
+    """Decisions of a signed-in user were asked for without the user id's signature (`sig`)."""
+
+
+class InvalidSignatureError(ApiError):
+    """The `sig` given is not the user id's signature under any configured identity secret."""
+
+
 class NotFoundError(ApiError):
     """The requested resource does not exist."""
 
@@ -62,6 +70,8 @@ class OverloadedError(ApiError):
 HTTP_STATUS: Final[tuple[tuple[type[AttimoError], int], ...]] = (
     (UnknownWriteKeyError, 401),
     (AdminAuthError, 401),
+    (IdentityRequiredError, 401),
+    (InvalidSignatureError, 403),
     (OriginNotAllowedError, 403),
     (NotFoundError, 404),
     (PreconditionFailedError, 412),

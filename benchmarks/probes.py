@@ -66,7 +66,8 @@ class Probes:
         reply = orjson.loads(message)
         decision = reply.get("decision")
         if isinstance(decision, dict):
-            sent = self._unpushed.pop(str(decision.get("contact_id")), None)
+            # The frame names the visitor it is for (`id`): the decision itself is public and anonymous.
+            sent = self._unpushed.pop(str(reply.get("id")), None)
             if sent is not None:
                 self.result.pushed_ms.append((now - sent) * 1000)
         elif "ack" in reply:

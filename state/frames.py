@@ -39,18 +39,24 @@ class FrameError(msgspec.Struct, frozen=True):
 class DecisionFrame(msgspec.Struct, frozen=True):
     """Pushed to a visitor's open page when its decisions change.
 
-    `decision` is a `state.profile.Decisions` in JSON, forwarded as the
-    dataflow encoded it (the gateway does not decode it again).
+    `decision` is a `state.decisions.PublicDecisions` in JSON, exactly what
+    `GET /v1/decisions/{id}` answers (composed by the gateway from the
+    contact's `DecisionDoc`); `id` names the contact the page addressed it
+    by, so a page that has since changed identity can ignore a late push.
     """
 
     decision: msgspec.Raw
+    id: str | None = None
 
 
 class DecisionPush(msgspec.Struct, frozen=True):
     """Published by the dataflow on `keys.decision_push_channel()` for every gateway.
 
-    Each gateway sends `DecisionFrame(decision)` to the sockets it holds for
-    any of `ids` (the contact's anonymous ids and user id).
+    Each gateway holding a socket for any of `ids` (the contact's anonymous
+    ids and user id) reads the contact's decisions and sends them as a
+    `DecisionFrame`. `decision` is the contact's `DecisionDoc` (or any JSON
+    object with its `contact_id`): it names the contact to read, and is not
+    forwarded as is, so nothing internal in it reaches a page.
     """
 
     ids: list[str]

@@ -142,6 +142,13 @@ class Settings(BaseSettings):
     # the first signs, any verifies (rotation without breaking old links).
     email_link_secret: str = ""
 
+    # Identity verification for decisions: the shop's back end signs a user id with one of these
+    # secrets (hex HMAC-SHA256 of the user id) and the page passes it as `sig`; decisions of a
+    # contact with a user id are served only with a valid one. Comma-separated: any verifies, so a
+    # secret is rotated by adding the new one, moving the back end to it, then removing the old.
+    # Empty: no user's decisions are served (anonymous visitors' still are).
+    identity_secrets: str = ""
+
     # RFM quintile edges are recomputed from up to this many profiles this often (0 = never).
     rfm_refresh_s: float = 3600.0
     rfm_sample: int = 100_000

@@ -19,6 +19,9 @@ How a connection is refused or ended (codes in `api.errors`):
   tracker could not tell a wrong key from an outage and would retry forever;
   it treats 4401, 4403 and 1008 as final. The reason is a short phrase
   ("unknown write key"); no frame on such a socket is read;
+- a `uid` with a `sig` that does not sign it: the socket opens as usual
+  (events are still taken) but is not verified for that user, so it gets
+  none of that user's decision pushes (`api.gateway.push`);
 - later: 1003 for a binary frame, 1009 for a frame far over the size limit,
   1011 when an append fails and 1013 when ingest stays overloaded (no ack in
   either case: the client resends after reconnecting).
@@ -41,9 +44,13 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from api.decisions.answer import DecisionService
+from api.decisions.identity import SIGNATURE_PARAM, USER_PARAM, IdentityVerifier
+from api.decisions.redis_runner import pipelined_runner
+from api.decisions.redis_wire import PipelinedRedis
 from api.errors import CLOSE_UNSUPPORTED_DATA, MissingWriteKeyError, OverloadedError, close_code_for
 from api.gateway.connections import Connections
-from api.gateway.push import listen_for_decisions
+from api.gateway.push import DecisionPusher, listen_for_decisions
 from api.logging import configure_logging, log
 from api.resources import Resources, open_resources, redis_client
 from state.errors import (
@@ -131,6 +138,9 @@ class Gateway:
         # Handshakes accepted only to be closed with 4401 / 4403 by `handle`. Weak
         # keys: a handshake that fails after `process_request` never reaches `handle`.
         self._refused: weakref.WeakKeyDictionary[ServerConnection, AttimoError] = weakref.WeakKeyDictionary()
+        self.verifier = IdentityVerifier.from_settings(settings)
+        # User ids proved at the handshake (`uid` + `sig`), until `handle` registers the socket.
+        self._proved: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Check the path, write key and Origin before the socket opens.
@@ -143,8 +153,15 @@ class Gateway:
         url = urlsplit(request.path)
         if url.path != STREAM_PATH:
             return connection.respond(404, "Not Found\n")
-        key = parse_qs(url.query).get("key", [""])[0]
+        query = parse_qs(url.query)
+        key = query.get("key", [""])[0]
         origin = request.headers.get("Origin")
+        user_id = query.get(USER_PARAM, [""])[0]
+        if user_id:
+            if self.verifier.valid(user_id, query.get(SIGNATURE_PARAM, [""])[0]):
+                self._proved[connection] = user_id
+            else:
+                log(logger, logging.INFO, "user id not verified at handshake", origin=origin)
         refusal: AttimoError | None = None
         if not key:
             refusal = MissingWriteKeyError("missing write key")
@@ -170,6 +187,9 @@ class Gateway:
         if refusal is not None:
             await ws.close(close_code_for(refusal), str(refusal)[:MAX_CLOSE_REASON])
             return
+        proved = self._proved.pop(ws, None)
+        if proved is not None:
+            self.connections.verify(ws, proved)
         try:
             async for message in ws:
                 if isinstance(message, bytes):
@@ -237,12 +257,14 @@ async def serve_gateway(settings: Settings, ready: asyncio.Event | None = None) 
     """Run the gateway on settings.host:settings.gateway_port until cancelled."""
     resources = await open_resources(settings)
     pubsub_client = redis_client(settings, blocking_reads=True)
+    decisions_redis = PipelinedRedis.from_url(settings.redis_url, settings.redis_timeout_s)
     gateway = Gateway(resources)
+    pusher = DecisionPusher(gateway.connections, DecisionService(pipelined_runner(decisions_redis),
+                                                                  gateway.verifier))
     push_task: asyncio.Task[None] | None = None
     try:
         subscribed = asyncio.Event()
-        push_task = asyncio.create_task(
-            listen_for_decisions(pubsub_client, gateway.connections, subscribed))
+        push_task = asyncio.create_task(listen_for_decisions(pubsub_client, pusher, subscribed))
         async with serve(
             gateway.handle, settings.host, settings.gateway_port,
             process_request=gateway.process_request,
@@ -263,6 +285,7 @@ async def serve_gateway(settings: Settings, ready: asyncio.Event | None = None) 
             with contextlib.suppress(asyncio.CancelledError):
                 await push_task
         await pubsub_client.aclose()
+        await decisions_redis.close()
         await resources.close()
 
 

@@ -1,4 +1,4 @@
-"""Admin contact reads, public decisions per write key, and the health check."""
+"""Admin contact reads and the health check (decisions: `tests/api/decisions/`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.decisions_fast import DecisionsFastPath
 from state import keys
+from state.decisions import DecisionDoc, encode_doc
 from state.profile import Counters, Profile, encode_profile
 from state.settings import Settings
 from tests.helpers import RedisServer, free_port
@@ -87,44 +88,6 @@ class TestContacts:
         assert "nobody" in response.json()["error"]
 
 
-class TestDecisions:
-    """`GET /v1/decisions/{id}` is public per write key, and never 404s."""
-
-    def test_unknown_visitor_gets_200_and_empty_decisions(self, client: TestClient) -> None:
-        """A first-time visitor has no state yet."""
-        response = client.get(f"/v1/decisions/brand-new?key={WRITE_KEY}")
-        assert response.status_code == 200
-        body = response.json()
-        assert body["popups"] == [] and body["segments"] == [] and body["temperature"] == "cold"
-        assert body["recommendations"] == {"cross_sell": [], "up_sell": [], "personal": []}
-
-    def test_known_visitor_gets_decisions_from_the_profile_via_query_key(
-            self, client: TestClient, profile: Profile) -> None:
-        """Segments, temperature and score come from the stored profile."""
-        body = client.get(f"/v1/decisions/anon-7?key={WRITE_KEY}").json()
-        assert body["contact_id"] == "anon-7"
-        assert body["segments"] == ["cart-abandoners"] and body["temperature"] == "warm"
-        assert body["score"] == 37.5 and body["cart_value"] == 120.0
-
-    def test_key_may_come_as_x_attimo_key_header(self, client: TestClient, profile: Profile) -> None:
-        """Widgets may keep the key out of the URL."""
-        response = client.get("/v1/decisions/user-7", headers={"X-Attimo-Key": WRITE_KEY})
-        assert response.status_code == 200 and response.json()["contact_id"] == "anon-7"
-
-    def test_bad_or_missing_key_is_401(self, client: TestClient) -> None:
-        """Decisions are per site."""
-        assert client.get("/v1/decisions/anon-7?key=nope").status_code == 401
-        assert client.get("/v1/decisions/anon-7").status_code == 401
-
-    def test_foreign_origin_is_403_and_shop_origin_gets_cors_headers(self, client: TestClient) -> None:
-        """Only the key's origins may read decisions from a browser."""
-        url = f"/v1/decisions/anon-7?key={WRITE_KEY}"
-        assert client.get(url, headers={"Origin": "https://evil.example"}).status_code == 403
-        response = client.get(url, headers={"Origin": SHOP})
-        assert response.status_code == 200
-        assert response.headers["access-control-allow-origin"] == SHOP
-
-
 class TestHealth:
     """`/healthz` reports Redis and the ingest lag; 503 when Redis is down."""
 
@@ -160,8 +123,10 @@ class TestIdsWithSlashes:
                          encode_profile(Profile(contact_id="shop/user/42", user_id="shop/user/42", score=3.0)))
         response = client.get("/v1/contacts/shop%2Fuser%2F42", headers=admin())
         assert response.status_code == 200 and response.json()["contact_id"] == "shop/user/42"
-        decisions = client.get("/v1/decisions/shop%2Fuser%2F42", params={"key": WRITE_KEY})
-        assert decisions.status_code == 200 and decisions.json()["contact_id"] == "shop/user/42"
+        redis_client.set(keys.decision_doc("shop/anon/42"), encode_doc(DecisionDoc(
+            contact_id="shop/anon/42", public={"temperature": "warm"})))
+        decisions = client.get("/v1/decisions/shop%2Fanon%2F42", params={"key": WRITE_KEY})
+        assert decisions.status_code == 200 and decisions.json()["public"] == {"temperature": "warm"}
 
 
 class TestDecisionsCors:

@@ -67,6 +67,6 @@ class TestDocumentedResponses:
                     if status != "204" and not status.startswith("3") and not schema:
                         missing.append(f"{method.upper()} {path} {status}")
         assert missing == []
-        for name in ("Profile", "Decisions", "ErrorBody", "QuarantinePage", "SegmentsPage", "IngestPartial",
+        for name in ("Profile", "PublicDecisions", "ErrorBody", "QuarantinePage", "SegmentsPage", "IngestPartial",
                      "ActiveConfig", "BatchBody"):
             assert name in components

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 import redis
@@ -17,10 +18,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
+from api.decisions.identity import sign_user_id
 from api.gateway import serve_gateway
 from state import keys
+from state.decisions import DecisionDoc, encode_doc
+from state.frames import DecisionPush, encode_push
 from state.settings import Settings
 from state.streams import decode_entry
+from tests.api.decisions.store import SECRET, anonymous_doc, save_doc
 from tests.helpers import RedisServer, free_port
 
 WRITE_KEY = "wk-test"
@@ -266,33 +271,53 @@ class TestBadInput:
 
 
 class TestPush:
-    """Decisions published on the push channel reach the sockets of that visitor only."""
+    """A published push reaches the sockets of that visitor only, as the decisions route's answer."""
 
     async def test_decision_reaches_the_socket_that_sent_the_visitors_events(
             self, url: str, redis_client: redis.Redis) -> None:
         """The registry learns anonymousIds from events; other visitors get nothing."""
+        save_doc(redis_client, anonymous_doc("anon-mine"))
         async with connect(url) as mine, connect(url) as other:
             await mine.send(frame(1, event("anon-mine")))
             await other.send(frame(1, event("anon-other")))
             await reply(mine)
             await reply(other)
-            decision = {"popups": [{"id": "welcome"}], "temperature": "hot"}
-            redis_client.publish(keys.decision_push_channel(),
-                                 orjson.dumps({"ids": ["anon-mine"], "decision": decision}))
-            assert await reply(mine) == {"decision": decision}
+            publish_push(redis_client, ["anon-mine"], "anon-mine")
+            pushed = await reply(mine)
+            assert pushed["id"] == "anon-mine"
+            assert pushed["decision"]["popups"][0]["campaign"] == "welcome"
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(other.recv(), 0.3)
 
-    async def test_decision_addressed_by_user_id_reaches_the_socket(
-            self, url: str, redis_client: redis.Redis) -> None:
-        """A socket that sent an identify is reachable by its userId as well."""
-        async with connect(url) as ws:
-            await ws.send(frame(1, {"type": "identify", "anonymousId": "anon-9", "userId": "user-9",
-                                    "traits": {"email": "a@b.example"}}))
-            await reply(ws)
-            redis_client.publish(keys.decision_push_channel(),
-                                 orjson.dumps({"ids": ["user-9"], "decision": {"score": 42}}))
-            assert await reply(ws) == {"decision": {"score": 42}}
+    async def test_decision_addressed_by_user_id_reaches_the_socket_verified_for_that_user(
+            self, settings: Settings, redis_client: redis.Redis) -> None:
+        """A socket that proved the user id at the handshake (`uid` + `sig`) gets the user's decisions."""
+        save_doc(redis_client, anonymous_doc("user-9", user_id="user-9"))
+        signed = make_settings_like(settings, identity_secrets=SECRET)
+        async with running_gateway(signed) as stream_url:
+            proved = f"{stream_url}&uid=user-9&sig={sign_user_id(SECRET, 'user-9')}"
+            async with connect(proved) as ws:
+                await ws.send(frame(1, {"type": "identify", "anonymousId": "anon-9", "userId": "user-9",
+                                        "traits": {"email": "a@b.example"}}))
+                await reply(ws)
+                publish_push(redis_client, ["anon-9", "user-9"], "user-9")
+                pushed = await reply(ws)
+                assert pushed["id"] == "anon-9" and pushed["decision"]["popups"] != []
+
+    async def test_a_users_decisions_never_reach_a_socket_that_only_claims_the_user_id(
+            self, settings: Settings, redis_client: redis.Redis) -> None:
+        """Anyone can put a user id in an event: without a valid signature at the handshake, no push."""
+        save_doc(redis_client, anonymous_doc("user-9", user_id="user-9"))
+        signed = make_settings_like(settings, identity_secrets=SECRET)
+        async with running_gateway(signed) as stream_url:
+            forged = f"{stream_url}&uid=user-9&sig={sign_user_id('guessed', 'user-9')}"
+            for address in (stream_url, forged):
+                async with connect(address) as ws:
+                    await ws.send(frame(1, event("anon-x", userId="user-9")))
+                    await reply(ws)
+                    publish_push(redis_client, ["anon-x", "user-9"], "user-9")
+                    with pytest.raises(TimeoutError):
+                        await asyncio.wait_for(ws.recv(), 0.3)
 
     async def test_malformed_push_message_is_ignored(self, url: str, redis_client: redis.Redis) -> None:
         """Garbage on the channel neither crashes the listener nor reaches sockets."""
@@ -301,9 +326,16 @@ class TestPush:
             await reply(ws)
             redis_client.publish(keys.decision_push_channel(), b"not json")
             redis_client.publish(keys.decision_push_channel(), orjson.dumps({"ids": "anon-1"}))
-            redis_client.publish(keys.decision_push_channel(),
-                                 orjson.dumps({"ids": ["anon-1"], "decision": {"ok": True}}))
-            assert await reply(ws) == {"decision": {"ok": True}}
+            redis_client.publish(keys.decision_push_channel(), orjson.dumps({"ids": [], "decision": {}}))
+            publish_push(redis_client, ["anon-1"], "anon-1")
+            pushed = await reply(ws)
+            assert pushed["id"] == "anon-1" and pushed["decision"]["popups"] == []
+
+
+def publish_push(client: redis.Redis, ids: list[str], contact_id: str) -> None:
+    """What the dataflow publishes when a contact's decision document changed."""
+    client.publish(keys.decision_push_channel(), encode_push(
+        DecisionPush(ids, msgspec.Raw(encode_doc(DecisionDoc(contact_id=contact_id))))))
 
 
 def write_stale_entry(client: redis.Redis, age_s: float) -> bytes:

@@ -43,10 +43,12 @@ import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api.decisions.identity import sign_user_id
 from state import keys
 from state.config_store import publish_config
+from state.decisions import PublicDecisions
 from state.events import Event
-from state.profile import Decisions, Profile, decode_profile
+from state.profile import Profile, decode_profile
 from state.streams import append_events_sync, compare_ids
 from state.validation import EventValidator, Limits, is_blocked_id
 from tests.helpers import Process, RedisServer, free_port, running_dataflow, start_process, wait_for
@@ -57,6 +59,7 @@ pytestmark = pytest.mark.e2e
 
 SHARDS: Final = 2
 WRITE_KEY: Final = "wk-fuzz"
+IDENTITY_SECRET: Final = "fuzz-identity-secret"
 ADMIN: Final = "adm-fuzz"
 SETTLE_TIMEOUT_S: Final = 20.0
 # Every messageId of the module is unique: a repeated one would (rightly) count once.
@@ -111,7 +114,7 @@ def running_api(server: RedisServer, directory: Path) -> Iterator[Api]:
     port = free_port()
     env = {"ATTIMO_REDIS_URL": server.url, "ATTIMO_API_PORT": str(port), "ATTIMO_WRITE_KEY": WRITE_KEY,
            "ATTIMO_ADMIN_TOKEN": ADMIN, "ATTIMO_STREAM_SHARDS": str(SHARDS), "ATTIMO_RFM_REFRESH_S": "0",
-           "ATTIMO_DATA_DIR": str(directory)}
+           "ATTIMO_DATA_DIR": str(directory), "ATTIMO_IDENTITY_SECRETS": IDENTITY_SECRET}
     directory.mkdir(parents=True, exist_ok=True)
     api = Api(f"http://127.0.0.1:{port}", start_process(["-m", "api.cli", "api"], env, directory / "api.log"))
 
@@ -214,13 +217,16 @@ class Engine:
         assert failures == {}, f"touched ids that do not read back: {failures}\nlast events: {self.last_raws}"
 
     def check_reads_and_quarantine(self) -> None:
-        """Every touched id reads back and counts every event once through the API, has decisions; nothing is
-        quarantined; the dataflow runs."""
+        """Every touched id reads back and counts every event once through the API, has decisions (a known
+        user's with its signature); nothing is quarantined; the dataflow runs."""
         assert self.counted(self.touched) == (self.accepted, {})
         for any_id in sorted(self.touched):
-            status, body = self.api.get(f"/v1/decisions/{urllib.parse.quote(any_id, safe='')}?key={WRITE_KEY}")
+            _, profile = self.profile(any_id)
+            sig = sign_user_id(IDENTITY_SECRET, profile.user_id) if profile and profile.user_id else ""
+            status, body = self.api.get(f"/v1/decisions/{urllib.parse.quote(any_id, safe='')}?key={WRITE_KEY}"
+                                        f"&sig={sig}")
             assert status == 200, (any_id, status, body)
-            msgspec.json.decode(body, type=Decisions)
+            msgspec.json.decode(body, type=PublicDecisions)
         status, body = self.api.get("/v1/admin/quarantine", admin=True)
         assert status == 200
         listing = json.loads(body)
