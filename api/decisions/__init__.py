@@ -1,0 +1,1 @@
+"""Decisions for on-site widgets: the one-round-trip read, identity verification, the public answer."""

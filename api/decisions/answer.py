@@ -1,0 +1,81 @@
+"""A visitor's public decisions: one read, the identity check, and only what widgets need.
+
+Shared by the decisions route (and its fast path) and by the gateway's
+push, so a pushed `decision` frame is exactly what `GET /v1/decisions/{id}`
+answers. The answer is built from the contact's `DecisionDoc` only: popups
+already decided by the dataflow, strips composed from the products' lists,
+and the fields some campaign marked public (`DecisionDoc.public`) — never
+the profile, so segments, score or cart value cannot leak by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+import msgspec
+
+from api.decisions.identity import IdentityVerifier
+from api.decisions.read import DecisionRead, DocView, parse_reply, script_args
+from api.errors import IdentityRequiredError
+from state.decisions import ProductCard, Seeds, Strip
+from state.recommendations import compose_strips
+
+RunScript = Callable[[list[str]], Awaitable[Sequence[object]]]
+"""Runs the read script (`api.decisions.read.SCRIPT`) with these ARGV and returns its reply."""
+
+_encoder: Final = msgspec.json.Encoder()
+_EMPTY_SEEDS: Final = Seeds()
+_NO_POPUPS: Final = msgspec.Raw(b"[]")
+_NOTHING_PUBLIC: Final = msgspec.Raw(b"{}")
+
+
+class _PublicWire(msgspec.Struct, frozen=True):
+    """`state.decisions.PublicDecisions` field for field, popups and public fields as the JSON they were read as."""
+
+    popups: msgspec.Raw
+    recommendations: dict[Strip, list[ProductCard]]
+    public: msgspec.Raw
+
+
+def public_decisions(read: DecisionRead, product: str | None = None) -> bytes:
+    """The answer (a `PublicDecisions` in JSON) for what was read: popups, strips, public fields."""
+    doc = read.doc
+    strips = compose_strips(doc.seeds if doc is not None else _EMPTY_SEEDS, product, read.neighbours,
+                            read.trending)
+    if doc is None:
+        return _encoder.encode(_PublicWire(_NO_POPUPS, strips, _NOTHING_PUBLIC))
+    return _encoder.encode(_PublicWire(doc.popups, strips, doc.public))
+
+
+def authorize(doc: DocView | None, sig: str | None, verifier: IdentityVerifier) -> None:
+    """Raise unless whoever asks may see this contact's decisions.
+
+    A contact with a user id needs that id's signature, whichever of its ids
+    was asked for (an anonymous id that logged in belongs to the user now).
+    A visitor with no state and an anonymous contact need none.
+    """
+    if doc is None or doc.user_id is None:
+        return
+    if not verifier.configured:
+        raise IdentityRequiredError("decisions of signed-in users are not served: no identity secret is "
+                                    "configured (ATTIMO_IDENTITY_SECRETS)")
+    verifier.check(doc.user_id, sig)
+
+
+class DecisionService:
+    """Reads and answers decisions for one process (the API or a gateway)."""
+
+    def __init__(self, run_script: RunScript, verifier: IdentityVerifier) -> None:
+        self.run_script = run_script
+        self.verifier = verifier
+
+    async def read(self, any_id: str, product: str | None = None) -> DecisionRead:
+        """Everything the answer for `any_id` needs, in one Redis round trip."""
+        return parse_reply(await self.run_script(script_args(any_id, product)))
+
+    async def answer(self, any_id: str, product: str | None, sig: str | None) -> bytes:
+        """The JSON answer of `GET /v1/decisions/{any_id}` (raises the identity errors)."""
+        read = await self.read(any_id, product)
+        authorize(read.doc, sig, self.verifier)
+        return public_decisions(read, product)

@@ -1,0 +1,143 @@
+"""Everything one decisions answer needs, read in one Redis round trip.
+
+`GET /v1/decisions/{id}` runs on every page view, and the gateway composes
+the same answer for every push, so the read is one Lua script (`EVALSHA`):
+it resolves the id (the contact's own id, or an alias: user id, e-mail in
+any case, a merged anonymous id), reads the contact's `DecisionDoc`, takes
+the product ids its strips grow from out of the document's seeds, and reads
+those products' neighbour lists plus the trending list with one `MGET`.
+A pipelined `MGET` cannot do it: which neighbour lists to read depends on
+the document, so the keys are not known up front. Which documents are read
+is `state.recommendations.read_ids` (the product on screen, then the first
+`SEED_LIMITS` of each seed list, at most `MAX_ANCHORS`), done in Lua.
+
+The script's key names come from `state.keys` (the script text is built
+from them at import), so `keys.py` stays the only place that spells a key.
+It reads keys it was not given in `KEYS`, which a single Redis (or a
+replica) allows; on a Redis Cluster the contact's document and the products'
+lists live on different nodes and the read would have to be split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import msgspec
+
+from state import keys
+from state.decisions import Seeds
+from state.recommendations import MAX_ANCHORS, SEED_LIMITS
+
+SeedLimits = Sequence[tuple[str, int]]
+"""Which seed lists name neighbour documents to read, most recent first, and how many of each."""
+
+def _split(build: Callable[[str], str]) -> tuple[str, str]:
+    """A key function's text before and after the id (the key is prefix .. id .. suffix)."""
+    marker = "\x00"
+    before, after = build(marker).split(marker)
+    return before, after
+
+
+def _lua(text: str) -> str:
+    """A Lua string literal for `text` (key prefixes are plain ASCII without quotes or backslashes)."""
+    if any(c in text for c in "'\\\n") or not text.isascii():
+        raise ValueError(f"key fragment {text!r} cannot be inlined in the read script")
+    return f"'{text}'"
+
+
+def _script() -> str:
+    doc_p, doc_s = _split(keys.decision_doc)
+    alias_p, alias_s = _split(keys.contact_alias)
+    recs_p, recs_s = _split(keys.product_neighbours)
+    return f"""
+local function doc_of(id) return redis.call('GET', {_lua(doc_p)} .. id .. {_lua(doc_s)}) end
+local id, lowered, product = ARGV[1], ARGV[2], ARGV[3]
+local doc = doc_of(id)
+if not doc then
+  local owner = redis.call('GET', {_lua(alias_p)} .. id .. {_lua(alias_s)})
+  if not owner and lowered ~= '' then owner = redis.call('GET', {_lua(alias_p)} .. lowered .. {_lua(alias_s)}) end
+  if owner then doc = doc_of(owner) end
+end
+local ids, seen = {{}}, {{}}
+local function want(p)
+  if type(p) == 'string' and p ~= '' and not seen[p] and #ids < {MAX_ANCHORS} then
+    seen[p] = true
+    ids[#ids + 1] = p
+  end
+end
+want(product)
+if doc then
+  local ok, parsed = pcall(cjson.decode, doc)
+  if ok and type(parsed) == 'table' and type(parsed.seeds) == 'table' then
+    for i = 4, #ARGV, 2 do
+      local list, limit = parsed.seeds[ARGV[i]], tonumber(ARGV[i + 1])
+      if type(list) == 'table' then
+        for j = 1, math.min(#list, limit) do want(list[j]) end
+      end
+    end
+  end
+end
+local names = {{{_lua(keys.trending())}}}
+for i = 1, #ids do names[i + 1] = {_lua(recs_p)} .. ids[i] .. {_lua(recs_s)} end
+return {{doc or false, ids, redis.call('MGET', unpack(names))}}
+"""
+
+
+SCRIPT: Final = _script()
+
+
+def script_args(any_id: str, product: str | None, limits: SeedLimits = SEED_LIMITS) -> list[str]:
+    """The script's ARGV for an id (and the product on screen, if any)."""
+    lowered = any_id.lower() if "@" in any_id and any_id.lower() != any_id else ""
+    args = [any_id, lowered, product or ""]
+    for name, limit in limits:
+        args += [name, str(limit)]
+    return args
+
+
+class DocView(msgspec.Struct, frozen=True):
+    """A stored `DecisionDoc` as the read path needs it: popups and public fields stay the JSON written.
+
+    The dataflow validated them when it built the document; decoding them
+    again (URL patterns and all) on every page view would only re-encode them.
+    """
+
+    contact_id: str
+    user_id: str | None = None
+    popups: msgspec.Raw = msgspec.Raw(b"[]")
+    seeds: Seeds = msgspec.field(default_factory=Seeds)
+    public: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+_doc_view: Final = msgspec.json.Decoder(DocView)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRead:
+    """What the script found: the document (None for a visitor with no state) and the products' lists."""
+
+    doc: DocView | None
+    neighbours: dict[str, bytes] = field(default_factory=dict)
+    trending: bytes | None = None
+
+
+def parse_reply(reply: Sequence[object]) -> DecisionRead:
+    """The script's reply `[doc or nil, product ids, [trending, neighbour lists…]]` as a `DecisionRead`.
+
+    A document that does not decode is treated as missing (the visitor gets
+    the answer of a new visitor) rather than failing every page view.
+    """
+    raw_doc, ids, found = reply
+    assert isinstance(ids, list) and isinstance(found, list)
+    doc: DocView | None = None
+    if isinstance(raw_doc, bytes):
+        try:
+            doc = _doc_view.decode(raw_doc)
+        except msgspec.DecodeError:
+            doc = None
+    trending = found[0] if isinstance(found[0], bytes) else None
+    neighbours = {pid.decode() if isinstance(pid, bytes) else str(pid): raw
+                  for pid, raw in zip(ids, found[1:], strict=True) if isinstance(raw, bytes)}
+    return DecisionRead(doc, neighbours, trending)
