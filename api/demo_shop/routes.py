@@ -139,6 +139,27 @@ def signup_page(request: Request) -> HTMLResponse:
     )
 
 
+@router.get("/product-image/{product_id}.svg", response_class=Response)
+def product_image(product_id: str) -> Response:
+    """A product's picture for recommendation cards: its colour swatch and initials, as SVG.
+
+    Cards only show http(s) images, so the demo's products need a URL for
+    theirs (the pages draw the same swatch with CSS). Made from the fixed
+    catalog only, never from the request.
+    """
+    p = catalog.product(product_id)
+    if p is None:
+        raise HTTPException(404, f"no product {product_id!r}")
+    initials = "".join(word[0] for word in p.name.split()[:2] if word[0].isalnum()).upper()
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="240" height="240" viewBox="0 0 240 240">'
+        f'<rect width="240" height="240" fill="{escape(p.colour)}"/>'
+        '<text x="120" y="138" font-family="sans-serif" font-size="56" text-anchor="middle" '
+        f'fill="#fff" fill-opacity=".85">{escape(initials)}</text></svg>'
+    )
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+
+
 @router.get("/tracker-widgets.js", response_class=Response)
 def tracker_widgets() -> Response:
     """The tracker's popups and strips, which `/tracker.js` loads on pages that need them.

@@ -155,11 +155,11 @@ class PageServer:
     tracker (optionally delayed, to prove the snippet queues) and its widgets
     file, records `POST /v1/batch` beacons, and stands in for the decisions
     API: `GET /v1/decisions/{id}` answers `self.decisions` (empty decisions
-    unless a test sets them) and is recorded in `self.decision_reads`."""
+    unless a test sets them; 503 for None) and is recorded in `self.decision_reads`."""
 
     def __init__(self) -> None:
         self.beacons: list[dict[str, Any]] = []
-        self.decisions: dict[str, Any] = EMPTY_DECISIONS
+        self.decisions: dict[str, Any] | None = EMPTY_DECISIONS  # None: the read fails (503)
         self.decision_reads: list[tuple[str, dict[str, str]]] = []
         self.decisions_delay = 0.0
         self.decisions_answered = 0
@@ -193,7 +193,10 @@ class PageServer:
                     visitor = urllib.parse.unquote(url.path[len("/v1/decisions/"):])
                     owner.decision_reads.append((visitor, query))
                     time.sleep(owner.decisions_delay)
-                    self._send(200, json.dumps(owner.decisions).encode(), "application/json")
+                    if owner.decisions is None:
+                        self._send(503, b'{"error": "store unavailable"}', "application/json")
+                    else:
+                        self._send(200, json.dumps(owner.decisions).encode(), "application/json")
                     owner.decisions_answered += 1
                     return
                 fixture = FIXTURES / url.path.lstrip("/")

@@ -14,16 +14,28 @@ from fastapi import FastAPI
 from api.demo_shop import catalog, router
 from api.routes import tracker_script
 from tests.helpers import free_port
+from tests.tracker_js.decisions_data import ExitIntent, decisions, popup, product
 from tests.tracker_js.harness import FakeGateway, wait_until
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def shop(gateway: FakeGateway, tracker_dist: Any) -> Iterator[str]:
-    """The demo shop and /tracker.js served by uvicorn, pointed at the fake gateway."""
+def shop_decisions() -> dict[str, Any]:
+    """What the shop's stand-in decisions route answers (a test may change it)."""
+    return {"popups": [], "recommendations": {}, "public": {}}
+
+
+@pytest.fixture
+def shop(gateway: FakeGateway, tracker_dist: Any, shop_decisions: dict[str, Any]) -> Iterator[str]:
+    """The demo shop and /tracker.js served by uvicorn, pointed at the fake gateway, with a decisions route."""
     port = free_port()
     app = FastAPI()
+
+    @app.get("/v1/decisions/{visitor_id:path}")
+    def decisions_read(visitor_id: str) -> dict[str, Any]:
+        return shop_decisions
+
     app.state.settings = SimpleNamespace(
         write_key="wk_shop", gateway_url=gateway.url, api_url=f"http://127.0.0.1:{port}"
     )
@@ -53,7 +65,9 @@ class TestShopperJourney:
         wait_until(lambda: "Product Added" in tracks(gateway), what="Product Added")
         added = tracks(gateway)["Product Added"]["properties"]
         assert added["product_id"] == p.product_id and added["quantity"] == 1 and added["cart_id"]
-        assert tracks(gateway)["Product Viewed"]["properties"] == p.event_properties()
+        viewed = tracks(gateway)["Product Viewed"]["properties"]
+        assert viewed == p.event_properties() | {
+            "url": f"{shop}/product/{p.product_id}", "image_url": f"{shop}/product-image/{p.product_id}.svg"}
 
         page.goto(f"{shop}/cart")
         page.click("#checkout")
@@ -85,5 +99,34 @@ class TestShopperJourney:
         """The #attimo-decision panel shows the last decision the gateway pushed."""
         page.goto(f"{shop}/")
         gateway.wait_for_events(1)
-        gateway.push({"decision": {"temperature": "warm"}})
+        gateway.push({"decision": {"public": {"temperature": "warm"}}})
         page.wait_for_function("document.getElementById('attimo-decision').textContent.includes('warm')")
+
+
+class TestWidgetsInTheShop:
+    def test_a_product_page_shows_its_strips_and_a_pushed_exit_popup_live(
+        self, page: Any, shop: str, gateway: FakeGateway, shop_decisions: dict[str, Any]
+    ) -> None:
+        """Cross-sell and up-sell strips for the product on screen (headings hidden while empty), then an
+        exit-intent popup pushed mid-page: the widgets come from /tracker-widgets.js, images from the shop."""
+        p, other = catalog.PRODUCTS[0], catalog.PRODUCTS[1]
+        page.goto(f"{shop}/product/{p.product_id}")
+        gateway.wait_for_events(2)
+        page.wait_for_selector("#recs-cross[data-attimo-count='0']", state="attached")
+        assert not page.is_visible("#recs-cross")  # no cards yet: the section is hidden
+        card = product(1, id=other.product_id, name=other.name, price=other.price,
+                       image=f"{shop}/product-image/{other.product_id}.svg", url=f"{shop}/product/{other.product_id}")
+        doc = decisions(
+            popup("exit-offer", triggers=[ExitIntent()], text="Free shipping today", coupon="SPEDIZIONE"),
+            recommendations={"cross_sell": [card], "up_sell": []})
+        shop_decisions.update(doc)  # the page reads again for its product when told of a change
+        gateway.push({"decision": doc})
+        page.wait_for_selector("#recs-cross .attimo-card")
+        assert page.is_visible("text=Often bought together") and not page.is_visible("text=A step up")
+        price = page.text_content("#recs-cross .attimo-price").replace("\u00a0", " ")
+        assert price == f"{other.price:.2f} €".replace(".", ",")
+        assert page.evaluate("document.querySelector('#recs-cross img').naturalWidth") == 240
+        page.mouse.move(400, 300)
+        page.mouse.move(400, -10)
+        page.wait_for_selector("[role=dialog] >> text=Free shipping today")
+        wait_until(lambda: "Popup Shown" in tracks(gateway), what="Popup Shown")

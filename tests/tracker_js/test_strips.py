@@ -142,6 +142,9 @@ class TestLiveUpdates:
         gateway.push({"decision": decisions(recommendations={"cross_sell": [product(2)]})})
         page.wait_for_function("document.querySelector('#strip .attimo-name').textContent === 'Product 3'")
         assert site.decision_reads[reads][1]["product"] == "p0"
+        site.decisions = None  # the next read fails: the pushed decision is used as it is
+        gateway.push({"decision": decisions(recommendations={"cross_sell": [product(4)]})})
+        page.wait_for_function("document.querySelector('#strip .attimo-name').textContent === 'Product 4'")
 
 
 XSS = '<img src=x onerror="window.__xss=1">'

@@ -105,12 +105,13 @@ function main() {
     document.head.appendChild(s)
   }
 
-  function read() {
+  // `pushed`: what to use if the read fails.
+  function read(pushed) {
     const before = pushes
     // A push that arrived while this read was in flight is newer than its answer.
     if (apiBase && cfg.decisions !== 'false' && w.fetch) {
-      readDecisions(apiBase, writeKey, who, product).then((d) => pushes === before && onDecision(d))
-    }
+      readDecisions(apiBase, writeKey, who, product).then((d) => pushes === before && onDecision(d || pushed))
+    } else onDecision(pushed)
   }
 
   function onPush(d, id) {
@@ -118,7 +119,7 @@ function main() {
     if (id && id !== who.anonymousId && id !== who.userId) return
     pushes++
     // A push is composed without the product on screen: read again, with it.
-    if (product) read()
+    if (product) read(d)
     else onDecision(d)
   }
 

@@ -27,27 +27,31 @@
   }
   function show(id, on) { var el = document.getElementById(id); if (el) el.hidden = !on; }
 
-  function showDecision(d) {
+  // The tracker reads the visitor's decisions on load and passes every newer
+  // one (pushed when they change) to this handler; popups and strips it draws itself.
+  attimo('on', 'decision', function (d) {
     document.getElementById('attimo-decision').textContent = JSON.stringify(d, null, 2);
+  });
+  function strip(id, name, productId) {
+    if (!document.getElementById(id)) return;
+    attimo('recommendations', '#' + id, {
+      strip: name, limit: 4, product: productId, currency: 'EUR', locale: 'it-IT'
+    });
   }
-  attimo('on', 'decision', showDecision);
-  // Pushes come only when a decision changes, so a new page starts from the
-  // current one, read the way an on-site widget would.
-  (function currentDecision() {
-    var tag = document.querySelector('script[data-key]');
-    var aid = (document.cookie.match(/(?:^|; )attimo_aid=([^;]+)/) || [])[1];
-    // A malformed cookie (a stray '%') must not stop the rest of this script.
-    try { aid = aid && decodeURIComponent(aid); } catch (e) { aid = null; }
-    if (!tag || !aid || !window.fetch) return;
-    fetch(tag.getAttribute('data-api') + '/v1/decisions/' + encodeURIComponent(aid) +
-          '?key=' + encodeURIComponent(tag.getAttribute('data-key')))
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (d) { if (d && d.contact_id) showDecision(d); })
-      .catch(function () {});
-  })();
+  // Product links and images in the events let Attimo learn the catalog's cards
+  // even before (or without) a catalog upload through the admin API.
+  function withLinks(p) {
+    return Object.assign({}, p, {
+      url: location.origin + '/product/' + encodeURIComponent(p.product_id),
+      image_url: location.origin + '/product-image/' + encodeURIComponent(p.product_id) + '.svg'
+    });
+  }
   showCount(cart());
 
   var pages = {
+    home: function () {
+      strip('recs-personal', 'personal');
+    },
     search: function () {
       attimo('track', 'Products Searched', { query: data.query });
     },
@@ -57,8 +61,10 @@
       });
     },
     product: function () {
-      var p = data.product;
+      var p = withLinks(data.product);
       attimo('track', 'Product Viewed', p);
+      strip('recs-cross', 'cross_sell', p.product_id);
+      strip('recs-up', 'up_sell', p.product_id);
       document.getElementById('add-to-cart').addEventListener('click', function () {
         var c = cart();
         var line = c.lines.filter(function (l) { return l.product_id === p.product_id; })[0];
@@ -73,6 +79,7 @@
       var c = cart();
       attimo('track', 'Cart Viewed', { cart_id: c.cart_id, products: c.lines });
       renderCart();
+      strip('recs-cross', 'cross_sell');
       document.getElementById('checkout').addEventListener('click', function () {
         location.href = '/checkout';
       });
