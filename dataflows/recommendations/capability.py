@@ -173,6 +173,12 @@ class RecommendationsCapability(Capability[RecentProducts]):
 
 
 def configured(capabilities: Sequence[Capability[Any]], settings: RecsSettings) -> tuple[Capability[Any], ...]:
-    """The registry's capabilities with this one built from deployment settings (same place, same name)."""
-    return tuple(RecommendationsCapability(settings) if isinstance(c, RecommendationsCapability) else c
-                 for c in capabilities)
+    """The registry's capabilities with this one built from deployment settings (same place, same name).
+
+    A registry that does not list it (one built by hand) gets it at the end,
+    where a new part must go for older snapshots to decode.
+    """
+    mine = RecommendationsCapability(settings)
+    if not any(isinstance(c, RecommendationsCapability) for c in capabilities):
+        return (*capabilities, mine)
+    return tuple(mine if isinstance(c, RecommendationsCapability) else c for c in capabilities)

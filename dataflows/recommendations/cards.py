@@ -59,7 +59,7 @@ class CatalogCopy:
     def learn(self, product_id: str, fields: LearnedFields) -> tuple[bool, bool]:
         """Fold what an event said; (learned fields changed, card changed)."""
         entry = self.entries.get(product_id) or CatalogEntry()
-        if entry.deleted:
+        if entry.deleted or fields == entry.learned:  # the usual case: every view says the same
             return False, False
         learned = _combine(entry.learned, fields)
         if learned == entry.learned:

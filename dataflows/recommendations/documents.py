@@ -28,10 +28,21 @@ BASKET_WEIGHT = 3.0
 
 @dataclass
 class Built:
-    """A product's document (None: nothing to say, delete it) and the products it was chosen from."""
+    """A product's lists (none: nothing to say, delete its document) and the products they were chosen from."""
 
-    doc: bytes | None
+    product: str
+    bought: list[tuple[str, float]] = field(default_factory=list)
+    viewed: list[tuple[str, float]] = field(default_factory=list)
+    up_sell: list[str] = field(default_factory=list)
+    cards: dict[str, bytes] = field(default_factory=dict)
     refs: set[int] = field(default_factory=set)
+    empty: bool = True
+
+    def encode(self, updated_at: float) -> bytes | None:
+        """The document as stored, or None when there is nothing to say."""
+        if self.empty:
+            return None
+        return encode_neighbours(self.product, self.bought, self.viewed, self.up_sell, self.cards, updated_at)
 
 
 def _scaled(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
@@ -41,8 +52,8 @@ def _scaled(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
     return [(pid, max(0.001, round(score / best, 3))) for pid, score in pairs]
 
 
-def neighbour_doc(model: Cooccurrence, catalog: CatalogCopy, i: int, now: float, updated_at: float) -> Built:
-    """Product i's neighbour document (this shard owns i)."""
+def neighbour_doc(model: Cooccurrence, catalog: CatalogCopy, i: int, now: float) -> Built:
+    """Product i's neighbour lists (this shard owns i)."""
     settings = model.settings
     pid = model.ids[i]
     tops = [model.neighbours(relation, i, now) for relation in RELATIONS]
@@ -53,15 +64,14 @@ def neighbour_doc(model: Cooccurrence, catalog: CatalogCopy, i: int, now: float,
         lists.append(_scaled(offered[:settings.doc_size]))
     up_sell = _up_sell(model, catalog, pid, tops)
     if not any(lists) and not up_sell and catalog.product(pid) is None:
-        return Built(None, refs)
+        return Built(pid, refs=refs)
     cards: dict[str, bytes] = {}
     for name in {pid, *(p for lst in lists for p, _ in lst), *up_sell}:
         raw = catalog.card_json(name)
         if raw is not None:
             cards[name] = raw
-    doc = encode_neighbours(pid, bought=lists[BASKET], viewed=lists[VIEW], up_sell=up_sell, cards=cards,
-                            updated_at=updated_at)
-    return Built(doc, refs)
+    return Built(pid, bought=lists[BASKET], viewed=lists[VIEW], up_sell=up_sell, cards=cards, refs=refs,
+                 empty=False)
 
 
 def _up_sell(model: Cooccurrence, catalog: CatalogCopy, pid: str, tops: list[list[tuple[int, float]]]) -> list[str]:
@@ -85,8 +95,20 @@ def _up_sell(model: Cooccurrence, catalog: CatalogCopy, pid: str, tops: list[lis
     return ranked[:model.settings.doc_size]
 
 
-def trending_doc(model: Cooccurrence, catalog: CatalogCopy, updated_at: float) -> bytes:
-    """The trending document: the most popular products strips may show, best first."""
+@dataclass
+class Trending:
+    """The trending products, best first, and their cards."""
+
+    products: list[tuple[str, float]]
+    cards: dict[str, bytes]
+
+    def encode(self, updated_at: float) -> bytes:
+        """The trending document as stored."""
+        return encode_trending(self.products, self.cards, updated_at)
+
+
+def trending_doc(model: Cooccurrence, catalog: CatalogCopy) -> Trending:
+    """The most popular products strips may show, best first."""
     size = model.settings.trending_size
     n = len(model.ids)
     popularity = model.marginal[VIEW, :n] + BASKET_WEIGHT * model.marginal[BASKET, :n]
@@ -105,5 +127,4 @@ def trending_doc(model: Cooccurrence, catalog: CatalogCopy, updated_at: float) -
             if len(chosen) >= size or pool == n:
                 break
     scaled = _scaled(chosen)
-    cards = {pid: raw for pid, _ in scaled if (raw := catalog.card_json(pid)) is not None}
-    return encode_trending(scaled, cards, updated_at)
+    return Trending(scaled, {pid: raw for pid, _ in scaled if (raw := catalog.card_json(pid)) is not None})

@@ -30,7 +30,7 @@ class RecsSettings:
     """
 
     enabled: bool = True
-    product_shards: int = 4
+    product_shards: int = 2
     view_window_s: float = 30 * 60.0
     basket_window_s: float = DAY
     max_interactions: int = 500
@@ -38,7 +38,7 @@ class RecsSettings:
     row_capacity: int = 400
     min_llr: float = 1.0
     half_life_s: float = 7 * DAY
-    refresh_s: float = 0.25
+    refresh_s: float = 1.0
     rescore_budget: int = 256
     stale_s: float = 600.0
     doc_size: int = 10

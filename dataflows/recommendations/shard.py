@@ -266,19 +266,19 @@ class ProductShard:
         product = model.ids[i]
         self.rescored_at[i] = now
         entry = self.catalog.entries.get(product)
-        built = Built(None) if entry is not None and entry.deleted else neighbour_doc(model, self.catalog, i, now, 0.0)
+        built = Built(product) if entry is not None and entry.deleted else neighbour_doc(model, self.catalog, i, now)
         self._set_refs(i, built.refs)
-        if built.doc is None:
+        content = built.encode(0.0)
+        if content is None:
             if self.written.get(i, DELETED) == DELETED:
                 return None
             self.written[i] = DELETED
             return RecsWrite(keys.product_neighbours(product), None)
-        digest = zlib.crc32(built.doc)
+        digest = zlib.crc32(content)
         if self.written.get(i) == digest:
             return None
         self.written[i] = digest
-        stamped = neighbour_doc(model, self.catalog, i, now, round(now, 3)).doc
-        return RecsWrite(keys.product_neighbours(product), stamped)
+        return RecsWrite(keys.product_neighbours(product), built.encode(round(now, 3)))
 
     def _set_refs(self, i: int, refs: set[int]) -> None:
         old = set(self.topk.get(i, ()))
@@ -293,12 +293,12 @@ class ProductShard:
         self.topk[i] = sorted(refs)
 
     def _trending(self, now: float) -> list[Output]:
-        doc = trending_doc(self.model, self.catalog, 0.0)
-        digest = zlib.crc32(doc)
+        chosen = trending_doc(self.model, self.catalog)
+        digest = zlib.crc32(chosen.encode(0.0))
         if digest == self.trending_digest:
             return []
         self.trending_digest = digest
-        return [RecsWrite(keys.trending(), trending_doc(self.model, self.catalog, round(now, 3)))]
+        return [RecsWrite(keys.trending(), chosen.encode(round(now, 3)))]
 
     # ---- quarantine and metrics --------------------------------------------------------
 
