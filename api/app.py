@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from api import demo_shop, openapi
 from api.decisions.answer import DecisionService
 from api.decisions.identity import IdentityVerifier
-from api.decisions.redis_runner import pipelined_runner
+from api.decisions.reader import DecisionReader
 from api.decisions.redis_wire import PipelinedRedis
 from api.decisions_fast import DecisionsFastPath
 from api.deps import WRITE_KEY_HEADER
@@ -102,8 +102,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.validator = resources.validator
         # The hottest read gets its own lean, auto-pipelined connection (api.decisions.redis_wire).
         decisions_redis = PipelinedRedis.from_url(settings.redis_url, settings.redis_timeout_s)
-        app.state.decisions = DecisionService(pipelined_runner(decisions_redis),
-                                              IdentityVerifier.from_settings(settings))
+        app.state.decisions = DecisionService(
+            DecisionReader(decisions_redis, settings.decisions_hold_s, settings.decisions_max_held),
+            IdentityVerifier.from_settings(settings))
         refresher = (asyncio.create_task(run_rfm_refresher(resources.redis, settings.stream_shards,
                                                            settings.rfm_refresh_s, settings.rfm_sample))
                      if settings.rfm_refresh_s > 0 else None)

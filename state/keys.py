@@ -151,6 +151,12 @@ def decision_doc(contact_id: str) -> str:
     return f"{PREFIX}:decision:{{{contact_id}}}"
 
 
+def decisions_held(holder: str) -> str:
+    """Sorted set of the products' documents one API or gateway process holds: member product id ('' for
+    trending), score until when (epoch ms); the decisions read script does not send those again."""
+    return f"{PREFIX}:decisions:held:{holder}"
+
+
 def product(product_id: str) -> str:
     """One catalog product (JSON, `state/catalog.py`)."""
     return f"{PREFIX}:product:{{{product_id}}}"

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     # secret is rotated by adding the new one, moving the back end to it, then removing the old.
     # Empty: no user's decisions are served (anonymous visitors' still are).
     identity_secrets: str = ""
+    # Each API / gateway process keeps the products' documents (neighbours, trending) it read for
+    # this long, at most this many, so a decisions read moves only the contact's own document:
+    # recommendations a process answers may be this much older than Redis's (0: read every time).
+    decisions_hold_s: float = 1.0
+    decisions_max_held: int = 20_000
 
     # RFM quintile edges are recomputed from up to this many profiles this often (0 = never).
     rfm_refresh_s: float = 3600.0

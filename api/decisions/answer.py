@@ -10,19 +10,16 @@ the profile, so segments, score or cart value cannot leak by accident.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 import msgspec
 
 from api.decisions.identity import IdentityVerifier
-from api.decisions.read import DecisionRead, DocView, parse_reply, script_args
+from api.decisions.read import DecisionRead, DocView
+from api.decisions.reader import DecisionReader
 from api.errors import IdentityRequiredError
 from state.decisions import ProductCard, Seeds, Strip
 from state.recommendations import compose_strips
-
-RunScript = Callable[[list[str]], Awaitable[Sequence[object]]]
-"""Runs the read script (`api.decisions.read.SCRIPT`) with these ARGV and returns its reply."""
 
 _encoder: Final = msgspec.json.Encoder()
 _EMPTY_SEEDS: Final = Seeds()
@@ -66,16 +63,16 @@ def authorize(doc: DocView | None, sig: str | None, verifier: IdentityVerifier) 
 class DecisionService:
     """Reads and answers decisions for one process (the API or a gateway)."""
 
-    def __init__(self, run_script: RunScript, verifier: IdentityVerifier) -> None:
-        self.run_script = run_script
+    def __init__(self, reader: DecisionReader, verifier: IdentityVerifier) -> None:
+        self.reader = reader
         self.verifier = verifier
 
     async def read(self, any_id: str, product: str | None = None) -> DecisionRead:
         """Everything the answer for `any_id` needs, in one Redis round trip."""
-        return parse_reply(await self.run_script(script_args(any_id, product)))
+        return await self.reader.read(any_id, product)
 
     async def answer(self, any_id: str, product: str | None, sig: str | None) -> bytes:
         """The JSON answer of `GET /v1/decisions/{any_id}` (raises the identity errors)."""
-        read = await self.read(any_id, product)
+        read = await self.reader.read(any_id, product)
         authorize(read.doc, sig, self.verifier)
         return public_decisions(read, product)

@@ -71,7 +71,7 @@ want(product)
 if doc then
   local ok, parsed = pcall(cjson.decode, doc)
   if ok and type(parsed) == 'table' and type(parsed.seeds) == 'table' then
-    for i = 4, #ARGV, 2 do
+    for i = 6, #ARGV, 2 do
       local list, limit = parsed.seeds[ARGV[i]], tonumber(ARGV[i + 1])
       if type(list) == 'table' then
         for j = 1, math.min(#list, limit) do want(list[j]) end
@@ -79,19 +79,43 @@ if doc then
     end
   end
 end
-local names = {{{_lua(keys.trending())}}}
-for i = 1, #ids do names[i + 1] = {_lua(recs_p)} .. ids[i] .. {_lua(recs_s)} end
-return {{doc or false, ids, redis.call('MGET', unpack(names))}}
+-- The products' documents: trending ('' below) first, then the products'. One the caller holds
+-- fresh (its `held` sorted set scores the member past `now`) is answered 1 and not sent.
+local held, now = ARGV[4], tonumber(ARGV[5])
+local members = {{''}}
+for i = 1, #ids do members[i + 1] = ids[i] end
+local out, names, slots = {{}}, {{}}, {{}}
+for i = 1, #members do
+  local score = held ~= '' and redis.call('ZSCORE', held, members[i])
+  if score and tonumber(score) > now then
+    out[i] = 1
+  else
+    out[i] = false
+    names[#names + 1] = members[i] == '' and {_lua(keys.trending())} or {_lua(recs_p)} .. members[i] .. {_lua(recs_s)}
+    slots[#slots + 1] = i
+  end
+end
+if #names > 0 then
+  local got = redis.call('MGET', unpack(names))
+  for j = 1, #slots do out[slots[j]] = got[j] end
+end
+return {{doc or false, ids, out}}
 """
 
 
 SCRIPT: Final = _script()
 
 
-def script_args(any_id: str, product: str | None, limits: SeedLimits = SEED_LIMITS) -> list[str]:
-    """The script's ARGV for an id (and the product on screen, if any)."""
+def script_args(any_id: str, product: str | None, held_key: str = "", now_ms: int = 0,
+                limits: SeedLimits = SEED_LIMITS) -> list[str]:
+    """The script's ARGV for an id (and the product on screen, if any).
+
+    `held_key` names the caller's sorted set of the products' documents it
+    holds fresh (member: product id, '' for trending; score: until when, in
+    ms, compared with `now_ms`); those are not sent again. '' reads them all.
+    """
     lowered = any_id.lower() if "@" in any_id and any_id.lower() != any_id else ""
-    args = [any_id, lowered, product or ""]
+    args = [any_id, lowered, product or "", held_key, str(now_ms)]
     for name, limit in limits:
         args += [name, str(limit)]
     return args
@@ -114,17 +138,27 @@ class DocView(msgspec.Struct, frozen=True):
 _doc_view: Final = msgspec.json.Decoder(DocView)
 
 
+HELD: Final = 1
+"""A product's document the caller holds fresh, so the script did not send it."""
+TRENDING: Final = ""
+"""The member that stands for the trending document in a held set."""
+
+Fetched = bytes | None | int
+"""One of the script's products' documents: its bytes, None when absent, `HELD` when not sent."""
+
+
 @dataclass(frozen=True, slots=True)
-class DecisionRead:
-    """What the script found: the document (None for a visitor with no state) and the products' lists."""
+class ScriptReply:
+    """The script's reply: the document (None: a visitor with no state), the products read, their documents."""
 
     doc: DocView | None
-    neighbours: dict[str, bytes] = field(default_factory=dict)
-    trending: bytes | None = None
+    products: list[str]
+    trending: Fetched
+    neighbours: list[Fetched]
 
 
-def parse_reply(reply: Sequence[object]) -> DecisionRead:
-    """The script's reply `[doc or nil, product ids, [trending, neighbour lists…]]` as a `DecisionRead`.
+def parse_reply(reply: Sequence[object]) -> ScriptReply:
+    """The script's reply `[doc or nil, product ids, [trending, documents…]]`.
 
     A document that does not decode is treated as missing (the visitor gets
     the answer of a new visitor) rather than failing every page view.
@@ -137,7 +171,18 @@ def parse_reply(reply: Sequence[object]) -> DecisionRead:
             doc = _doc_view.decode(raw_doc)
         except msgspec.DecodeError:
             doc = None
-    trending = found[0] if isinstance(found[0], bytes) else None
-    neighbours = {pid.decode() if isinstance(pid, bytes) else str(pid): raw
-                  for pid, raw in zip(ids, found[1:], strict=True) if isinstance(raw, bytes)}
-    return DecisionRead(doc, neighbours, trending)
+    products = [pid.decode() if isinstance(pid, bytes) else str(pid) for pid in ids]
+    return ScriptReply(doc, products, _fetched(found[0]), [_fetched(v) for v in found[1:]])
+
+
+def _fetched(value: object) -> Fetched:
+    return value if isinstance(value, bytes | int) else None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRead:
+    """What an answer is composed from: the document and the products' documents (missing ones left out)."""
+
+    doc: DocView | None
+    neighbours: dict[str, bytes] = field(default_factory=dict)
+    trending: bytes | None = None

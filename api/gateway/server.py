@@ -46,7 +46,7 @@ from websockets.http11 import Request, Response
 
 from api.decisions.answer import DecisionService
 from api.decisions.identity import SIGNATURE_PARAM, USER_PARAM, IdentityVerifier
-from api.decisions.redis_runner import pipelined_runner
+from api.decisions.reader import DecisionReader
 from api.decisions.redis_wire import PipelinedRedis
 from api.errors import CLOSE_UNSUPPORTED_DATA, MissingWriteKeyError, OverloadedError, close_code_for
 from api.gateway.connections import Connections
@@ -259,8 +259,8 @@ async def serve_gateway(settings: Settings, ready: asyncio.Event | None = None) 
     pubsub_client = redis_client(settings, blocking_reads=True)
     decisions_redis = PipelinedRedis.from_url(settings.redis_url, settings.redis_timeout_s)
     gateway = Gateway(resources)
-    pusher = DecisionPusher(gateway.connections, DecisionService(pipelined_runner(decisions_redis),
-                                                                  gateway.verifier))
+    reader = DecisionReader(decisions_redis, settings.decisions_hold_s, settings.decisions_max_held)
+    pusher = DecisionPusher(gateway.connections, DecisionService(reader, gateway.verifier))
     push_task: asyncio.Task[None] | None = None
     try:
         subscribed = asyncio.Event()
