@@ -34,6 +34,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from api.demo.campaigns import install_or_warn as install_demo_campaigns
 from api.demo.model import ShopperModel, Visitor, encode, iso
 from api.errors import CLOSE_ORIGIN_NOT_ALLOWED, CLOSE_UNKNOWN_WRITE_KEY, ApiError
 from state.settings import Settings
@@ -188,11 +189,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--min-pause", type=float, default=1.5, help="seconds between a shopper's clicks, at least")
     parser.add_argument("--max-pause", type=float, default=6.0, help="… and at most")
+    parser.add_argument("--no-campaigns", action="store_true",
+                        help="leave the demo shop's popup campaigns alone (default: (re)install them first)")
     args = parser.parse_args(argv)
     if args.shoppers < 1:
         parser.error("--shoppers must be at least 1")
     log.info("demo starting", extra={"shoppers": args.shoppers, "gateway": settings.gateway_url,
                                      "api": settings.api_url})
+    if not args.no_campaigns:
+        install_demo_campaigns(settings.api_url, settings.admin_token)
     stats: Stats = {"events": 0, "server_events": 0, "server_errors": 0, "decisions": 0}
     pace_s = (args.min_pause, args.max_pause)
     try:
