@@ -109,6 +109,9 @@ def install_or_warn(api_url: str, admin_token: str, wait_s: float = API_WAIT_S) 
             install(api_url, admin_token)
             return True
         except urllib.error.HTTPError as exc:
+            if exc.code == 404:  # an Attimo without the campaigns API: nothing to install into
+                log.info("no campaigns API; demo popups not installed", extra={"api": api_url})
+                return False
             error = f"HTTP {exc.code}"
         except OSError as exc:  # not answering (yet)
             if time.monotonic() < deadline:
