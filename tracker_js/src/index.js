@@ -42,8 +42,8 @@ function main() {
   const who = { anonymousId: anonymousId(), userId: loadUserId(), signature: loadSignature() }
   const queue = createQueue('attimo_q', QUEUE_CAP)
   const handlers = { decision: [], popup: [] }
-  // What was still unacked when this page started (popups.js holds back their campaigns).
-  const unacked = queue.all()
+  // Popup events still unacked when this page started (popups.js holds back their campaigns).
+  const unacked = queue.all().filter((e) => /^Popup /.test(e.event))
   let cart = +lsGet(CART) || 0
   let current = null // the visitor's decisions as last read or pushed
   let pushes = 0

@@ -3,7 +3,7 @@
 // and hands it what it needs through `install(host)`:
 //   host.decision()  the current decision      host.cart()  the cart value seen
 //   host.track(name, props), host.flush()       host.renderers  attimo('on', 'popup') functions
-//   host.unacked  events still queued when the page started   host.nonce  CSP nonce
+//   host.unacked  popup events still queued when the page started   host.nonce  CSP nonce
 import { injectStyle } from './dom.js'
 import { createPopups } from './popups.js'
 import { createStrips } from './strips.js'
