@@ -84,11 +84,18 @@ def measure(mode: Mode, workdir: Path, only: set[str]) -> dict[str, Any]:
         return wait_for_quiet(mode.quiet_wait_s)
 
     def latency() -> list[dict[str, Any]]:
-        runs = [(rate, True) for rate in rates] + ([(TARGET_RATE, False)] if mode.latency_control else [])
-        return [{"quiet_before": quiet(),
-                 **workflow_latency.measure(workdir / f"latency-{rate}-{shop}", mode.seed, rate, seconds,
-                                            probe_rate, shop)}
-                for rate, shop in runs]
+        runs = []
+        for rate, shop in [(rate, True) for rate in rates] + ([(TARGET_RATE, False)] if mode.latency_control else []):
+            before = quiet()
+            try:
+                run = workflow_latency.measure(workdir / f"latency-{rate}-{shop}", mode.seed, rate, seconds,
+                                               probe_rate, shop)
+            except Exception as exc:  # one rate failing must not lose the others
+                note(f"latency at {rate:,}/s failed: {type(exc).__name__}: {exc}")
+                figures.setdefault("errors", {})[f"latency-{rate}-{shop}"] = f"{type(exc).__name__}: {exc}"[-2000:]
+                continue
+            runs.append({"quiet_before": before, **run})
+        return runs
 
     def delays() -> dict[str, Any]:
         return {"quiet_before": quiet(),
