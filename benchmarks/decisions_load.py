@@ -31,12 +31,18 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(api_url: str, write_key: str, ids: list[str], connections: int, seconds: float) -> dict[str, Any]:
-    lua_ids = ",".join(f'"{i}"' for i in ids)
+    """wrk over `GET /v1/decisions/{id}?key=…` for random ids of `ids`."""
+    return wrk_paths(api_url, [f"/v1/decisions/{i}?key={write_key}" for i in ids], connections, seconds)
+
+
+def wrk_paths(api_url: str, paths: list[str], connections: int, seconds: float) -> dict[str, Any]:
+    """wrk (one thread) over GETs of random `paths`; its figures."""
+    lua_paths = ",".join(f'"{p}"' for p in paths)
     script = (
-        f"local ids = {{{lua_ids}}}\n"
+        f"local paths = {{{lua_paths}}}\n"
         "math.randomseed(7)\n"
         "request = function()\n"
-        f"  return wrk.format('GET', '/v1/decisions/' .. ids[math.random(#ids)] .. '?key={write_key}')\n"
+        "  return wrk.format('GET', paths[math.random(#paths)])\n"
         "end\n"
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
@@ -83,9 +89,7 @@ def run_wrk(api_url: str, write_key: str, ids: list[str], connections: int, seco
     return result
 
 
-async def _python_clients(
-    api_url: str, write_key: str, ids: list[str], connections: int, seconds: float
-) -> dict[str, Any]:
+async def _python_clients(api_url: str, paths: list[str], connections: int, seconds: float) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     deadline = time.monotonic() + seconds
@@ -95,7 +99,7 @@ async def _python_clients(
         conn = HttpConnection(api_url)
         try:
             while time.monotonic() < deadline:
-                raw = conn.prepare("GET", f"/v1/decisions/{rng.choice(ids)}?key={write_key}")
+                raw = conn.prepare("GET", rng.choice(paths))
                 start = time.monotonic()
                 reply = await conn.send(raw)
                 latencies.append((time.monotonic() - start) * 1000)
@@ -121,6 +125,11 @@ def run(
 ) -> dict[str, Any]:
     """Requests/s and latency of `GET /v1/decisions/{id}` over random known ids."""
     sample = ids if len(ids) <= 20_000 else random.Random(3).sample(ids, 20_000)
+    return run_paths(api_url, [f"/v1/decisions/{i}?key={write_key}" for i in sample], connections, seconds)
+
+
+def run_paths(api_url: str, paths: list[str], connections: int = 50, seconds: float = 10.0) -> dict[str, Any]:
+    """Requests/s and latency of GETs of random `paths` (wrk when installed, else asyncio clients)."""
     if shutil.which("wrk"):
-        return run_wrk(api_url, write_key, sample, connections, seconds)
-    return asyncio.run(_python_clients(api_url, write_key, sample, connections, seconds))
+        return wrk_paths(api_url, paths, connections, seconds)
+    return asyncio.run(_python_clients(api_url, paths, connections, seconds))

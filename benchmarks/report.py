@@ -26,10 +26,13 @@ def own_sections() -> dict[str, Callable[[dict[str, Any]], str]]:
 
     Such a run replaces only its section; every other run keeps them.
     """
+    from benchmarks.decisions_report import NAME as DECISIONS
+    from benchmarks.decisions_report import render_decisions
     from benchmarks.dispatch import render_dispatcher  # imported here: it imports this module
     from benchmarks.workflow_report import render_workflows
 
-    return {SOAK: render_soak, DISPATCHER: render_dispatcher, WORKFLOWS: render_workflows}
+    return {SOAK: render_soak, DISPATCHER: render_dispatcher, WORKFLOWS: render_workflows,
+            DECISIONS: render_decisions}
 
 
 def machine() -> dict[str, Any]:
