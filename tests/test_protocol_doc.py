@@ -28,9 +28,10 @@ from state import events, keys, streams
 from state.config import ActiveConfig
 from state.config_rules import config_problem
 from state.config_store import ConfigControl
+from state.decisions import DecisionDoc, PopupDecision, ProductCard, PublicDecisions
 from state.frames import Ack, DecisionFrame, DecisionPush, FrameError, RejectedEvent
 from state.json_bounds import MAX_DEPTH
-from state.profile import Decisions, Profile
+from state.profile import Profile
 from state.quarantine import QuarantineRecord, Stage
 from state.segment_changes import SegmentChange
 from state.settings import Settings
@@ -118,7 +119,8 @@ class TestMessages:
     """Every message crossing a process boundary is documented field by field, with its module."""
 
     @pytest.mark.parametrize("kind", [Ack, RejectedEvent, FrameError, DecisionFrame, DecisionPush, SegmentChange,
-                                      QuarantineRecord, ConfigControl, Decisions, Profile, WriteKey, Frame,
+                                      QuarantineRecord, ConfigControl, PublicDecisions, PopupDecision,
+                                      ProductCard, DecisionDoc, Profile, WriteKey, Frame,
                                       HttpBatch, ErrorBody, IngestOk, IngestPartial])
     def test_every_message_names_its_module_and_its_json_fields(self, kind: type[msgspec.Struct]) -> None:
         """The Struct, the module that defines it and each of its fields (by JSON name) are in the document."""
