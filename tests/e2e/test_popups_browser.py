@@ -309,7 +309,12 @@ class TestIdentity:
         with claiming.expect_response(lambda r: "/v1/decisions/" in r.url) as refused:
             claiming.reload()
         assert refused.value.status == 401
-        assert any("decisions refused" in text for _, text in claiming.console_seen)
+        # Console events reach Python only while Playwright runs: wait in the page, not in time.sleep.
+        for _ in range(40):
+            if any("decisions refused" in text for _, text in claiming.console_seen):
+                break
+            claiming.wait_for_timeout(50)
+        assert ("warning", "attimo: decisions refused 401") in claiming.console_seen
 
         wrong = visitor()
         wrong.goto(f"{stack.api_url}/")
