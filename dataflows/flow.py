@@ -3,8 +3,11 @@
 ```
 stream shards ─ route ─▶ visitors ─┬─ profiles, segments, pushes ──────────────┐
  (events and config       (by shard │                                          ├─▶ Redis
-  controls, in order)      of device)└─ routed events, hand-offs ─▶ contacts ──┘
-                                        controls (by shard of contact)
+  controls, in order)      of device)└─ routed events, hand-offs ─▶ contacts ──┤
+                                        controls (by shard of contact)         │
+      │                  product activity (both stages) ─┐                     │
+      └─ catalog changes ──────────────────────────────────┴─▶ products ───────┘
+                                                          (by product shard)
 ```
 
 A configuration control is copied to every visitor shard by the same step
@@ -25,6 +28,8 @@ from bytewax.operators import KeyedStream
 from dataflows.io.outputs import Handoff, Output, Routed, ShardControl
 from dataflows.io.redis_sink import RedisSink, RedisSinkConfig
 from dataflows.io.redis_source import RedisStreamSource, SourceItem, StreamSourceConfig
+from dataflows.recommendations.settings import RecsSettings
+from dataflows.recommendations.stage import is_activity, is_catalog_change, product_router, products_logic
 from dataflows.rules.live_config import ConfigLoader
 from dataflows.shard.identity import device_id
 from dataflows.shard.stages import (
@@ -65,13 +70,16 @@ def contact_router(shards: int) -> Callable[[tuple[str, VisitorOutput]], tuple[s
     return route
 
 
-def build_flow(source: StreamSourceConfig, contacts: ContactConfig, sink: RedisSinkConfig) -> Dataflow:
-    """The whole Attimo dataflow."""
+def build_flow(source: StreamSourceConfig, contacts: ContactConfig, sink: RedisSinkConfig,
+               recs: RecsSettings | None = None) -> Dataflow:
+    """The whole Attimo dataflow; without `recs` (or with recommendations off) no products stage."""
     shards = contacts.contact_shards
     loader = ConfigLoader(source.redis_url)
     flow = Dataflow("attimo")
     items = op.input("events", flow, RedisStreamSource(source))
-    to_visitors = op.flat_map("route_to_visitors", items, visitor_router(shards))
+    # The admin API's catalog changes are no contact's events: they go to the products stage only.
+    catalog = op.branch("split_catalog", items, is_catalog_change)
+    to_visitors = op.flat_map("route_to_visitors", catalog.falses, visitor_router(shards))
     visitor_out = op.stateful_batch("visitors", to_visitors, visitor_logic(contacts, loader))
     # Items stay (key, value) pairs all the way to the sink: every step that
     # only unwraps or re-wraps costs a Python call per item.
@@ -79,5 +87,12 @@ def build_flow(source: StreamSourceConfig, contacts: ContactConfig, sink: RedisS
     to_contacts = op.map("route_to_contacts", onward.trues, contact_router(shards))
     contact_out = op.stateful_batch("contacts", to_contacts, contact_logic(contacts, loader))
     outputs = op.merge("all_outputs", cast("KeyedStream[Output]", onward.falses), contact_out)
+    if recs is not None and recs.enabled:
+        activity = op.branch("split_activity", outputs, is_activity)
+        changes = op.key_on("key_catalog", catalog.trues, lambda _: "catalog")
+        to_products = op.flat_map("route_to_products", op.merge("product_items", activity.trues, changes),
+                                  product_router(recs.product_shards))
+        product_out = op.stateful_batch("products", to_products, products_logic(recs))
+        outputs = op.merge("with_products", activity.falses, product_out)
     op.output("redis", outputs, RedisSink(sink))
     return flow

@@ -17,8 +17,11 @@ from bytewax.run import cli_main
 from dataflows.flow import build_flow
 from dataflows.io.redis_sink import RedisSinkConfig
 from dataflows.io.redis_source import StreamSourceConfig
+from dataflows.recommendations.capability import configured
+from dataflows.recommendations.settings import RecsSettings, recs_settings_from
+from dataflows.shard.contact import Registry
 from dataflows.shard.dedup import DedupWindow
-from dataflows.shard.stages import ContactConfig
+from dataflows.shard.stages import DEFAULT_REGISTRY, ContactConfig
 from state.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,10 +42,11 @@ def ensure_recovery_dir(directory: Path, partitions: int = RECOVERY_PARTITIONS) 
     init_db_dir(directory, partitions)
 
 
-def configs_from(settings: Settings) -> tuple[StreamSourceConfig, ContactConfig, RedisSinkConfig]:
-    """The three parts' configuration, from settings."""
+def configs_from(settings: Settings) -> tuple[StreamSourceConfig, ContactConfig, RedisSinkConfig, RecsSettings]:
+    """The four parts' configuration, from settings."""
     trim_after = (2 * settings.snapshot_interval_s + settings.backup_interval_s + 1.0
                   if settings.recovery else None)
+    recs = recs_settings_from(settings)
     return (
         StreamSourceConfig(redis_url=settings.redis_url, shards=settings.stream_shards,
                            idle_poll_s=settings.idle_poll_ms / 1000, trim_after_s=trim_after,
@@ -51,10 +55,12 @@ def configs_from(settings: Settings) -> tuple[StreamSourceConfig, ContactConfig,
                            redis_timeout_s=settings.redis_timeout_s),
         ContactConfig(contact_shards=settings.contact_shards, cart_idle_s=settings.cart_idle_s,
                       hot_contacts_per_shard=max(8, settings.hot_contacts // settings.contact_shards),
-                      dedup=DedupWindow(settings.dedup_window_s, settings.dedup_max_ids)),
+                      dedup=DedupWindow(settings.dedup_window_s, settings.dedup_max_ids),
+                      registry=Registry(configured(DEFAULT_REGISTRY.capabilities, recs))),
         RedisSinkConfig(redis_url=settings.redis_url, quarantine_max=settings.quarantine_max,
                         quarantine_retention_s=settings.quarantine_retention_s,
                         redis_timeout_s=settings.redis_timeout_s, outbox_shards=settings.outbox_shards),
+        recs,
     )
 
 

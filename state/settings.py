@@ -154,6 +154,25 @@ class Settings(BaseSettings):
     decisions_hold_s: float = 1.0
     decisions_max_held: int = 20_000
 
+    # Recommendations (the products stage). Products viewed by a contact within `recs_view_window_s`
+    # were viewed together; added or bought within `recs_basket_window_s`, bought together. A contact
+    # counts at most `recs_max_interactions` per basket window; each product keeps its best
+    # `recs_neighbours` by log-likelihood ratio (at least `recs_min_llr`), interactions losing half
+    # their weight every `recs_half_life_s`. Documents of changed products are rewritten every
+    # `recs_refresh_s`, listing `recs_doc_size` products per list; `recs_trending_size` trending.
+    # `product_shards` is fixed for a deployment, like `contact_shards`. Off: no products stage.
+    recommendations: bool = True
+    product_shards: int = 2
+    recs_view_window_s: float = 30 * 60.0
+    recs_basket_window_s: float = 86_400.0
+    recs_max_interactions: int = 500
+    recs_neighbours: int = 50
+    recs_min_llr: float = 1.0
+    recs_half_life_s: float = 7 * 86_400.0
+    recs_refresh_s: float = 1.0
+    recs_doc_size: int = 10
+    recs_trending_size: int = 50
+
     # RFM quintile edges are recomputed from up to this many profiles this often (0 = never).
     rfm_refresh_s: float = 3600.0
     rfm_sample: int = 100_000
