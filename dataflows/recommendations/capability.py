@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 MAX_ORDER_LINES: Final = 100
 """Products of one order counted (an order listing more is a bulk import, not a basket)."""
 MAX_PRODUCT_ID: Final = 200
+PRODUCT_EVENTS: Final = frozenset({ev.PRODUCT_VIEWED, ev.PRODUCT_ADDED, ev.ORDER_COMPLETED})
 
 
 class RecentProducts(msgspec.Struct, array_like=True):
@@ -154,7 +155,8 @@ class RecommendationsCapability(Capability[RecentProducts]):
 
     def apply(self, part: RecentProducts, event: Event, ctx: Context) -> None:
         settings = self.settings
-        if not settings.enabled:
+        # Called for every event of every contact: most are not about products, and leave at once.
+        if not settings.enabled or not isinstance(event, Track) or event.event not in PRODUCT_EVENTS:
             return
         for relation, product, learned in interactions_in(event):
             found = record(part, relation, product, ctx.at, learned, settings)

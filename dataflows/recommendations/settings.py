@@ -40,7 +40,7 @@ class RecsSettings:
     half_life_s: float = 7 * DAY
     refresh_s: float = 1.0
     rescore_budget: int = 256
-    stale_s: float = 600.0
+    stale_s: float = 3600.0
     doc_size: int = 10
     trending_size: int = 50
 
