@@ -35,6 +35,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from api.demo.campaigns import install_or_warn as install_demo_campaigns
+from api.demo.catalog_load import load_or_warn as load_demo_catalog
 from api.demo.model import ShopperModel, Visitor, encode, iso
 from api.errors import CLOSE_ORIGIN_NOT_ALLOWED, CLOSE_UNKNOWN_WRITE_KEY, ApiError
 from state.settings import Settings
@@ -191,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-pause", type=float, default=6.0, help="… and at most")
     parser.add_argument("--no-campaigns", action="store_true",
                         help="leave the demo shop's popup campaigns alone (default: (re)install them first)")
+    parser.add_argument("--no-catalog", action="store_true",
+                        help="leave the catalog alone (default: load the demo shop's products through the API)")
     args = parser.parse_args(argv)
     if args.shoppers < 1:
         parser.error("--shoppers must be at least 1")
@@ -198,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
                                      "api": settings.api_url})
     if not args.no_campaigns:
         install_demo_campaigns(settings.api_url, settings.admin_token)
+    if not args.no_catalog:
+        load_demo_catalog(settings.api_url, settings.admin_token)
     stats: Stats = {"events": 0, "server_events": 0, "server_errors": 0, "decisions": 0}
     pace_s = (args.min_pause, args.max_pause)
     try:
