@@ -20,6 +20,7 @@ from state.conditions import (
     All,
     Cart,
     EventMatch,
+    HasTag,
     Not,
     Total,
     WindowCount,
@@ -83,13 +84,19 @@ def _wait(step_id: str, seconds: float, next_step: str | None) -> Delay:
 ORDER: Final = EventMatch("Order Completed")
 
 
+CART_OFFER_TAG: Final = "cart-offer-sent"
+"""Tag of contacts who got the abandoned-cart offer: the offer goes to a first-time abandoner only, so
+abandoning carts never becomes the way to a discount."""
+
+
 def abandoned_cart(p: RecipeParams) -> Workflow:
-    """Three reminders after the cart goes idle; an offer only for a first-time abandoner; ends at purchase."""
+    """Three reminders after the cart goes idle; an offer on the first abandonment only; ends at purchase."""
     steps: list[Step] = [
         _send("reminder-1", p, "cart-reminder-1", "wait-1"),
         _wait("wait-1", p.seconds("second_reminder"), "first-time"),
-        Branch(id="first-time", when=Total("orders", "eq", 0), then="offer", otherwise="reminder-2"),
-        _send("offer", p, "cart-offer", "wait-2", coupon="COMEBACK10"),
+        Branch(id="first-time", when=Not(HasTag(CART_OFFER_TAG)), then="offer", otherwise="reminder-2"),
+        _send("offer", p, "cart-offer", "offered", coupon="COMEBACK10"),
+        ChangeTags(id="offered", add=[CART_OFFER_TAG], next="wait-2"),
         _send("reminder-2", p, "cart-reminder-2", "wait-2"),
         _wait("wait-2", p.seconds("third_reminder"), "reminder-3"),
         _send("reminder-3", p, "cart-reminder-3"),

@@ -59,9 +59,9 @@ Next = str | _Wait | None
 """A step's result: the next step's id, `_WAIT`, or None (the run ends)."""
 
 MAX_HOPS_PER_INSTANT: Final = 64
+"""Steps one run may take at one instant: a bound, whatever a configuration does."""
 VIEWED_PRODUCTS: Final = 5
 """How many of the contact's most viewed products an action carries."""
-"""Steps one run may take at one instant: a bound, whatever a configuration does."""
 
 Enter = Callable[[str, str, dict[str, Any] | None], None]
 """Asks for an entry into another workflow: (workflow id, marker)."""

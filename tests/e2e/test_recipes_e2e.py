@@ -104,7 +104,7 @@ def at(event: Any) -> float:
 
 @scenario("abandoned-cart")
 def abandoned_cart(stack: WorkflowStack) -> None:
-    """Three reminders carrying the cart's lines; the offer only for a contact who never ordered; an order stops it."""
+    """Three reminders carrying the cart's lines; the offer on a contact's first abandonment only; an order stops it."""
     wid = imported(stack, "abandoned-cart", idle=1.0, second_reminder=2.0, third_reminder=1.0)
     shoe, socks, jacket = (product("sku-1", "Trail shoe", 59.0), product("sku-2", "Wool socks", 12.5, 2),
                            product("sku-3", "Rain jacket", 120.0))
@@ -119,11 +119,11 @@ def abandoned_cart(stack: WorkflowStack) -> None:
     stack.send(track("cart-buyer", "Order Completed", order_id="o-2", revenue=59.0))
 
     first = stack.wait_steps("cart-first", wid, ["reminder-1", "offer", "reminder-3"])
-    returning = stack.wait_steps("cart-returning", wid, ["reminder-1", "reminder-2", "reminder-3"])
-    assert templates(first) == ["cart-reminder-1", "cart-offer", "cart-reminder-3"]
-    assert templates(returning) == ["cart-reminder-1", "cart-reminder-2", "cart-reminder-3"]
-    assert first[1].action.payload["coupon"] == "COMEBACK10"
-    assert all("coupon" not in d.action.payload for d in [first[0], first[2], *returning])
+    # A customer who ordered before is a first-time abandoner too.
+    returning = stack.wait_steps("cart-returning", wid, ["reminder-1", "offer", "reminder-3"])
+    assert templates(first) == templates(returning) == ["cart-reminder-1", "cart-offer", "cart-reminder-3"]
+    assert first[1].action.payload["coupon"] == returning[1].action.payload["coupon"] == "COMEBACK10"
+    assert all("coupon" not in d.action.payload for d in [first[0], first[2], returning[0], returning[2]])
     lines = {(line.product_id, line.name, line.price, line.quantity) for line in first[0].action.cart}
     assert lines == {("sku-1", "Trail shoe", 59.0, 1), ("sku-2", "Wool socks", 12.5, 2)}
     assert all(d.action.cart == first[0].action.cart for d in first)
@@ -132,6 +132,12 @@ def abandoned_cart(stack: WorkflowStack) -> None:
     assert first[0].action.created_at >= max(at(e) for e in first_adds) + 1.0 - EPSILON
     (second_wait, third_wait) = gaps(first)
     assert 2.0 - EPSILON <= second_wait < 3.0 and 1.0 - EPSILON <= third_wait < 2.0, gaps(first)
+
+    # Abandoning again (after the cooldown): the reminders, no second offer.
+    stack.send(track("cart-first", "Product Added", **jacket))
+    again = stack.wait_steps("cart-first", wid, ["reminder-1", "offer", "reminder-3",
+                                                 "reminder-1", "reminder-2", "reminder-3"], timeout=15)[3:]
+    assert all("coupon" not in d.action.payload for d in again)
 
     # The first-timer's third reminder came after the buyer's would have: the buyer got the first only.
     stack.wait_steps("cart-buyer", wid, ["reminder-1"])
