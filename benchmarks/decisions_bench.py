@@ -218,6 +218,42 @@ def measure_server(stack: Stack, server: str, paths: list[str], options: argpars
             "cpu_s": cpu, "load_before": load_before, "load_after": round(os.getloadavg()[0], 2)}
 
 
+def cpu_breakdown(redis_url: str, paths: list[str], reads: int = 5_000) -> dict[str, float]:
+    """CPU µs per answer in this process: the read (script, pipelined wire, held documents) and the composition.
+
+    Where an API process's time goes, apart from HTTP: measured on the same
+    documents, with the products' documents held as a running API holds them.
+    """
+    import uvloop
+
+    from api.decisions.reader import DecisionReader
+    from api.decisions.redis_wire import PipelinedRedis
+
+    contacts = [p.split("/")[-1].split("?")[0] for p in random.Random(5).sample(paths, min(reads, len(paths)))]
+
+    async def run() -> dict[str, float]:
+        client = PipelinedRedis.from_url(redis_url)
+        reader = DecisionReader(client, hold_s=60)
+        try:
+            for c in contacts[:200]:
+                await reader.read(c)  # the products' documents are held from here on
+            started = time.process_time()
+            for k in range(0, len(contacts), 50):
+                await asyncio.gather(*(reader.read(c) for c in contacts[k:k + 50]))
+            read_us = (time.process_time() - started) / len(contacts) * 1e6
+            held = [await reader.read(c) for c in contacts[:1000]]
+            started = time.process_time()
+            for read in held:
+                public_decisions(read)
+            compose_us = (time.process_time() - started) / len(held) * 1e6
+            return {"read_us": round(read_us, 1), "compose_and_encode_us": round(compose_us, 1)}
+        finally:
+            await client.close()
+
+    result: dict[str, float] = uvloop.run(run())
+    return result
+
+
 def measure_push(stack: Stack, options: argparse.Namespace) -> dict[str, Any]:
     """Fresh visitors' first event → `decision` frame on their socket, while ingesting."""
     load_before = wait_quiet(options.quiet_load, options.quiet_wait)
@@ -245,6 +281,8 @@ def measure(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         paths = seed(client, options.contacts, options.products, options.signed_share)
         for server in options.servers:
             figures["servers"].append(measure_server(stack, server, paths, options))
+        figures["cpu_breakdown"] = cpu_breakdown(stack.redis_url, paths)
+        figures["cpu_breakdown"]["load"] = round(os.getloadavg()[0], 2)
         stack.start_api()
         note(f"push latency: {options.push_seconds:g} s of probes while ingesting {options.rate:,} events/s …")
         figures["push"] = measure_push(stack, options)

@@ -37,6 +37,14 @@ def render_decisions(doc: dict[str, Any]) -> str:
             + f" | {fmt(s['api_cpu_us_per_request'])} | {fmt(s['redis_us_per_request'])} | "
             f"{fmt(s['ingest']['achieved_events_per_s'])} | {s['load_before']} → {s['load_after']} | "
             f"{fmt(h.get('non_2xx'))} |")
+    b = f.get("cpu_breakdown")
+    if b:
+        lines.append(
+            f"\nWhere an answer's CPU goes, measured in one process on the same documents (load avg {b['load']}): "
+            f"the read — one EVALSHA on the pipelined connection, the products' documents held — "
+            f"{fmt(b['read_us'])} µs; composing the strips (`state.recommendations.compose_strips`) and "
+            f"encoding the answer {fmt(b['compose_and_encode_us'])} µs; the HTTP server and the fast path are "
+            "the rest of the API's figure above.")
     p = f["push"]
     lines.append(
         f"\nPush: {fmt(p['probes'])} fresh visitors' first page view → `decision` frame on their socket "

@@ -11,6 +11,12 @@ the document, so the keys are not known up front. Which documents are read
 is `state.recommendations.read_ids` (the product on screen, then the first
 `SEED_LIMITS` of each seed list, at most `MAX_ANCHORS`), done in Lua.
 
+The products' documents are shared by every visitor: a caller that keeps
+them for a moment names its sorted set of those it holds (`held_key`, see
+`api.decisions.reader`) and the script sends only the others — each skipped
+one answered `HELD` — so a read still takes one round trip and moves little
+more than the contact's own document.
+
 The script's key names come from `state.keys` (the script text is built
 from them at import), so `keys.py` stays the only place that spells a key.
 It reads keys it was not given in `KEYS`, which a single Redis (or a
