@@ -2,7 +2,7 @@
 
 Shared by the configuration parts that match events (`EventMatch`) or test
 a contact's live state (`Condition`): segments, stage rules, workflow
-branches and goals.
+branches and goals, and popup campaigns' targeting.
 """
 
 from __future__ import annotations
@@ -176,6 +176,39 @@ class InSegment(msgspec.Struct, frozen=True, tag="segment", tag_field="kind", fo
     segment: str
 
 
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class UtmSource(msgspec.Struct, frozen=True, tag="utm_source", tag_field="kind", forbid_unknown_fields=True):
+    """The current visit came from one of `values` (`utm_source`, compared case-insensitively).
+
+    The source is `context.campaign.source` (Segment's spec) or the page URL's
+    `utm_source` parameter, seen during the current session.
+    """
+
+    values: Annotated[list[ShortText], msgspec.Meta(min_length=1, max_length=100)]
+
+
+class PageUrl(msgspec.Struct, frozen=True, tag="page_url", tag_field="kind", forbid_unknown_fields=True):
+    """The URL of the contact's latest page view contains `contains` (plain text, case-sensitive)."""
+
+    contains: ShortText
+
+
+class Returning(msgspec.Struct, frozen=True, tag="returning", tag_field="kind", forbid_unknown_fields=True):
+    """A returning visitor (more than one session); `value: false` asks for a new one."""
+
+    value: bool = True
+
+
+class InWorkflow(msgspec.Struct, frozen=True, tag="workflow", tag_field="kind", forbid_unknown_fields=True):
+    """Inside workflow `workflow` now (at step `step`, when given)."""
+
+    workflow: Identifier
+    step: Identifier | None = None
+
+
 Condition = (All | AnyOf | Not | Trait | HasTag | InList | Score | TemperatureIs | StageIs
-             | WindowCount | NoEventWithin | Rfm | Cart | Anniversary | Total | InSegment)
+             | WindowCount | NoEventWithin | Rfm | Cart | Anniversary | Total | InSegment
+             | UtmSource | PageUrl | Returning | InWorkflow)
 

@@ -1,4 +1,4 @@
-"""Live configuration as data: scoring rules, thresholds, stages, segments, workflows.
+"""Live configuration as data: scoring rules, thresholds, stages, segments, workflows, popup campaigns.
 
 Marketers change these through the admin API while everything runs. Each
 change is stored as a new immutable *version* (`keys.config_version(n)`),
@@ -14,6 +14,7 @@ from typing import Literal
 
 import msgspec
 
+from state.campaigns import Campaign
 from state.conditions import (
     DAY,
     All,
@@ -28,10 +29,13 @@ from state.conditions import (
     Identifier,
     InList,
     InSegment,
+    InWorkflow,
     NoEventWithin,
     Not,
+    PageUrl,
     Points,
     PropertyCondition,
+    Returning,
     Rfm,
     Score,
     Seconds,
@@ -39,6 +43,7 @@ from state.conditions import (
     TemperatureIs,
     Total,
     Trait,
+    UtmSource,
     WindowCount,
 )
 from state.workflows import MessagingPolicy, Workflow
@@ -57,9 +62,12 @@ __all__ = [
     "Identifier",
     "InList",
     "InSegment",
+    "InWorkflow",
     "NoEventWithin",
     "Not",
+    "PageUrl",
     "PropertyCondition",
+    "Returning",
     "Rfm",
     "Score",
     "Seconds",
@@ -67,6 +75,7 @@ __all__ = [
     "TemperatureIs",
     "Total",
     "Trait",
+    "UtmSource",
     "WindowCount",
 ]
 
@@ -203,6 +212,8 @@ class ActiveConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Earlier versions of workflows that contacts may still be inside (they finish on them).
     retired_workflows: list[Workflow] = msgspec.field(default_factory=list)
     messaging: MessagingPolicy = msgspec.field(default_factory=MessagingPolicy)
+    # Popup campaigns (`state.campaigns`): targeted and capped in the dataflow, shown by the tracker.
+    campaigns: list[Campaign] = msgspec.field(default_factory=list)
 
 
 _decoder = msgspec.json.Decoder(ActiveConfig)

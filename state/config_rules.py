@@ -2,9 +2,10 @@
 
 msgspec checks each part's shape as it decodes; what spans parts is checked
 here — duplicate rule ids, unknown score groups, warm above hot, condition
-trees deeper than evaluation allows, and the segment graph (unknown
-references, cycles, a stage rule that needs the stage) — by both the admin
-API (a 422 naming the problem) and the dataflow when it compiles a version.
+trees deeper than evaluation allows, the segment graph (unknown
+references, cycles, a stage rule that needs the stage), workflows and popup
+campaigns — by both the admin API (a 422 naming the problem) and the
+dataflow when it compiles a version.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from state.conditions import Condition
+from state.campaigns import MAX_CAMPAIGNS, campaign_problem
+from state.conditions import Condition, InWorkflow
 from state.config import ActiveConfig, decode_config, encode_config
-from state.segment_graph import MAX_CONDITION_DEPTH, SegmentDefinitionError, depth, references, stage_plan
+from state.segment_graph import MAX_CONDITION_DEPTH, SegmentDefinitionError, depth, references, stage_plan, walk
 from state.templates import TemplateError, parse
 from state.workflows import (
     Branch,
@@ -68,7 +70,7 @@ def config_problem(config: ActiveConfig) -> str | None:
         stage_plan(config.segments, config.stages)
     except SegmentDefinitionError as exc:
         return str(exc)
-    return _messaging_problem(config) or _workflows_problem(config)
+    return _messaging_problem(config) or _workflows_problem(config) or _campaigns_problem(config)
 
 
 def _messaging_problem(config: ActiveConfig) -> str | None:
@@ -188,6 +190,27 @@ def _loop_problem(workflow: Workflow, steps: dict[str, Step]) -> str | None:
                 state[nxt] = 1
                 path.append(nxt)
                 iters.append(iter(successors(steps[nxt])))
+    return None
+
+
+def _campaigns_problem(config: ActiveConfig) -> str | None:
+    if len(config.campaigns) > MAX_CAMPAIGNS:
+        return f"at most {MAX_CAMPAIGNS} campaigns, not {len(config.campaigns)}"
+    ids = [c.id for c in config.campaigns]
+    if len(set(ids)) != len(ids):
+        return f"campaign {next(i for i in ids if ids.count(i) > 1)!r} is defined twice"
+    segments = {s.id for s in config.segments}
+    workflows = {w.id for w in config.workflows}
+    for campaign in config.campaigns:
+        problem = campaign_problem(campaign)
+        if problem is None and campaign.when is not None:
+            problem = _condition_problem(campaign.when, segments)
+            unknown = [n.workflow for n in walk(campaign.when)
+                       if isinstance(n, InWorkflow) and n.workflow not in workflows]
+            if problem is None and unknown:
+                problem = f"condition refers to unknown workflow {unknown[0]!r}"
+        if problem is not None:
+            return f"campaign {campaign.id!r}: {problem}"
     return None
 
 

@@ -252,15 +252,35 @@ class QuietHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     end: TimeOfDay = "08:00"
 
 
+class SharedCap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """At most `max_touches` touches of a contact per rolling `window_s`, counted across `channels`.
+
+    A touch is a workflow message (by its channel) or a popup impression
+    (channel `popup`); an empty `channels` counts every channel. So one cap
+    keeps a contact from getting a popup and an e-mail within the same hour.
+    """
+
+    window_s: Seconds
+    max_touches: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+    channels: Annotated[list[Channel], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=list)
+
+    def counts(self, channel: str) -> bool:
+        """Whether a touch of `channel` counts against this cap."""
+        return not self.channels or channel in self.channels
+
+
 class MessagingPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One frequency cap per contact per channel across all workflows, quiet hours, a default time zone.
+    """The frequency caps per contact (across all workflows and popups), quiet hours, a default time zone.
 
     `caps` maps a channel to a rolling window: at most one message of that
-    channel per window (Klaviyo's Smart Sending: e-mail 16 h, SMS 24 h). A
-    message over the cap is not sent and is recorded as held.
+    channel per window (Klaviyo's Smart Sending: e-mail 16 h, SMS 24 h);
+    channel `popup` caps popup impressions across campaigns. `shared_cap`
+    counts popups and messages together. A message over a cap is not sent
+    and is recorded as held; a popup over a cap is not offered.
     """
 
     caps: dict[str, Seconds] = msgspec.field(default_factory=lambda: {"email": 16 * 3600.0, "sms": 24 * 3600.0})
+    shared_cap: SharedCap | None = None
     quiet_hours: QuietHours | None = msgspec.field(default_factory=QuietHours)
     quiet_channels: list[str] = msgspec.field(default_factory=lambda: ["email", "sms", "push"])
     default_timezone: str = "UTC"

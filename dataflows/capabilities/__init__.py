@@ -1,9 +1,10 @@
 """Per-contact capabilities: one module each, all of one shape (`base.Capability`).
 
 `CAPABILITIES` is the registry: the order in which each contact's parts are
-changed by an event, evaluated and rendered (segments last: they read
-everything). A new capability is one module plus one line here, appended at
-the end so that snapshots written before still decode.
+changed by an event, evaluated and rendered (each after the parts it reads;
+the decision document last: it reads everything). A new capability is one
+module plus one line here, appended at the end so that snapshots written
+before still decode.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from typing import Any, Final
 from dataflows.capabilities.base import Capability
 from dataflows.capabilities.cart import CartCapability
 from dataflows.capabilities.counters import CountersCapability
+from dataflows.capabilities.decision_doc import DecisionDocCapability
 from dataflows.capabilities.orders import OrdersCapability
+from dataflows.capabilities.popups import PopupsCapability
 from dataflows.capabilities.scoring import ScoringCapability
 from dataflows.capabilities.segments import SegmentsCapability
 from dataflows.capabilities.sessions import SessionsCapability
 from dataflows.capabilities.tags import TagsCapability
+from dataflows.capabilities.touches import TouchesCapability
 from dataflows.capabilities.traits import TraitsCapability
+from dataflows.capabilities.visit import VisitCapability
 from dataflows.capabilities.windows import WindowsCapability
 from dataflows.capabilities.workflows import WorkflowsCapability
 
@@ -33,4 +38,8 @@ CAPABILITIES: Final[tuple[Capability[Any], ...]] = (
     TagsCapability(),
     SegmentsCapability(),
     WorkflowsCapability(),
+    VisitCapability(),
+    TouchesCapability(),
+    PopupsCapability(),
+    DecisionDocCapability(),  # last: it reads every other part as this evaluation left it
 )

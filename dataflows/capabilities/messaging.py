@@ -1,10 +1,10 @@
-"""When a message may go out: the contact's time zone, quiet hours, and one frequency cap per channel.
+"""When a message may go out: the contact's time zone and quiet hours.
 
-Shared by every workflow (and later popups): a contact receives at most one
-message of a channel per rolling window across all workflows, and a message
-due during quiet hours (in the contact's own time zone) waits for their
-end. Time zones are IANA names from the contact's `timezone` trait, else the
-policy's default.
+Shared by every workflow: a message due during quiet hours (in the
+contact's own time zone) waits for their end. Time zones are IANA names
+from the contact's `timezone` trait, else the policy's default. The
+frequency caps, shared with popups, are kept in one ledger per contact
+(`capabilities.touches`).
 """
 
 from __future__ import annotations
@@ -56,8 +56,3 @@ def quiet_until(now: float, policy: MessagingPolicy, tz: ZoneInfo, channel: str)
     inside = (start <= local or local < end) if start > end else (start <= local < end)
     return next_time_of_day(now, quiet.end, tz) if inside else None
 
-
-def over_cap(last_sent: float | None, now: float, channel: str, policy: MessagingPolicy) -> bool:
-    """Whether a message of `channel` now would exceed the contact's cap (one per window)."""
-    window = policy.caps.get(channel)
-    return window is not None and last_sent is not None and now - last_sent < window

@@ -21,7 +21,9 @@ from dataflows.capabilities.segments import SegmentState
 from dataflows.capabilities.sessions import SessionState
 from dataflows.capabilities.tags import TagState
 from dataflows.capabilities.traits import Traits
+from dataflows.capabilities.visit import Visit
 from dataflows.capabilities.windows import ActivityLog, last_event_at, next_window_change, window_count
+from dataflows.capabilities.workflow_state import Flows
 from dataflows.rules.live_config import LiveConfig
 from state.config import DAY
 from state.rfm import rfm_score
@@ -97,3 +99,16 @@ class StateView:
 
     def in_segment(self, segment_id: str) -> bool:
         return bool(self.members.get(segment_id, False))
+
+    def utm_source(self) -> str | None:
+        visit = cast("Visit", self.state.visit)
+        if not visit.utm_source or visit.utm_at < cast("SessionState", self.state.sessions).started_at:
+            return None  # seen in an earlier visit
+        return visit.utm_source
+
+    def page_url(self) -> str | None:
+        return cast("Visit", self.state.visit).url or None
+
+    def workflow_step(self, workflow_id: str) -> str | None:
+        run = cast("Flows", self.state.workflows).runs.get(workflow_id)
+        return None if run is None else run.step

@@ -19,9 +19,10 @@ import msgspec
 import xxhash
 
 from dataflows.capabilities.cart import CartState
-from dataflows.capabilities.messaging import contact_zone, next_time_of_day, over_cap, quiet_until
+from dataflows.capabilities.messaging import contact_zone, next_time_of_day, quiet_until
 from dataflows.capabilities.scoring import add_points
 from dataflows.capabilities.tags import TagState, add_value, remove_value
+from dataflows.capabilities.touches import Touches, cap_reason, record_touch
 from dataflows.capabilities.traits import Traits, set_traits
 from dataflows.capabilities.windows import ActivityLog, viewed_products
 from dataflows.capabilities.workflow_state import Flows, LogEntry, Run
@@ -199,15 +200,16 @@ class Runner:
         if reason is not None:
             self._log(run, step.id, "skipped", None, reason)
             return step.next
-        if over_cap(self.part.sent.get(step.channel), self.now, step.channel, policy):
-            self._log(run, step.id, "held", None, f"{step.channel} frequency cap")
+        touches: Touches = self.view.part("touches")  # one ledger with popups: `capabilities.touches`
+        if (held := cap_reason(touches, step.channel, self.now, policy)) is not None:
+            self._log(run, step.id, "held", None, held)
             return step.next
         try:
             action = self._action(run, step, contact)
         except TemplateError as exc:
             self._log(run, step.id, "skipped", None, f"template: {exc}"[:200])
             return step.next
-        self.part.sent[step.channel] = self.now
+        record_touch(touches, step.channel, self.now)
         self.out.append(ActionOut(action))
         self._log(run, step.id, "queued", action.id, None)
         return step.next

@@ -48,6 +48,19 @@ class DecisionPush:
 
 
 @dataclass(frozen=True, slots=True)
+class DecisionDocWrite:
+    """Overwrite a contact's decision document under each of `ids` (`keys.decision_doc`): idempotent.
+
+    `ttl_s` lets an anonymous visitor's document expire about when the
+    visitor is purged; a known contact's never expires.
+    """
+
+    ids: tuple[str, ...]
+    doc_json: bytes
+    ttl_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BackfillProgress:
     """A contact shard has re-evaluated its `contacts` under config `version`."""
 
@@ -102,7 +115,7 @@ class TallyWrite:
 
 
 Output = (ProfileWrite | ProfileDelete | AliasWrite | DecisionPush | SegmentChange | BackfillProgress
-          | MetricAdd | Quarantined | ActionOut | Tally | TallyWrite)
+          | MetricAdd | Quarantined | ActionOut | Tally | TallyWrite | DecisionDocWrite)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from dataflows.io.outputs import (
     ActionOut,
     AliasWrite,
     BackfillProgress,
+    DecisionDocWrite,
     DecisionPush,
     MetricAdd,
     Output,
@@ -116,6 +117,10 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
                 queue_action(pipe, item.action, self._config.outbox_shards, self._config.outbox_seen_ttl_s)
             elif isinstance(item, TallyWrite):
                 pipe.hset(item.key, item.field, item.value)
+            elif isinstance(item, DecisionDocWrite):
+                ttl = max(1, int(item.ttl_s)) if item.ttl_s is not None else None
+                for any_id in item.ids:
+                    pipe.set(keys.decision_doc(any_id), item.doc_json, ex=ttl)
 
     def close(self) -> None:
         self._client.close()

@@ -62,8 +62,11 @@ from state.config import (
     HasTag,
     InList,
     InSegment,
+    InWorkflow,
     NoEventWithin,
     Not,
+    PageUrl,
+    Returning,
     Rfm,
     Score,
     SegmentDef,
@@ -72,6 +75,7 @@ from state.config import (
     TemperatureIs,
     Total,
     Trait,
+    UtmSource,
     WindowCount,
 )
 from state.segment_graph import stage_plan, walk
@@ -294,10 +298,30 @@ def _segment(c: InSegment, view: ContactView, members: Members) -> bool:
     return view.in_segment(c.segment) if found is None else found
 
 
+def _utm_source(c: UtmSource, view: ContactView, members: Members) -> bool:
+    source = view.utm_source()
+    return source is not None and source.casefold() in {v.casefold() for v in c.values}
+
+
+def _page_url(c: PageUrl, view: ContactView, members: Members) -> bool:
+    url = view.page_url()
+    return url is not None and c.contains in url
+
+
+def _returning(c: Returning, view: ContactView, members: Members) -> bool:
+    return (view.total("sessions") > 1) == c.value
+
+
+def _in_workflow(c: InWorkflow, view: ContactView, members: Members) -> bool:
+    step = view.workflow_step(c.workflow)
+    return step is not None and (c.step is None or step == c.step)
+
+
 _HOLDS: Final[dict[type, Callable[[Any, ContactView, Members], bool]]] = {
     All: _all, AnyOf: _any, Not: _not, Trait: _trait, HasTag: _tag, InList: _list, Score: _score,
     TemperatureIs: _temperature, StageIs: _stage, WindowCount: _count, NoEventWithin: _absent, Rfm: _rfm,
     Cart: _cart, Anniversary: _anniversary, Total: _total, InSegment: _segment,
+    UtmSource: _utm_source, PageUrl: _page_url, Returning: _returning, InWorkflow: _in_workflow,
 }
 """How each condition kind holds."""
 _FLIPS: Final[dict[type, Callable[[Any, ContactView], Iterator[float]]]] = {
@@ -328,6 +352,17 @@ def changes(before: set[str], after: set[str]) -> tuple[list[str], list[str]]:
 
 
 # ---- timers -------------------------------------------------------------------
+
+def time_leaves(conditions: Iterable[Condition]) -> tuple[Condition, ...]:
+    """The leaves of `conditions` that may flip with time alone (windows, absences, cart age, anniversaries)."""
+    return tuple(dict.fromkeys(n for c in conditions for n in walk(c) if type(n) in _FLIPS))
+
+
+def leaves_flip(leaves: Iterable[Condition], view: ContactView) -> float | None:
+    """The earliest moment after `view.now` when one of `leaves` (from `time_leaves`) may change, or None."""
+    now = view.now
+    return min((at for leaf in leaves for at in _FLIPS[type(leaf)](leaf, view) if at > now), default=None)
+
 
 def next_flip(compiled: CompiledSegments, view: ContactView) -> float | None:
     """The earliest moment after `view.now` when a time-driven leaf may change, or None.

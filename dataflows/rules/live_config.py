@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 import redis
 
 from dataflows.errors import DataflowError
+from dataflows.rules.campaign_index import CampaignIndex
 from dataflows.rules.conditions import CompiledSegments, compile_segments
 from dataflows.rules.scoring_index import ScoringIndex
 from dataflows.rules.workflow_index import WorkflowIndex
@@ -46,6 +47,7 @@ class LiveConfig:
     # Scores at which something shown changes: temperature edges and every
     # `Score` condition; decay crossing one of them needs a timer.
     score_thresholds: tuple[float, ...]
+    campaigns: CampaignIndex = field(default_factory=CampaignIndex)
 
     @property
     def version(self) -> int:
@@ -62,6 +64,7 @@ class LiveConfig:
         if validate:
             validate_config(config)
         conditions = [s.when for s in config.segments] + [r.when for r in config.stages]
+        conditions += [c.when for c in config.campaigns if c.when is not None]
         leaves = [leaf for c in conditions for leaf in walk(c)]
         asked = [leaf.window_s for leaf in leaves if isinstance(leaf, WindowCount)]
         longest = max([*config.windows.windows_s, *asked], default=0.0)
@@ -70,7 +73,7 @@ class LiveConfig:
         thresholds |= {w.trigger.threshold for w in config.workflows if isinstance(w.trigger, OnScore)}
         return cls(config, compile_segments(config.segments, config.stages), ScoringIndex.of(config),
                    WorkflowIndex.of(config),
-                   longest + config.windows.lateness_s, tuple(sorted(thresholds)))
+                   longest + config.windows.lateness_s, tuple(sorted(thresholds)), CampaignIndex.of(config))
 
 
 class ConfigLoader:

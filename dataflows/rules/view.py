@@ -58,3 +58,12 @@ class ContactView(Protocol):
 
     def in_segment(self, segment_id: str) -> bool:
         """Membership of another segment, as evaluated in this same pass."""
+
+    def utm_source(self) -> str | None:
+        """The `utm_source` the current session came with, or None."""
+
+    def page_url(self) -> str | None:
+        """The URL of the latest page view, or None."""
+
+    def workflow_step(self, workflow_id: str) -> str | None:
+        """The step the contact is at in a workflow it is inside now, or None."""

@@ -1,10 +1,11 @@
-"""What a changed contact tells the world: segment changes, profile, decision push.
+"""What a changed contact tells the world: segment changes, profile, decision document and push.
 
 Runs once per changed contact per activation, after all of its events (and
 once per due timer), so its cost is paid per change, not per event. Every
 registered capability evaluates its part (emitting outputs such as segment
-changes), names its next deadline and renders its fields of the profile;
-the contact's own deadline is the earliest of them. The caller commits the
+changes, or — the `decision` capability — the decision document and its
+push), names its next deadline and renders its fields of the profile; the
+contact's own deadline is the earliest of them. The caller commits the
 contact afterwards and arms its timer.
 """
 
@@ -13,17 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
-from zlib import crc32
-
-import msgspec
 
 from dataflows.capabilities.base import Context
 from dataflows.capabilities.view import StateView
-from dataflows.io.outputs import DecisionPush, Output, ProfileWrite
+from dataflows.io.outputs import Output, ProfileWrite
 from dataflows.shard.contact import ContactCore, Registry
-from state.profile import Profile, decisions_for, encode_profile
+from state.profile import Profile, encode_profile
 
-_json: Final = msgspec.json.Encoder()
 _PROFILE_FIELDS: Final = frozenset(Profile.__struct_fields__)
 
 
@@ -48,14 +45,6 @@ def emit_contact(state: ContactCore, registry: Registry, ctx: Context, now: floa
         fields.update(render(getattr(state, name), view))
     profile = render_profile(state, fields, ctx.live.version)
     out.append(ProfileWrite(state.contact_id, encode_profile(profile)))
-    if state.anonymous_ids:
-        decision = decisions_for(profile)
-        digest = crc32(_json.encode((decision.temperature, decision.segments, decision.popups,
-                                     decision.cart_value)))
-        if digest != state.pushed_digest:
-            state.pushed_digest = digest
-            ids = (*state.anonymous_ids, *((state.user_id,) if state.user_id else ()))
-            out.append(DecisionPush(ids, _json.encode(decision)))
     return out
 
 

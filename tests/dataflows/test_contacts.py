@@ -71,10 +71,10 @@ class TestEvents:
         assert profiles(out)["a1"].counters.page_views == 2
 
     def test_decision_is_pushed_only_when_it_changes(self) -> None:
-        """A visitor's page gets a push when what widgets show changes, not on every event."""
+        """A visitor's page gets a push when what widgets show changes (here a strip seed), not on every event."""
         logic = visitors(Clock())
-        first, _ = logic.on_batch([page("a1")])
-        second, _ = logic.on_batch([page("a1")])
+        first, _ = logic.on_batch([track("a1", "Product Viewed", product_id="p1")])
+        second, _ = logic.on_batch([track("a1", "Product Viewed", product_id="p1"), page("a1")])
         assert [o for o in first if isinstance(o, DecisionPush)]
         assert not [o for o in second if isinstance(o, DecisionPush)]
 
