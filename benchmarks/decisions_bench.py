@@ -55,7 +55,7 @@ from benchmarks.load_plan import build_plan
 from benchmarks.probes import Probes
 from benchmarks.progress import note
 from benchmarks.shoppers import ShopperModel
-from benchmarks.stack import CODE, CpuMeter, Stack, _listens, wait_until
+from benchmarks.stack import CODE, CpuMeter, Stack, _listens, cpu_seconds, wait_until
 from benchmarks.stats import percentiles
 from benchmarks.workflows import export_commit
 from benchmarks.ws_client import LoadRunner
@@ -204,12 +204,16 @@ def measure_server(stack: Stack, server: str, paths: list[str], options: argpars
     note(f"{server}: answers {'right' if check['correct'] else 'WRONG'}; waiting for a quiet machine …")
     load_before = wait_quiet(options.quiet_load, options.quiet_wait)
     meter = CpuMeter(stack).start()
+    # granian serves from a worker process it forks: its CPU counts as the API's.
+    workers = _children(stack.pids()["api"][0])
+    workers_before = sum(cpu_seconds(pid) for pid in workers)
     redis_before = redis_usec(client)
     keyed = [f"{p}key={stack.write_key}" for p in paths]
     note(f"{server}: wrk 50 connections for {options.seconds:g} s while ingesting {options.rate:,} events/s …")
     http, ingest = under_ingest(stack, options.rate, options.seconds,
                                 lambda: run_paths(stack.api_url, keyed, 50, options.seconds), options.seed)
     cpu = meter.stop()
+    cpu["api"] = round(cpu.get("api", 0.0) + sum(cpu_seconds(pid) for pid in workers) - workers_before, 3)
     requests = max(1, int(http.get("requests", 0)))
     stack.stop("api")
     return {"server": server, "check": check, "http": http, "ingest": ingest,
@@ -252,6 +256,12 @@ def cpu_breakdown(redis_url: str, paths: list[str], reads: int = 5_000) -> dict[
 
     result: dict[str, float] = uvloop.run(run())
     return result
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started (granian's workers)."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+    return [int(child) for child in found.split()]
 
 
 def measure_push(stack: Stack, options: argparse.Namespace) -> dict[str, Any]:

@@ -78,7 +78,12 @@ class DecisionPusher:
         self.service = service
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._tasks: set[asyncio.Task[int]] = set()
+        # Pushes whose read has not started yet, by contact: a newer push for the same contact
+        # replaces the waiting one (the read takes the latest document anyway), so a busy gateway
+        # composes once per contact however many changes queued up meanwhile.
+        self._waiting: dict[str, DecisionPush] = {}
         self.sent = 0
+        self.coalesced = 0
 
     def on_message(self, message: bytes) -> None:
         """Handle one published message: start composing it if one of its visitors is connected here."""
@@ -89,18 +94,27 @@ class DecisionPusher:
             return
         if not push.ids or not self.connections.sockets_for(push.ids):
             return
-        task = asyncio.create_task(self.push(push))
+        target = push_target(push)
+        if target in self._waiting:
+            self._waiting[target] = push
+            self.coalesced += 1
+            return
+        self._waiting[target] = push
+        task = asyncio.create_task(self._push_latest(target))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _push_latest(self, target: str) -> int:
+        async with self._slots:
+            return await self.push(self._waiting.pop(target))
+
     async def push(self, push: DecisionPush) -> int:
         """Read, compose and send one push; returns how many sockets got it."""
-        async with self._slots:
-            try:
-                read = await self.service.read(push_target(push))
-            except (RedisError, OSError) as exc:
-                log(logger, logging.WARNING, "decision push dropped: read failed", error=str(exc))
-                return 0
+        try:
+            read = await self.service.read(push_target(push))
+        except (RedisError, OSError) as exc:
+            log(logger, logging.WARNING, "decision push dropped: read failed", error=str(exc))
+            return 0
         # Known by the push's ids now (a socket may have closed meanwhile), and allowed to see them.
         sockets = allowed_sockets(self.connections, push.ids, read.doc)
         if not sockets:
