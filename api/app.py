@@ -34,6 +34,7 @@ from api.responses import error_response
 from api.rfm_refresh import run_rfm_refresher
 from api.routes import (
     admin_config,
+    campaigns,
     catalog,
     contacts,
     decisions,
@@ -137,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(workflows.router)
     app.include_router(catalog.router)
+    app.include_router(campaigns.router)
     openapi.install(app)
     return app
 
