@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 SOAK = "soak"
 DISPATCHER = "dispatcher"
 WORKFLOWS = "workflows"
+POPUPS = "popups"
 
 
 def own_sections() -> dict[str, Callable[[dict[str, Any]], str]]:
@@ -29,10 +30,11 @@ def own_sections() -> dict[str, Callable[[dict[str, Any]], str]]:
     from benchmarks.decisions_report import NAME as DECISIONS
     from benchmarks.decisions_report import render_decisions
     from benchmarks.dispatch import render_dispatcher  # imported here: it imports this module
+    from benchmarks.popups import render_popups
     from benchmarks.workflow_report import render_workflows
 
     return {SOAK: render_soak, DISPATCHER: render_dispatcher, WORKFLOWS: render_workflows,
-            DECISIONS: render_decisions}
+            DECISIONS: render_decisions, POPUPS: render_popups}
 
 
 def machine() -> dict[str, Any]:
