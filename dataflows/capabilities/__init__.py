@@ -26,6 +26,7 @@ from dataflows.capabilities.traits import TraitsCapability
 from dataflows.capabilities.visit import VisitCapability
 from dataflows.capabilities.windows import WindowsCapability
 from dataflows.capabilities.workflows import WorkflowsCapability
+from dataflows.recommendations.capability import RecommendationsCapability
 
 CAPABILITIES: Final[tuple[Capability[Any], ...]] = (
     TraitsCapability(),
@@ -42,4 +43,5 @@ CAPABILITIES: Final[tuple[Capability[Any], ...]] = (
     TouchesCapability(),
     PopupsCapability(),
     DecisionDocCapability(),  # last: it reads every other part as this evaluation left it
+    RecommendationsCapability(),  # after it only for snapshot order: nothing reads this part
 )

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dataflows.recommendations.signals import LearnedWrite as LearnedWrite
+from dataflows.recommendations.signals import ProductActivity as ProductActivity
+from dataflows.recommendations.signals import RecsWrite as RecsWrite
 from state.actions import Action
 from state.events import StreamEvent
 from state.quarantine import QuarantineRecord
@@ -115,7 +118,8 @@ class TallyWrite:
 
 
 Output = (ProfileWrite | ProfileDelete | AliasWrite | DecisionPush | SegmentChange | BackfillProgress
-          | MetricAdd | Quarantined | ActionOut | Tally | TallyWrite | DecisionDocWrite)
+          | MetricAdd | Quarantined | ActionOut | Tally | TallyWrite | DecisionDocWrite
+          | ProductActivity | RecsWrite | LearnedWrite)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,15 +31,18 @@ from dataflows.io.outputs import (
     BackfillProgress,
     DecisionDocWrite,
     DecisionPush,
+    LearnedWrite,
     MetricAdd,
     Output,
     ProfileDelete,
     ProfileWrite,
     Quarantined,
+    RecsWrite,
     SegmentChange,
     TallyWrite,
 )
 from state import keys
+from state.catalog_store import queue_learned
 from state.frames import DecisionPush as Push
 from state.frames import encode_push
 from state.outbox import queue_action
@@ -121,6 +124,13 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
                 ttl = max(1, int(item.ttl_s)) if item.ttl_s is not None else None
                 for any_id in item.ids:
                     pipe.set(keys.decision_doc(any_id), item.doc_json, ex=ttl)
+            elif isinstance(item, RecsWrite):
+                if item.value is None:
+                    pipe.delete(item.key)
+                else:
+                    pipe.set(item.key, item.value)
+            elif isinstance(item, LearnedWrite):
+                queue_learned(pipe, item.product_id, item.fields_json)
 
     def close(self) -> None:
         self._client.close()
