@@ -40,8 +40,8 @@ class Probes:
     Two clocks per probe, both from the scheduled send time: until the
     contact's profile is readable in Redis (what the decisions API serves;
     polled every millisecond), and until its decision is pushed back on the
-    visitor's socket (a new contact's first event always changes its
-    decision). Each probe socket carries 16 probes (the gateway knows a
+    visitor's socket (its first event, a product view, gives it a decision
+    document to push). Each probe socket carries 16 probes (the gateway knows a
     socket by at most 16 visitor ids); the next ones use a new socket.
     """
 
@@ -118,13 +118,17 @@ class Probes:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 visitor = f"{self.prefix}-{n:06d}"
+                # A product view: the first seed of a fresh visitor's decision document, so the
+                # dataflow writes and pushes it (a bare page view leaves it with nothing to show).
                 event = {
-                    "type": "page",
+                    "type": "track",
+                    "event": "Product Viewed",
                     "messageId": f"{visitor}-m",
                     "anonymousId": visitor,
                     "timestamp": iso_now(),
-                    "properties": {"path": "/", "title": "Home"},
-                    "context": {"page": {"path": "/", "url": "https://shop.example/"}},
+                    "properties": {"product_id": f"probe-mug-{n % 20}", "name": "Probe mug", "price": 12.0,
+                                   "category": "probes"},
+                    "context": {"page": {"path": "/p/probe-mug", "url": "https://shop.example/p/probe-mug"}},
                 }
                 self._unacked[n + 1] = event
                 try:
