@@ -12,7 +12,8 @@ the functions that grew most: what the workflows cost, by function.
 py-spy would sample the real process; it is not installed here, and
 cProfile needs the flow in the profiling thread (`bytewax.testing.run_main`
 runs it in the current thread). cProfile's own overhead inflates
-call-heavy code, so read the ratios, not the absolute seconds.
+call-heavy code, so read the ratios, not the absolute seconds. The clock is
+this process's CPU time, so others' load on a shared machine does not count.
 
 `--delays N`: instead, N trial starts (`workflow_delays`) appended at once
 and profiled until every follow-up is in the outbox: what a contact's
@@ -56,6 +57,7 @@ from state.streams import append_events_sync
 from state.validation import EventValidator, Limits
 
 OURS = ("/dataflows/", "/state/")
+DUMP: dict[str, Path | None] = {"dir": None}  # where --dump writes the pstats files
 
 
 def _profiled(directory: Path, live: ActiveConfig, load: Callable[[redis.Redis], None],
@@ -78,13 +80,17 @@ def _profiled(directory: Path, live: ActiveConfig, load: Callable[[redis.Redis],
             os.kill(os.getpid(), signal.SIGINT)
 
         threading.Thread(target=stop_when_done, daemon=True).start()
-        profiler = cProfile.Profile()
+        # CPU time, not wall time: on a shared machine, time spent waiting for a CPU is not the code's.
+        profiler = cProfile.Profile(time.process_time)
         started = time.monotonic()
         # The SIGINT lands in whichever of our functions runs; Bytewax may wrap it in its own error.
         with contextlib.suppress(KeyboardInterrupt, BytewaxRuntimeError):
             profiler.runcall(run_main, flow, epoch_interval=timedelta(seconds=settings.snapshot_interval_s),
                              recovery_config=recovery)
         seconds = time.monotonic() - started
+        if DUMP["dir"] is not None:
+            DUMP["dir"].mkdir(parents=True, exist_ok=True)
+            profiler.dump_stats(DUMP["dir"] / f"{directory.name}.prof")
         return pstats.Stats(profiler), seconds
 
 
@@ -158,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--visitors", type=int, default=10_000, help="backlog size of the drains")
     parser.add_argument("--delays", type=int, default=0, help="profile N contacts through a delay instead")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--dump", type=Path, default=None, help="also write each run's pstats file here")
     args = parser.parse_args(argv)
+    DUMP["dir"] = args.dump
     result = profile_delays(args.delays, 5.0, args.top) if args.delays else profile(args.visitors, 49, args.top)
     print(f"{result['what']}; wall s under cProfile: " +
           ", ".join(f"{k} {v:.1f}" for k, v in result["wall_s"].items()))
