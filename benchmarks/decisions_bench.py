@@ -209,6 +209,11 @@ def measure_server(stack: Stack, server: str, paths: list[str], options: argpars
     workers_before = sum(cpu_seconds(pid) for pid in workers)
     redis_before = redis_usec(client)
     keyed = [f"{p}key={stack.write_key}" for p in paths]
+    idle: dict[str, Any] = {}
+    if options.idle_seconds > 0:
+        note(f"{server}: wrk 50 connections for {options.idle_seconds:g} s, no ingest …")
+        idle = run_paths(stack.api_url, keyed, 50, options.idle_seconds)
+        idle["load"] = round(os.getloadavg()[0], 2)
     note(f"{server}: wrk 50 connections for {options.seconds:g} s while ingesting {options.rate:,} events/s …")
     http, ingest = under_ingest(stack, options.rate, options.seconds,
                                 lambda: run_paths(stack.api_url, keyed, 50, options.seconds), options.seed)
@@ -216,7 +221,7 @@ def measure_server(stack: Stack, server: str, paths: list[str], options: argpars
     cpu["api"] = round(cpu.get("api", 0.0) + sum(cpu_seconds(pid) for pid in workers) - workers_before, 3)
     requests = max(1, int(http.get("requests", 0)))
     stack.stop("api")
-    return {"server": server, "check": check, "http": http, "ingest": ingest,
+    return {"server": server, "check": check, "http": http, "idle": idle, "ingest": ingest,
             "api_cpu_us_per_request": round(cpu.get("api", 0.0) / requests * 1e6, 1),
             "redis_us_per_request": round((redis_usec(client) - redis_before) / requests, 1),
             "cpu_s": cpu, "load_before": load_before, "load_after": round(os.getloadavg()[0], 2)}
@@ -306,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.decisions_bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15.0, help="wrk duration per server")
+    parser.add_argument("--idle-seconds", type=float, default=5.0, help="wrk without ingest first (0: skip)")
     parser.add_argument("--push-seconds", type=float, default=10.0, help="push probes duration")
     parser.add_argument("--rate", type=int, default=5_000, help="events/s ingested meanwhile")
     parser.add_argument("--contacts", type=int, default=20_000)

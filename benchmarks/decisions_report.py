@@ -26,8 +26,8 @@ def render_decisions(doc: dict[str, Any]) -> str:
         "users without `sig` refused, no non-2xx, every push probe pushed)",
         "\n### Requests per second while ingesting (target ≥ 10,000 req/s, p99 ≤ 10 ms)\n",
         "| server | req/s | p50 / p90 / p99 / max ms | API CPU µs/request | Redis µs/request | ingest achieved ev/s "
-        "| load avg before → after | non-2xx |",
-        "|---|---|---|---|---|---|---|---|",
+        "| load avg before → after | non-2xx | without ingest: req/s, p99 ms (load) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in f["servers"]:
         h, lat = s["http"], s["http"].get("latency_ms", {})
@@ -36,7 +36,7 @@ def render_decisions(doc: dict[str, Any]) -> str:
             + " / ".join(fmt(lat.get(k)) for k in ("p50", "p90", "p99", "max"))
             + f" | {fmt(s['api_cpu_us_per_request'])} | {fmt(s['redis_us_per_request'])} | "
             f"{fmt(s['ingest']['achieved_events_per_s'])} | {s['load_before']} → {s['load_after']} | "
-            f"{fmt(h.get('non_2xx'))} |")
+            f"{fmt(h.get('non_2xx'))} | {_idle(s.get('idle') or {})} |")
     b = f.get("cpu_breakdown")
     if b:
         lines.append(
@@ -52,3 +52,10 @@ def render_decisions(doc: dict[str, Any]) -> str:
         f"p50 / p95 / p99 / max {report._pcts(p['event_to_push_ms'])} ms; not pushed {p['not_pushed']}; "
         f"load avg {p['load_before']} → {p['load_after']}.")
     return "\n".join(lines) + "\n"
+
+
+def _idle(idle: dict[str, Any]) -> str:
+    if not idle:
+        return "—"
+    return (f"{report._fmt(idle.get('requests_per_s'))}, {report._fmt(idle.get('latency_ms', {}).get('p99'))} "
+            f"({idle.get('load')})")
