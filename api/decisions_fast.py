@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from api.decisions.answer import DecisionService
 from api.deps import resolve_write_key
-from api.errors import status_for
+from api.errors import InvalidBodyError, status_for
 from api.models import ErrorBody
 from state.errors import AttimoError
 
@@ -31,6 +31,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 PREFIX: Final = "/v1/decisions/"
+MAX_PRODUCT_ID: Final = 200
+"""Longest `product` accepted (an id is at most 200 characters, as events' ids are)."""
 _encoder: Final = msgspec.json.Encoder()
 _WANTED: Final = frozenset((b"origin", b"x-attimo-key", b"x-attimo-signature"))
 
@@ -63,7 +65,10 @@ class DecisionsFastPath:
         try:
             await resolve_write_key(state.write_keys, key, origin)
             readable_by = origin
-            body = await service.answer(visitor_id, query.get("product") or None, sig)
+            product = query.get("product") or None
+            if product is not None and len(product) > MAX_PRODUCT_ID:
+                raise InvalidBodyError(f"query.product: at most {MAX_PRODUCT_ID} characters")
+            body = await service.answer(visitor_id, product, sig)
         except AttimoError as exc:
             await _respond(send, status_for(exc), _encoder.encode(ErrorBody(str(exc))), readable_by)
             return

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from api.decisions.answer import DecisionService
+from api.decisions_fast import MAX_PRODUCT_ID
 from api.deps import WriteKeyDep
 from api.models import ErrorBody
 from api.openapi import response
@@ -33,9 +34,9 @@ router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 async def get_decisions(
     visitor_id: str, request: Request, _key: WriteKeyDep,
     product: Annotated[str | None, Query(description="The product on screen (cross-sell and up-sell for it).",
-                                         max_length=200)] = None,
+                                         max_length=MAX_PRODUCT_ID)] = None,
     sig: Annotated[str | None, Query(description="For a signed-in user: hex HMAC-SHA256 of the user id "
-                                                 "with an identity secret.", max_length=128)] = None,
+                                                 "with an identity secret.")] = None,
     x_attimo_signature: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """Decisions for a visitor by anonymousId or userId (a user's need `sig`)."""

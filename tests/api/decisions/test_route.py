@@ -213,3 +213,17 @@ class TestRotation:
             response = get(unconfigured, "user-7", sig=sign_user_id(SECRET, "user-7"))
             assert response.status_code == 401 and "ATTIMO_IDENTITY_SECRETS" in response.json()["error"]
             assert get(unconfigured, "anon-1").status_code == 200
+
+
+class TestParameters:
+    """Odd parameters get the same answer from the fast path and the documented route."""
+
+    def test_a_product_id_over_200_characters_is_422(self, client: TestClient) -> None:
+        """No id is that long; the answer names the parameter."""
+        response = get(client, "anon-1", product="p" * 201)
+        assert response.status_code == 422 and "product" in response.json()["error"]
+
+    def test_a_very_long_sig_is_a_wrong_signature(self, client: TestClient, redis_client: redis.Redis) -> None:
+        """403 like any other wrong signature, on both paths."""
+        save_doc(redis_client, user_doc())
+        assert get(client, "user-7", sig="a" * 500).status_code == 403
