@@ -54,8 +54,9 @@ class DecisionPush:
 class DecisionDocWrite:
     """Overwrite a contact's decision document under each of `ids` (`keys.decision_doc`): idempotent.
 
-    `ttl_s` lets an anonymous visitor's document expire about when the
-    visitor is purged; a known contact's never expires.
+    `ttl_s` marks an anonymous visitor's document: it expires about when the
+    visitor is purged and never replaces a known contact's
+    (`state.decision_store`); a known contact's never expires.
     """
 
     ids: tuple[str, ...]

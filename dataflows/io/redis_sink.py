@@ -43,6 +43,7 @@ from dataflows.io.outputs import (
 )
 from state import keys
 from state.catalog_store import queue_learned
+from state.decision_store import queue_doc_write
 from state.frames import DecisionPush as Push
 from state.frames import encode_push
 from state.outbox import queue_action
@@ -121,9 +122,7 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
             elif isinstance(item, TallyWrite):
                 pipe.hset(item.key, item.field, item.value)
             elif isinstance(item, DecisionDocWrite):
-                ttl = max(1, int(item.ttl_s)) if item.ttl_s is not None else None
-                for any_id in item.ids:
-                    pipe.set(keys.decision_doc(any_id), item.doc_json, ex=ttl)
+                queue_doc_write(pipe, item.ids, item.doc_json, item.ttl_s)
             elif isinstance(item, RecsWrite):
                 if item.value is None:
                     pipe.delete(item.key)
