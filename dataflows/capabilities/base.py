@@ -17,7 +17,7 @@ part changes and what it shows:
 | `retire`   | the contact ceases to exist (merged, purged)    | nothing   |
 
 A new capability is one module with a `Capability` subclass plus one line
-in the registry (`dataflows.capabilities.CAPABILITIES`); the contact shard
+in the registry (`dataflows.capabilities.registry.CAPABILITIES`); the contact shard
 loops over the registry for everything else — applying, merging,
 snapshotting, scheduling and rendering.
 

@@ -28,8 +28,8 @@ from typing import Generic, TypeVar, cast
 
 from bytewax.operators import StatefulBatchLogic
 
-from dataflows.capabilities import CAPABILITIES
 from dataflows.capabilities.base import ContactSettings
+from dataflows.capabilities.registry import CAPABILITIES
 from dataflows.io.outputs import AliasWrite, Handoff, Output, ProfileDelete, Routed, ShardControl
 from dataflows.rules.live_config import ConfigLoader
 from dataflows.shard.contact import Registry

@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from dataflows.capabilities import CAPABILITIES
 from dataflows.capabilities.base import Capability, Context
+from dataflows.capabilities.registry import CAPABILITIES
 from dataflows.io.outputs import ProfileWrite, Quarantined, ShardControl
 from dataflows.rules.live_config import ConfigLoader
 from dataflows.shard.contact import Registry

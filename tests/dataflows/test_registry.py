@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from dataflows.capabilities import CAPABILITIES
 from dataflows.capabilities.base import Capability, Context
+from dataflows.capabilities.registry import CAPABILITIES
 from dataflows.io.outputs import Handoff, ProfileWrite, Routed
 from dataflows.rules.live_config import ConfigLoader
 from dataflows.shard.contact import Registry
