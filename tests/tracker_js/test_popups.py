@@ -191,6 +191,16 @@ class TestTriggers:
             page.mouse.wheel(0, 500)
         page.wait_for_selector(DIALOG)
 
+    def test_scroll_depth_never_fires_on_a_page_too_short_to_scroll(
+        self, page: Any, site: PageServer, gateway: FakeGateway
+    ) -> None:
+        """A 10 % scroll popup stays hidden on a page that fits the window (it is not read on, just seen)."""
+        open_page(page, site, gateway, decisions(popup("deep", triggers=[ScrollDepth(percent=10)])),
+                  fixture="decisions.html")
+        wait_widgets(page)
+        page.mouse.wheel(0, 500)
+        assert stays_absent(page)
+
     def test_exit_intent_on_desktop_is_the_pointer_leaving_through_the_top(
         self, page: Any, site: PageServer, gateway: FakeGateway
     ) -> None:
@@ -353,6 +363,21 @@ class TestOnePerPageView:
         page.wait_for_function("(localStorage.getItem('attimo_q') || '').includes('Popup Shown')")
         page.reload()
         assert page.wait_for_selector(DIALOG).text_content().endswith("second title")
+
+
+    def test_a_campaign_reported_on_the_page_before_is_held_for_two_seconds(
+        self, page: Any, site: PageServer, gateway: FakeGateway
+    ) -> None:
+        """Acked but perhaps not yet counted: right after, the next page shows the runner-up; 2 s later
+        the server's answer is trusted again."""
+        open_page(page, site, gateway, decisions(popup("first", priority=5), popup("second", priority=1)))
+        assert page.wait_for_selector(DIALOG).text_content().endswith("first title")
+        wait_until(lambda: page.evaluate("localStorage.getItem('attimo_q')") is None, what="events acked")
+        page.reload()
+        assert page.wait_for_selector(DIALOG).text_content().endswith("second title")
+        page.wait_for_timeout(2100)
+        page.reload()
+        assert page.wait_for_selector(DIALOG).text_content().endswith("first title")
 
 
 class TestOnPopupHook:

@@ -10,8 +10,11 @@
 // attimo('popup', 'shown' | 'clicked' | 'closed', popup).
 import { choose } from './triggers.js'
 import { renderPopup } from './popup_view.js'
+import { lsGet, lsSet } from './storage.js'
 
 const EVENTS = { shown: 'Popup Shown', clicked: 'Popup Clicked', closed: 'Popup Closed' }
+const RECENT = 'attimo_popups'
+const RECENT_MS = 2000 // how long the dataflow may take to count a popup event (it takes ~0.05 s)
 const TICK_MS = 250 // how often time-based triggers are checked while a popup is eligible
 const FAST_UP_MS = 500 // a third of the screen scrolled up within this is a mobile exit intent
 
@@ -31,11 +34,19 @@ export function createPopups(host) {
   let upT = 0
   let armed = false
   let sent = new Set()
-  // Campaigns with popup events from an earlier page still unacked when this
-  // page started: the server may not know yet that the visitor saw or closed
-  // them, so this page view does not show them (caps are decided server-side).
+  // Campaigns this page view does not show because the decisions may not know
+  // yet what the visitor did with them on an earlier page (caps are decided
+  // server-side, from the popup events): those with popup events still unacked
+  // when the page started, and those reported in the last RECENT_MS (acked,
+  // but perhaps not yet counted by the dataflow when this page read).
+  let recent = []
+  try {
+    recent = JSON.parse(lsGet(RECENT) || '[]').filter((r) => Date.now() - r[1] < RECENT_MS)
+  } catch (e) {
+    // unreadable: nothing recent
+  }
   const held = new Set(
-    host.unacked.filter((e) => /^Popup (Shown|Clicked|Closed)$/.test(e.event)).map((e) => e.properties && e.properties.campaign)
+    host.unacked.map((e) => e.properties && e.properties.campaign).concat(recent.map((r) => r[0]))
   )
 
   // Popup Shown / Clicked / Closed with the popup's campaign and variant, each once per page view.
@@ -47,12 +58,17 @@ export function createPopups(host) {
     if (sent.has(k)) return
     sent.add(k)
     host.track(name, props)
+    recent = recent.filter((r) => r[0] !== props.campaign && Date.now() - r[1] < RECENT_MS)
+    recent.push([props.campaign, Date.now()])
+    lsSet(RECENT, JSON.stringify(recent))
     if (action !== 'shown') host.flush() // a click usually navigates away
   }
 
+  // How far down the page is scrolled, in percent. A page too short to scroll is at 0: a
+  // scroll trigger means the visitor read on, and `arrival` is there for "at once".
   function scrolled() {
     const h = document.documentElement.scrollHeight - w.innerHeight
-    return h > 0 ? Math.min(100, (w.scrollY / h) * 100) : 100
+    return h > 0 ? Math.min(100, (w.scrollY / h) * 100) : 0
   }
 
   function check(exit) {
