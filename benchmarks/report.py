@@ -31,10 +31,12 @@ def own_sections() -> dict[str, Callable[[dict[str, Any]], str]]:
     from benchmarks.decisions_report import render_decisions
     from benchmarks.dispatch import render_dispatcher  # imported here: it imports this module
     from benchmarks.popups import render_popups
+    from benchmarks.recs_report import NAME as RECOMMENDATIONS
+    from benchmarks.recs_report import render_recommendations
     from benchmarks.workflow_report import render_workflows
 
     return {SOAK: render_soak, DISPATCHER: render_dispatcher, WORKFLOWS: render_workflows,
-            DECISIONS: render_decisions, POPUPS: render_popups}
+            DECISIONS: render_decisions, POPUPS: render_popups, RECOMMENDATIONS: render_recommendations}
 
 
 def machine() -> dict[str, Any]:
