@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--short|--full] [--only NAME …]` — what `attimo bench` runs.
+"""`python -m benchmarks [--short|--full|--tiny] [--only NAME …]` — what `attimo bench` runs.
 
 Short mode (< 2 minutes) is what CI runs: it checks correctness and writes the
 report but asserts nothing about speed. Full mode (≈ 20 minutes) is for
@@ -23,7 +23,7 @@ from pathlib import Path
 from benchmarks import report, soak
 from benchmarks.progress import note
 from benchmarks.stack import CODE, REPO
-from benchmarks.suite import FULL, PHASES, SHORT, Suite
+from benchmarks.suite import FULL, PHASES, SHORT, TINY, Suite
 
 PACKAGES = ("state", "dataflows", "api")
 
@@ -56,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="attimo bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--short", action="store_true", help="CI-sized run, under 2 minutes (default)")
+    size.add_argument("--short", action="store_true", help="a quick run, about 2 minutes (default)")
     size.add_argument("--full", action="store_true", help="the full suite, about 20 minutes")
+    size.add_argument("--tiny", action="store_true", help="every phase at its smallest: what the tests run")
     size.add_argument(
         "--soak", action="store_true", help="the soak: half of capacity for --soak-minutes (not in CI)"
     )
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.soak and args.only:
         parser.error("--only chooses phases of --short/--full; the soak is one phase of its own")
-    mode = FULL if args.full else SHORT
+    mode = FULL if args.full else TINY if args.tiny else SHORT
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="attimo-bench-"))
     source = args.repo.resolve() if args.repo is not None else REPO
     code = snapshot_code(source, workdir / "code")

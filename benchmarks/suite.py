@@ -79,6 +79,19 @@ SHORT = Mode(
     livestate_visitors=(5_000,),
     segment_probes=(2_000, 40, 10.0),
 )
+TINY = Mode(
+    "tiny",
+    (1_000,),
+    2.0,
+    20_000,
+    2.0,
+    1_000,
+    ((2_000, "full"),),
+    False,
+    livestate_visitors=(1_000,),
+    segment_probes=(500, 10, 10.0),
+)
+"""Every phase at the smallest size that still checks it: what the test suite runs (the short run takes 2 minutes)."""
 FULL = Mode(
     "full",
     (1_000, 5_000, 20_000),
