@@ -33,6 +33,7 @@ from typing import Final
 import msgspec
 
 from state import keys
+from state.decision_store import KNOWN_MARK
 from state.decisions import Seeds
 from state.recommendations import MAX_ANCHORS, SEED_LIMITS
 
@@ -60,11 +61,20 @@ def _script() -> str:
     return f"""
 local function doc_of(id) return redis.call('GET', {_lua(doc_p)} .. id .. {_lua(doc_s)}) end
 local id, lowered, product = ARGV[1], ARGV[2], ARGV[3]
+local function owner_of(any) return redis.call('GET', {_lua(alias_p)} .. any .. {_lua(alias_s)}) end
 local doc = doc_of(id)
 if not doc then
-  local owner = redis.call('GET', {_lua(alias_p)} .. id .. {_lua(alias_s)})
-  if not owner and lowered ~= '' then owner = redis.call('GET', {_lua(alias_p)} .. lowered .. {_lua(alias_s)}) end
+  local owner = owner_of(id)
+  if not owner and lowered ~= '' then owner = owner_of(lowered) end
   if owner then doc = doc_of(owner) end
+elseif string.find(doc, {_lua(KNOWN_MARK)}, 1, true) then
+  -- A known contact's document under an anonymous id: the id may have signed in as another user
+  -- since (a shared device); its alias names the contact it is now, whose document is the answer.
+  local owner = owner_of(id)
+  if owner then
+    local ok, parsed = pcall(cjson.decode, doc)
+    if not ok or type(parsed) ~= 'table' or parsed.contact_id ~= owner then doc = doc_of(owner) end
+  end
 end
 local ids, seen = {{}}, {{}}
 local function want(p)

@@ -155,6 +155,19 @@ class TestIdentity:
                                headers={"X-Attimo-Signature": sig})
         assert by_header.status_code == 200
 
+    def test_an_anonymous_id_that_signed_in_as_another_user_answers_as_that_user(
+            self, client: TestClient, redis_client: redis.Redis) -> None:
+        """A shared device: `anon-7` was user-7's, then signed in as user-8. user-7's document, still under
+        `anon-7` (user-7 rewrites it at each change), must not answer for it: the alias names user-8."""
+        save_doc(redis_client, user_doc(), "anon-7")
+        redis_client.set(keys.decision_doc("anon-7"), redis_client.get(keys.decision_doc("user-7")) or b"")
+        other = anonymous_doc("user-8", user_id="user-8", public={"temperature": "cold"})
+        save_doc(redis_client, other, "anon-7")
+        response = get(client, "anon-7", sig=sign_user_id(SECRET, "user-8"))
+        assert response.status_code == 200 and response.json()["public"] == {"temperature": "cold"}
+        assert get(client, "anon-7", sig=sign_user_id(SECRET, "user-7")).status_code == 403
+        assert get(client, "user-7", sig=sign_user_id(SECRET, "user-7")).json()["public"] == {"temperature": "hot"}
+
     def test_a_wrong_signature_is_403(self, client: TestClient, redis_client: redis.Redis) -> None:
         """Another user's signature, another secret's, or garbage."""
         save_doc(redis_client, user_doc())
