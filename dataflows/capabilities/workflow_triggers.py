@@ -106,6 +106,8 @@ def state_entries(part: Flows, view: StateView, workflow: Workflow) -> Iterator[
         if last is not None and now >= last + trigger.for_s and _marker(part, workflow) != repr(last):
             yield repr(last)
     elif isinstance(trigger, OnAnniversary):
+        if view.trait(trigger.field) is None:
+            return  # most contacts have no such date: no calendar arithmetic for them
         year = datetime.fromtimestamp(now, UTC).year
         for candidate in (year - 1, year):
             moment = _anniversary_moment(view, trigger, candidate)
@@ -132,6 +134,8 @@ def deadline(part: Flows, view: StateView, trigger: Trigger, workflow: Workflow)
         if last is not None and _marker(part, workflow) != repr(last):
             return last + trigger.for_s
     elif isinstance(trigger, OnAnniversary):
+        if view.trait(trigger.field) is None:
+            return None
         year = datetime.fromtimestamp(now, UTC).year
         moments = [_anniversary_moment(view, trigger, y) for y in (year, year + 1)]
         future = [m for m in moments if m is not None and m > now]

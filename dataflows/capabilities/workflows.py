@@ -75,8 +75,9 @@ class WorkflowsCapability(Capability[Flows]):
         key = event_key(event)
         if key == ev.UNSUBSCRIBED:
             part.unsubscribed = True  # e-mail steps are skipped from now on, in every workflow
-        for workflow_id in list(part.runs):
-            self._react(part, index, workflow_id, event, key)
+        if part.runs and key in index.heard:
+            for workflow_id in list(part.runs):
+                self._react(part, index, workflow_id, event, key)
         for workflow in index.started_by.get(key, ()):
             if conditions_hold(workflow.trigger.match.where, event):  # type: ignore[union-attr]
                 data = trigger_data(event.properties) if isinstance(event, Track | Page | Screen) else None
@@ -86,22 +87,27 @@ class WorkflowsCapability(Capability[Flows]):
         if isinstance(event, WorkflowEntry):
             part.pending.append((event.workflow, event.message_id or repr(ctx.at), None, len(part.later)))
 
-    def _react(self, part: Flows, index: WorkflowIndex, workflow_id: str, event: Event, key: str) -> None:
-        """What an event does to the contact's run of one workflow: unsubscribe, goal, awaited event."""
+    def _react(self, part: Flows, index: WorkflowIndex, workflow_id: str, event: Event, key: str) -> bool:
+        """What an event does to the contact's run of one workflow: unsubscribe, goal, awaited event.
+
+        Whether it did anything (most events leave every run as it was).
+        """
         run = part.runs[workflow_id]
         if key == ev.UNSUBSCRIBED:
             self._end(part, workflow_id, "unsubscribed")
-            return
+            return True
         workflow = index.version_of(workflow_id, run.version)
         goal = workflow.goal if workflow is not None else None
         if goal is not None and goal.event is not None and goal.event.event == key \
                 and conditions_hold(goal.event.where, event):
             self._end(part, workflow_id, "converted")
-            return
+            return True
         step = index.steps.get((workflow_id, run.version), {}).get(run.step)
         if isinstance(step, WaitFor) and run.waiting and step.event is not None \
                 and step.event.event == key and conditions_hold(step.event.where, event):
             self._resume(part, run, step.then, f"matched:{step.id}")
+            return True
+        return False
 
     def _end(self, part: Flows, workflow_id: str, how: str) -> None:
         run = part.runs.pop(workflow_id)
@@ -163,8 +169,9 @@ class WorkflowsCapability(Capability[Flows]):
             for event in part.later[position:]:
                 if workflow_id not in part.runs:
                     break
-                self._react(part, index, workflow_id, event, event_key(event))
-                self._advance_all(part, view, runner)
+                key = event_key(event)
+                if key in index.heard and self._react(part, index, workflow_id, event, key):
+                    self._advance_all(part, view, runner)  # unchanged runs: advancing again would do nothing
 
     def _segment_waits_and_goals(self, part: Flows, view: StateView, runner: Runner) -> None:
         index = view.live.workflows
