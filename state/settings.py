@@ -47,10 +47,10 @@ class Settings(BaseSettings):
     # Streams: the shard count is fixed for the lifetime of a deployment
     # (removing a shard breaks Bytewax resume), so choose a multiple of the
     # dataflow process count.
-    stream_shards: int = 4
+    stream_shards: int = Field(default=4, ge=1)
     # Virtual shards the dataflow keys contact state by: bounded, so Bytewax
     # recovery and timer scans stay cheap however many contacts exist.
-    contact_shards: int = 256
+    contact_shards: int = Field(default=256, ge=1)
 
     # Ingest limits (Segment's own: 32 KB per event, 500 KB per batch).
     max_event_bytes: int = 32 * 1024
@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     # CIDRs, e.g. "127.0.0.1/32" for a receiver on the same host). `dispatcher_concurrency`
     # bounds attempts in flight per process; `dispatcher_readahead` bounds the actions of one
     # shard held in memory (waiting behind a contact's retrying action, or due).
-    outbox_shards: int = 4
+    outbox_shards: int = Field(default=4, ge=1)
     webhook_timeout_s: float = 15.0
     webhook_retry_schedule: str = "5s,5m,30m,2h,5h,10h,14h,20h,24h,24h"
     webhook_retry_jitter: float = 0.1
@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     # `recs_refresh_s`, listing `recs_doc_size` products per list; `recs_trending_size` trending.
     # `product_shards` is fixed for a deployment, like `contact_shards`. Off: no products stage.
     recommendations: bool = True
-    product_shards: int = 2
+    product_shards: int = Field(default=2, ge=1)
     recs_view_window_s: float = 30 * 60.0
     recs_basket_window_s: float = 86_400.0
     recs_max_interactions: int = 500
