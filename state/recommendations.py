@@ -19,15 +19,19 @@ the product on screen, then the first `SEED_LIMITS` of the cart and the
 viewed seeds (at most `MAX_ANCHORS`), each as `keys.product_neighbours(id)`,
 plus `keys.trending()`; one `MGET`. A missing document is simply absent.
 
-The read path runs on every page view, so it decodes lazily: the lists and
-scores are decoded, the cards stay raw JSON until a strip picks them, and
-picked cards are decoded without re-checking their links (the dataflow
-wrote them from checked data; `decode_neighbours` checks everything, for
-tools and tests).
+The read path runs on every page view, so it decodes as little as it can,
+as rarely as it can: a process holding a document keeps it decoded
+(`neighbour_view`, `trending_view`) for every answer that reads it; cards
+are decoded without re-checking their links (the dataflow wrote them from
+checked data; `decode_neighbours` checks everything, for tools and tests),
+once per distinct card text, and keep their JSON, which `strips_json`
+splices into the answer (`compose_cards`, the same rule as
+`compose_strips`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
@@ -186,39 +190,149 @@ _lazy_trending: Final = msgspec.json.Decoder(_LazyTrending)
 _stored_card: Final = msgspec.json.Decoder(_StoredCard)
 
 
-def _decoded(raw: bytes | None, decoder: msgspec.json.Decoder[_LazyNeighbours] | msgspec.json.Decoder[_LazyTrending],
-             ) -> _LazyNeighbours | _LazyTrending | None:
-    if raw is None:
-        return None
+class Card:
+    """A card a strip may show, as a `ProductCard` and as the exact JSON the answer embeds.
+
+    The JSON is the card re-encoded (not the stored text), so an answer
+    spliced from it is byte for byte what encoding the `ProductCard` gives.
+    """
+
+    __slots__ = ("card", "json")
+
+    def __init__(self, card: ProductCard) -> None:
+        self.card = card
+        self.json = _encoder.encode(card)
+
+
+def _card_of(raw: msgspec.Raw) -> Card | None:
+    """A stored card, or None when it does not decode (the next document's card is tried)."""
     try:
-        return decoder.decode(raw)
+        c = _stored_card.decode(raw)
     except msgspec.DecodeError:
-        return None  # a document that does not decode is as good as missing: never fail a page view
+        return None
+    return Card(ProductCard(id=c.id, name=c.name, price=c.price, category=c.category, image=c.image, url=c.url))
 
 
-class _Cards:
-    """Cards by id from every document read, decoded once each, when a strip picks them."""
+_INTERN_LIMIT: Final = 100_000
+_interned: dict[bytes, Card | None] = {}
 
-    def __init__(self, raws: Iterable[Mapping[str, msgspec.Raw]]) -> None:
-        self._raws = list(raws)
-        self._cards: dict[str, ProductCard | None] = {}
 
-    def get(self, product_id: str) -> ProductCard | None:
-        if product_id in self._cards:
-            return self._cards[product_id]
-        card: ProductCard | None = None
-        for raws in self._raws:
-            raw = raws.get(product_id)
-            if raw is None:
-                continue
-            try:
-                c = _stored_card.decode(raw)
-            except msgspec.DecodeError:
-                continue
-            card = ProductCard(id=c.id, name=c.name, price=c.price, category=c.category, image=c.image, url=c.url)
-            break
-        self._cards[product_id] = card
-        return card
+def _interned_card(raw: msgspec.Raw) -> Card | None:
+    """`_card_of`, once per distinct card text in the process.
+
+    A product's card is embedded in the documents of every product it is
+    listed with, and documents are decoded again whenever they are
+    rewritten: sharing one `Card` per text saves decoding it again and
+    holding a copy per document. The table is emptied when it grows past
+    `_INTERN_LIMIT` texts (cards no document names any more go with it).
+    """
+    text = bytes(raw)
+    try:
+        return _interned[text]
+    except KeyError:
+        pass
+    if len(_interned) >= _INTERN_LIMIT:
+        _interned.clear()
+    card = _interned[text] = _card_of(raw)
+    return card
+
+
+def _decoded_cards(cards: Mapping[str, msgspec.Raw]) -> dict[str, Card]:
+    """A document's cards that decode, by product id (one that does not is as good as absent)."""
+    decoded: dict[str, Card] = {}
+    for pid, raw in cards.items():
+        card = _interned_card(raw)
+        if card is not None:
+            decoded[pid] = card
+    return decoded
+
+
+class NeighbourView:
+    """A `NeighbourDoc` decoded once, cards included, for every answer that reads it while it is held.
+
+    A process holds a product's document for many answers
+    (`api.decisions.reader`); decoding it and its cards for each answer
+    was most of an answer's CPU. `raw` is the document's bytes.
+    """
+
+    __slots__ = ("bought", "bought_scores", "cards", "raw", "up_sell", "viewed", "viewed_scores")
+
+    def __init__(self, raw: bytes, doc: _LazyNeighbours) -> None:
+        self.raw = raw
+        self.bought = doc.bought
+        self.bought_scores = doc.bought_scores
+        self.viewed = doc.viewed
+        self.viewed_scores = doc.viewed_scores
+        self.up_sell = doc.up_sell
+        self.cards = _decoded_cards(doc.cards)
+
+
+class TrendingView:
+    """A `TrendingDoc` decoded once, cards included, for every answer that reads it while it is held."""
+
+    __slots__ = ("cards", "products", "raw", "scores")
+
+    def __init__(self, raw: bytes, doc: _LazyTrending) -> None:
+        self.raw = raw
+        self.products = doc.products
+        self.scores = doc.scores
+        self.cards = _decoded_cards(doc.cards)
+
+
+_NO_TRENDING: Final = TrendingView(b"", _LazyTrending())
+
+
+def neighbour_view(raw: bytes) -> NeighbourView | None:
+    """A stored neighbour document ready to compose from; None when it does not decode (as good as missing)."""
+    try:
+        return NeighbourView(raw, _lazy_neighbours.decode(raw))
+    except msgspec.DecodeError:
+        return None  # never fail a page view
+
+
+def trending_view(raw: bytes) -> TrendingView | None:
+    """The stored trending document ready to compose from; None when it does not decode."""
+    try:
+        return TrendingView(raw, _lazy_trending.decode(raw))
+    except msgspec.DecodeError:
+        return None
+
+
+NeighbourDocument = bytes | NeighbourView
+"""A product's neighbour document as read (bytes), or already decoded by whoever holds it."""
+TrendingDocument = bytes | TrendingView
+"""The trending document as read, or already decoded."""
+
+
+def _neighbour_views(neighbours: Mapping[str, NeighbourDocument]) -> dict[str, NeighbourView]:
+    """The documents that decode, in the order read (their cards are looked up in that order)."""
+    views: dict[str, NeighbourView] = {}
+    for pid, doc in neighbours.items():
+        view = doc if isinstance(doc, NeighbourView) else neighbour_view(doc)
+        if view is not None:
+            views[pid] = view
+    return views
+
+
+def _trending_view(trending: TrendingDocument | None) -> TrendingView:
+    if trending is None:
+        return _NO_TRENDING
+    view = trending if isinstance(trending, TrendingView) else trending_view(trending)
+    return view if view is not None else _NO_TRENDING
+
+
+def _cards_by_id(views: Sequence[NeighbourView | TrendingView]) -> dict[str, Card]:
+    """Every card the documents read hold, the first document's where several hold one.
+
+    Built once per answer (a few hundred entries, copied in C) so that each
+    card a strip picks is one dictionary look-up; a document's `cards` hold
+    only cards that decode, so the first one holding a card is the first one
+    with a decodable card.
+    """
+    cards = views[-1].cards.copy()  # a copy is one block copy; updates insert card by card
+    for view in reversed(views[:-1]):
+        cards.update(view.cards)
+    return cards
 
 
 def _rank(lists: Iterable[tuple[float, Sequence[str], Sequence[float]]], exclude: set[str]) -> list[str]:
@@ -228,15 +342,18 @@ def _rank(lists: Iterable[tuple[float, Sequence[str], Sequence[float]]], exclude
         for pid, score in zip(ids, scores, strict=False):
             if pid not in exclude:
                 total[pid] = total.get(pid, 0.0) + weight * score
+    if math.isfinite(sum(total.values())):
+        # No inf or NaN: a stable sort, highest first, keeps first-seen order among equals.
+        return sorted(total, key=total.__getitem__, reverse=True)
     order = {pid: i for i, pid in enumerate(total)}
     return sorted(total, key=lambda pid: (-total[pid], order[pid]))
 
 
-def _take(ids: Iterable[str], cards: _Cards, limit: int, exclude: set[str],
-          out: list[ProductCard] | None = None) -> list[ProductCard]:
+def _take(ids: Iterable[str], cards: Mapping[str, Card], limit: int, exclude: set[str],
+          out: list[Card] | None = None) -> list[Card]:
     """Cards of `ids` in order, each once, none of `exclude`, until `out` holds `limit`."""
     strip = out if out is not None else []
-    seen = exclude | {c.id for c in strip}
+    seen = exclude | {c.card.id for c in strip}
     for pid in ids:
         if len(strip) >= limit:
             break
@@ -249,8 +366,8 @@ def _take(ids: Iterable[str], cards: _Cards, limit: int, exclude: set[str],
     return strip
 
 
-def compose_strips(seeds: Seeds, product: str | None, neighbours: Mapping[str, bytes],
-                   trending: bytes | None, limit: int = STRIP_LENGTH) -> dict[Strip, list[ProductCard]]:
+def compose_strips(seeds: Seeds, product: str | None, neighbours: Mapping[str, NeighbourDocument],
+                   trending: TrendingDocument | None, limit: int = STRIP_LENGTH) -> dict[Strip, list[ProductCard]]:
     """The four strips for a contact, from its seeds and the documents `read_keys` names.
 
     - `cross_sell`: bought or added together with the product on screen,
@@ -264,35 +381,57 @@ def compose_strips(seeds: Seeds, product: str | None, neighbours: Mapping[str, b
     - `trending`: the trending list.
 
     Nothing in the cart or bought is offered; cross-sell and personal leave
-    out what they grow from. `neighbours` maps a product id to its raw
-    `NeighbourDoc` (missing ones left out), `trending` is the raw
-    `TrendingDoc`. Listed products are in stock (the documents hold no other).
+    out what they grow from. `neighbours` maps a product id to its
+    `NeighbourDoc` (raw, or a `NeighbourView`; missing ones left out),
+    `trending` is the `TrendingDoc`. Listed products are in stock (the
+    documents hold no other).
     """
-    docs = {pid: d for pid, raw in neighbours.items()
-            if isinstance(d := _decoded(raw, _lazy_neighbours), _LazyNeighbours)}
-    trend = _decoded(trending, _lazy_trending)
-    trend = trend if isinstance(trend, _LazyTrending) else _LazyTrending()
-    cards = _Cards([*(d.cards for d in docs.values()), trend.cards])
+    strips = compose_cards(seeds, product, neighbours, trending, limit)
+    return {name: [c.card for c in strip] for name, strip in strips.items()}
+
+
+_STRIP_OPENINGS: Final = tuple((b"{" if i == 0 else b"],") + _encoder.encode(name) + b":["
+                               for i, name in enumerate(STRIPS))
+
+
+def strips_json(strips: Mapping[Strip, Sequence[Card]]) -> bytes:
+    """The strips as JSON, exactly as encoding `compose_strips`' dict gives, from the cards' own JSON.
+
+    Splicing each card's JSON (encoded once per held document) saves
+    building and encoding a `ProductCard` per card per answer.
+    """
+    parts: list[bytes] = []
+    for opening, name in zip(_STRIP_OPENINGS, STRIPS, strict=True):
+        parts.append(opening)
+        parts.append(b",".join([c.json for c in strips[name]]))
+    parts.append(b"]}")
+    return b"".join(parts)
+
+
+def compose_cards(seeds: Seeds, product: str | None, neighbours: Mapping[str, NeighbourDocument],
+                  trending: TrendingDocument | None, limit: int = STRIP_LENGTH) -> dict[Strip, list[Card]]:
+    """`compose_strips`, with each card as a `Card` (its `ProductCard` and its JSON, for `strips_json`)."""
+    docs = _neighbour_views(neighbours)
+    trend = _trending_view(trending)
+    cards = _cards_by_id([*docs.values(), trend])
     owned = set(seeds.cart) | set(seeds.bought)
     on_screen = {product} if product else set()
 
     cart_anchors = [product] if product else []
-    cart_anchors += [p for p in seeds.cart[:dict(SEED_LIMITS)["cart"]] if p not in on_screen]
+    cart_anchors += [p for p in seeds.cart[:_CART_ANCHORS] if p not in on_screen]
     cross_ids = _rank(((1.0 / (1 + i), d.bought, d.bought_scores)
                        for i, a in enumerate(cart_anchors) if (d := docs.get(a)) is not None),
                       owned | on_screen)
     cross = _take(cross_ids, cards, limit, owned | on_screen)
 
     anchor = product or (seeds.viewed[0] if seeds.viewed else None)
-    up: list[ProductCard] = []
+    up: list[Card] = []
     if anchor is not None:
         doc = docs.get(anchor)
         up = _take(doc.up_sell if doc is not None else [], cards, limit, owned | {anchor})
         base = cards.get(anchor)
-        if len(up) < limit and base is not None and base.price is not None and base.category is not None:
-            pricier = [p for p in trend.products if (c := cards.get(p)) is not None
-                       and c.category == base.category and c.price is not None and c.price > base.price]
-            _take(pricier, cards, limit, owned | {anchor}, up)
+        if len(up) < limit and base is not None and base.card.price is not None and base.card.category is not None:
+            _take(_pricier(trend.products, cards, base.card), cards, limit, owned | {anchor}, up)
 
     views = seeds.viewed[:PERSONAL_ANCHORS]
     seen_now = owned | on_screen | set(views)
@@ -301,7 +440,22 @@ def compose_strips(seeds: Seeds, product: str | None, neighbours: Mapping[str, b
     personal = _take(personal_ids, cards, limit, seen_now)
     _take(trend.products, cards, limit, seen_now, personal)
 
-    strips: dict[Strip, list[ProductCard]] = {
+    strips: dict[Strip, list[Card]] = {
         "cross_sell": cross, "up_sell": up, "personal": personal,
         "trending": _take(trend.products, cards, limit, owned | on_screen)}
     return {name: strips[name] for name in STRIPS}
+
+
+_CART_ANCHORS: Final = dict(SEED_LIMITS)["cart"]
+
+
+def _pricier(products: Sequence[str], cards: Mapping[str, Card], base: ProductCard) -> list[str]:
+    """Trending products of `base`'s category priced higher than it (`base` has both)."""
+    assert base.price is not None
+    pricier = []
+    for p in products:
+        c = cards.get(p)
+        if c is not None and c.card.category == base.category and c.card.price is not None \
+                and c.card.price > base.price:
+            pricier.append(p)
+    return pricier

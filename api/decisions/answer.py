@@ -12,37 +12,30 @@ from __future__ import annotations
 
 from typing import Final
 
-import msgspec
-
 from api.decisions.identity import IdentityVerifier
 from api.decisions.read import DecisionRead, DocView
 from api.decisions.reader import DecisionReader
 from api.errors import IdentityRequiredError
-from state.decisions import ProductCard, Seeds, Strip
-from state.recommendations import compose_strips
+from state.decisions import Seeds
+from state.recommendations import compose_cards, strips_json
 
-_encoder: Final = msgspec.json.Encoder()
 _EMPTY_SEEDS: Final = Seeds()
-_NO_POPUPS: Final = msgspec.Raw(b"[]")
-_NOTHING_PUBLIC: Final = msgspec.Raw(b"{}")
-
-
-class _PublicWire(msgspec.Struct, frozen=True):
-    """`state.decisions.PublicDecisions` field for field, popups and public fields as the JSON they were read as."""
-
-    popups: msgspec.Raw
-    recommendations: dict[Strip, list[ProductCard]]
-    public: msgspec.Raw
 
 
 def public_decisions(read: DecisionRead, product: str | None = None) -> bytes:
-    """The answer (a `PublicDecisions` in JSON) for what was read: popups, strips, public fields."""
+    """The answer (a `PublicDecisions` in JSON) for what was read: popups, strips, public fields.
+
+    Spliced from JSON already at hand — the document's popups and public
+    fields as stored, each card's JSON as its held document keeps it — in
+    `PublicDecisions`' field order, so it is byte for byte what encoding the
+    struct gives (tests/api/decisions/test_answer.py compares the two).
+    """
     doc = read.doc
-    strips = compose_strips(doc.seeds if doc is not None else _EMPTY_SEEDS, product, read.neighbours,
-                            read.trending)
+    strips = strips_json(compose_cards(doc.seeds if doc is not None else _EMPTY_SEEDS, product,
+                                       read.neighbours, read.trending))
     if doc is None:
-        return _encoder.encode(_PublicWire(_NO_POPUPS, strips, _NOTHING_PUBLIC))
-    return _encoder.encode(_PublicWire(doc.popups, strips, doc.public))
+        return b"".join((b'{"popups":[],"recommendations":', strips, b',"public":{}}'))
+    return b"".join((b'{"popups":', doc.popups, b',"recommendations":', strips, b',"public":', doc.public, b"}"))
 
 
 def authorize(doc: DocView | None, sig: str | None, verifier: IdentityVerifier) -> None:

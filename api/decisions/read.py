@@ -26,7 +26,7 @@ lists live on different nodes and the read would have to be split.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -35,7 +35,7 @@ import msgspec
 from state import keys
 from state.decision_store import KNOWN_MARK
 from state.decisions import Seeds
-from state.recommendations import MAX_ANCHORS, SEED_LIMITS
+from state.recommendations import MAX_ANCHORS, SEED_LIMITS, NeighbourDocument, TrendingDocument
 
 SeedLimits = Sequence[tuple[str, int]]
 """Which seed lists name neighbour documents to read, most recent first, and how many of each."""
@@ -131,10 +131,12 @@ def script_args(any_id: str, product: str | None, held_key: str = "", now_ms: in
     ms, compared with `now_ms`); those are not sent again. '' reads them all.
     """
     lowered = any_id.lower() if "@" in any_id and any_id.lower() != any_id else ""
-    args = [any_id, lowered, product or "", held_key, str(now_ms)]
-    for name, limit in limits:
-        args += [name, str(limit)]
-    return args
+    tail = _SEED_LIMIT_ARGS if limits is SEED_LIMITS else [str(x) for pair in limits for x in pair]
+    return [any_id, lowered, product or "", held_key, str(now_ms), *tail]
+
+
+_SEED_LIMIT_ARGS: Final = tuple(str(x) for pair in SEED_LIMITS for x in pair)
+"""`script_args`' tail for the usual limits (every read sends them)."""
 
 
 class DocView(msgspec.Struct, frozen=True):
@@ -197,8 +199,12 @@ def _fetched(value: object) -> Fetched:
 
 @dataclass(frozen=True, slots=True)
 class DecisionRead:
-    """What an answer is composed from: the document and the products' documents (missing ones left out)."""
+    """What an answer is composed from: the document and the products' documents (missing ones left out).
+
+    A product's document is its bytes as read, or the view a reader holding
+    it decoded once (`state.recommendations.NeighbourView` / `TrendingView`).
+    """
 
     doc: DocView | None
-    neighbours: dict[str, bytes] = field(default_factory=dict)
-    trending: bytes | None = None
+    neighbours: Mapping[str, NeighbourDocument] = field(default_factory=dict)
+    trending: TrendingDocument | None = None

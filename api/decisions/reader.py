@@ -11,6 +11,11 @@ says the process holds, so one round trip still answers, and moves only what
 the process lacks. The set is updated by commands sent without waiting,
 behind the read on the same connection, so the next read sees them.
 
+A held document is kept decoded, cards included
+(`state.recommendations.NeighbourView`, `TrendingView`): it is read by many
+answers, and decoding it for each was most of an answer's CPU. When a hold
+ends and Redis sends the same bytes again, the decoded document is kept.
+
 A document can thus be up to `hold_s` older than Redis's (well inside the
 5 s in which a new co-purchase must show). A document the script skipped
 but the process no longer holds (dropped while the read was in flight)
@@ -31,6 +36,7 @@ from redis.exceptions import NoScriptError
 from api.decisions.read import HELD, SCRIPT, TRENDING, DecisionRead, Fetched, ScriptReply, parse_reply, script_args
 from api.decisions.redis_wire import PipelinedRedis
 from state import keys
+from state.recommendations import NeighbourView, TrendingView, neighbour_view, trending_view
 
 SCRIPT_SHA: Final = hashlib.sha1(SCRIPT.encode()).hexdigest()
 # A held document stays usable this long past its time in Redis, so a read in flight when it
@@ -52,8 +58,8 @@ class DecisionReader:
         self.hold_ms = int(hold_s * 1000)
         self.max_held = max_held
         self.held_key = keys.decisions_held(holder or new_holder()) if self.hold_ms > 0 else ""
-        # product id ('' for trending) -> (document or None when absent, held until, ms)
-        self._held: dict[str, tuple[bytes | None, int]] = {}
+        # product id ('' for trending) -> (document as `_held_form` keeps it, held until, ms)
+        self._held: dict[str, tuple[Held, int]] = {}
         self._next_prune_ms = 0
         self.refetches = 0
 
@@ -79,27 +85,29 @@ class DecisionReader:
         members = [TRENDING, *reply.products]
         values: list[Fetched] = [reply.trending, *reply.neighbours]
         fresh: list[str] = []
-        documents: dict[str, bytes | None] = {}
+        documents: dict[str, Held] = {}
         lost: list[str] = []
+        held = self._held
         for member, value in zip(members, values, strict=True):
             if isinstance(value, int) and value == HELD:
-                kept = self._held.get(member)
+                kept = held.get(member)
                 if kept is None:
                     lost.append(member)
                 else:
                     documents[member] = kept[0]
             else:
-                document = value if isinstance(value, bytes) else None
+                # re-inserted last: the dict's order is the age order
+                document = _held_form(member, value if isinstance(value, bytes) else None, held.pop(member, None))
                 documents[member] = document
-                self._held.pop(member, None)  # re-inserted last: the dict's order is the age order
-                self._held[member] = (document, now + self.hold_ms)
+                held[member] = (document, now + self.hold_ms)
                 fresh.append(member)
         if fresh:
             self._announce(fresh, now)
         if lost:
             documents.update(await self._refetch(lost))
         trending = documents.pop(TRENDING, None)
-        return DecisionRead(reply.doc, {p: d for p, d in documents.items() if d is not None}, trending)
+        return DecisionRead(reply.doc, {p: d for p, d in documents.items() if isinstance(d, bytes | NeighbourView)},
+                            trending if isinstance(trending, bytes | TrendingView) else None)
 
     def _announce(self, members: list[str], now: int) -> None:
         """Tell Redis (without waiting) which documents this process now holds, and until when."""
@@ -133,6 +141,29 @@ class DecisionReader:
         names = [keys.trending() if m == TRENDING else keys.product_neighbours(m) for m in members]
         found = cast("list[bytes | None]", await self.client.call("MGET", *names))
         return dict(zip(members, found, strict=True))
+
+
+Held = NeighbourView | TrendingView | bytes | None
+"""A held document: decoded once (bytes only when it does not decode), None when absent."""
+
+
+def _held_form(member: str, raw: bytes | None, previous: tuple[Held, int] | None) -> Held:
+    """The document to hold for `member`: the one held before when Redis sent the same bytes again.
+
+    A hold expiring makes Redis send the document again, most often
+    unchanged; keeping the previous view keeps its decoded cards too.
+    """
+    if raw is None:
+        return None
+    if previous is not None:
+        kept = previous[0]
+        if isinstance(kept, NeighbourView | TrendingView):
+            if kept.raw == raw:
+                return kept
+        elif kept == raw:
+            return kept
+    view = trending_view(raw) if member == TRENDING else neighbour_view(raw)
+    return raw if view is None else view
 
 
 def _ignore(future: object) -> None:

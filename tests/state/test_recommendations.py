@@ -14,8 +14,10 @@ from state.recommendations import (
     encode_card,
     encode_neighbours,
     encode_trending,
+    neighbour_view,
     read_ids,
     read_keys,
+    trending_view,
 )
 
 CATALOG = {
@@ -126,3 +128,25 @@ class TestWhatToRead:
     def test_documents_name_only_cards_they_list(self) -> None:
         got = decode_neighbours(doc("mug", bought=[("coffee", 1.0)]))
         assert set(got.cards) == {"mug", "coffee"}
+
+
+class TestViews:
+    """Documents decoded once for the answers that read them while a process holds them."""
+
+    def test_a_view_composes_what_its_bytes_compose(self) -> None:
+        raw = {"mug": doc("mug", bought=[("coffee", 1.0)], viewed=[("hat", 1.0)], up_sell=["mug-gold"])}
+        view = neighbour_view(raw["mug"])
+        assert view is not None
+        seeds = Seeds(viewed=["mug"])
+        from_views = compose_strips(seeds, "mug", {"mug": view}, trending_view(TRENDING))
+        assert from_views == compose_strips(seeds, "mug", raw, TRENDING)
+
+    def test_documents_share_one_decoded_card_per_card_text(self) -> None:
+        """A card listed in many documents is decoded (and kept) once, not once per document."""
+        mug = neighbour_view(doc("mug", bought=[("coffee", 1.0)]))
+        tea = neighbour_view(doc("tea", viewed=[("coffee", 1.0)]))
+        assert mug is not None and tea is not None
+        assert mug.cards["coffee"] is tea.cards["coffee"]
+
+    def test_documents_that_do_not_decode_have_no_view(self) -> None:
+        assert neighbour_view(b"{not json") is None and trending_view(b"[1,2]") is None

@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
-from api.decisions.read import DecisionRead
+from api.decisions.answer import public_decisions
+from api.decisions.read import DecisionRead, parse_reply
 from api.decisions.reader import DecisionReader
 from api.decisions.redis_wire import PipelinedRedis
 from state import keys
-from tests.api.decisions.store import anonymous_doc, save_doc, save_trending, shop
+from state.recommendations import NeighbourView, TrendingView, read_ids
+from tests.api.decisions.store import anonymous_doc, save_doc, save_neighbours, save_trending, shop
 from tests.helpers import RedisServer
 
 
@@ -28,8 +30,24 @@ def calls(client: redis.Redis, command: str) -> int:
     return int(stats.get("calls", 0))
 
 
+def composed_from_redis(client: redis.Redis, contact: str) -> bytes:
+    """The answer composed from the documents in Redis now, read with plain GETs (nothing held)."""
+    found = client.get(keys.decision_doc(contact))
+    doc = parse_reply([found, [], [None]]).doc
+    wanted = read_ids(doc.seeds) if doc is not None else []
+    documents = client.mget([keys.product_neighbours(p) for p in wanted]) if wanted else []
+    trending = client.get(keys.trending())
+    return public_decisions(DecisionRead(doc, {p: d for p, d in zip(wanted, documents, strict=True) if d},
+                                         trending if isinstance(trending, bytes) else None))
+
+
+def raw(document: bytes | NeighbourView | TrendingView | None) -> bytes | None:
+    """A document's bytes, whether the read kept it decoded or not."""
+    return document.raw if isinstance(document, NeighbourView | TrendingView) else document
+
+
 def as_strips(read: DecisionRead) -> tuple[set[str], bytes | None]:
-    return set(read.neighbours), read.trending
+    return set(read.neighbours), raw(read.trending)
 
 
 class TestHeldDocuments:
@@ -44,8 +62,8 @@ class TestHeldDocuments:
         first = await reader.read("anon-1")
         redis_client.config_resetstat()
         second = await reader.read("anon-1")
-        assert as_strips(second) == as_strips(first) == ({"p1", "p2", "c1"}, first.trending)
-        assert first.trending is not None
+        assert as_strips(second) == as_strips(first) == ({"p1", "p2", "c1"}, raw(first.trending))
+        assert raw(first.trending) is not None
         assert calls(redis_client, "evalsha") == 1 and calls(redis_client, "mget") == 0
 
     async def test_a_rewritten_document_is_answered_once_its_hold_has_passed(
@@ -53,12 +71,38 @@ class TestHeldDocuments:
         """Recommendations may be `hold_s` old, never older."""
         save_trending(redis_client, ["t1"])
         reader = DecisionReader(wire, hold_s=0.3)
-        before = (await reader.read("anyone")).trending
+        before = raw((await reader.read("anyone")).trending)
         save_trending(redis_client, ["t2"])
-        assert (await reader.read("anyone")).trending == before
+        assert raw((await reader.read("anyone")).trending) == before
         await asyncio.sleep(0.35)
-        after = (await reader.read("anyone")).trending
+        after = raw((await reader.read("anyone")).trending)
         assert after is not None and b"t2" in after
+
+    async def test_a_rewritten_neighbour_document_is_answered_once_its_hold_has_passed(
+            self, wire: PipelinedRedis, redis_client: redis.Redis) -> None:
+        """A held document is kept decoded, never longer than `hold_s`: then the answer is the new bytes'."""
+        shop(redis_client)
+        save_doc(redis_client, anonymous_doc())
+        reader = DecisionReader(wire, hold_s=0.3)
+        before = public_decisions(await reader.read("anon-1"))
+        save_neighbours(redis_client, "p1", viewed=["n7"])
+        assert public_decisions(await reader.read("anon-1")) == before
+        await asyncio.sleep(0.35)
+        after = public_decisions(await reader.read("anon-1"))
+        assert b'"n7"' in after and b'"n1"' not in after
+        assert after == composed_from_redis(redis_client, "anon-1")
+
+    async def test_a_document_sent_again_unchanged_stays_decoded(
+            self, wire: PipelinedRedis, redis_client: redis.Redis) -> None:
+        """When a hold ends Redis sends the document again; the same bytes keep the view (and its cards)."""
+        save_trending(redis_client, ["t1"])
+        reader = DecisionReader(wire, hold_s=0.05)
+        first = (await reader.read("anyone")).trending
+        await asyncio.sleep(0.1)
+        redis_client.config_resetstat()
+        again = (await reader.read("anyone")).trending
+        assert calls(redis_client, "mget") == 1  # sent again …
+        assert isinstance(first, TrendingView) and again is first  # … and not decoded again
 
     async def test_a_document_skipped_but_no_longer_held_is_fetched_again(
             self, wire: PipelinedRedis, redis_client: redis.Redis) -> None:
@@ -70,7 +114,8 @@ class TestHeldDocuments:
         reader._held.clear()  # as if dropped while a read was in flight
         again = await reader.read("anon-1")
         assert reader.refetches == 1
-        assert again.neighbours == first.neighbours and again.trending == first.trending
+        assert {p: raw(d) for p, d in again.neighbours.items()} == {p: raw(d) for p, d in first.neighbours.items()}
+        assert raw(again.trending) == raw(first.trending)
 
     async def test_over_the_limit_the_oldest_documents_are_dropped_and_redis_is_told(
             self, wire: PipelinedRedis, redis_client: redis.Redis) -> None:
