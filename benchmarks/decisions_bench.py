@@ -169,6 +169,11 @@ def start_api(stack: Stack, server: str) -> None:
     wait_until(lambda: _listens(stack.api_port), 30, "granian to listen")
 
 
+def api_cpu(stack: Stack, workers: list[int]) -> float:
+    """CPU seconds the API process (and granian's workers) used so far."""
+    return stack.cpu().get("api", 0.0) + sum(cpu_seconds(pid) for pid in workers)
+
+
 def redis_usec(client: redis.Redis) -> float:
     """Microseconds Redis spent in commands so far (INFO commandstats)."""
     stats: dict[str, dict[str, Any]] = client.info("commandstats")
@@ -203,17 +208,23 @@ def measure_server(stack: Stack, server: str, paths: list[str], options: argpars
     check = check_answers(stack, client, paths)
     note(f"{server}: answers {'right' if check['correct'] else 'WRONG'}; waiting for a quiet machine …")
     load_before = wait_quiet(options.quiet_load, options.quiet_wait)
-    meter = CpuMeter(stack).start()
     # granian serves from a worker process it forks: its CPU counts as the API's.
     workers = _children(stack.pids()["api"][0])
-    workers_before = sum(cpu_seconds(pid) for pid in workers)
-    redis_before = redis_usec(client)
     keyed = [f"{p}key={stack.write_key}" for p in paths]
     idle: dict[str, Any] = {}
     if options.idle_seconds > 0:
         note(f"{server}: wrk 50 connections for {options.idle_seconds:g} s, no ingest …")
+        api_before, redis_before = api_cpu(stack, workers), redis_usec(client)
         idle = run_paths(stack.api_url, keyed, 50, options.idle_seconds)
+        idle_requests = max(1, int(idle.get("requests", 0)))
+        # Only decisions requests reach the API here: its CPU per request is the path's own.
+        idle["api_cpu_us_per_request"] = round((api_cpu(stack, workers) - api_before) / idle_requests * 1e6, 1)
+        idle["redis_us_per_request"] = round((redis_usec(client) - redis_before) / idle_requests, 1)
         idle["load"] = round(os.getloadavg()[0], 2)
+    # Counted from here, so the CPU is divided by the requests made meanwhile (the idle run's are not).
+    meter = CpuMeter(stack).start()
+    workers_before = sum(cpu_seconds(pid) for pid in workers)
+    redis_before = redis_usec(client)
     note(f"{server}: wrk 50 connections for {options.seconds:g} s while ingesting {options.rate:,} events/s …")
     http, ingest = under_ingest(stack, options.rate, options.seconds,
                                 lambda: run_paths(stack.api_url, keyed, 50, options.seconds), options.seed)
@@ -227,22 +238,36 @@ def measure_server(stack: Stack, server: str, paths: list[str], options: argpars
             "cpu_s": cpu, "load_before": load_before, "load_after": round(os.getloadavg()[0], 2)}
 
 
-def cpu_breakdown(redis_url: str, paths: list[str], reads: int = 5_000) -> dict[str, float]:
-    """CPU µs per answer in this process: the read (script, pipelined wire, held documents) and the composition.
+def cpu_breakdown(redis_url: str, write_key: str, paths: list[str], reads: int = 5_000) -> dict[str, float]:
+    """CPU µs per answer in this process: the read, the composition, and the whole fast path without HTTP.
 
-    Where an API process's time goes, apart from HTTP: measured on the same
-    documents, with the products' documents held as a running API holds them.
+    Where an API process's time goes, apart from the HTTP server: measured on
+    the same documents, with the products' documents held as a running API
+    holds them. `fast_path_us` is `api.decisions_fast` called as the server
+    calls it (scope in, two messages out), read and composition included.
     """
     import uvloop
+    from fastapi import FastAPI
+    from redis import asyncio as aioredis
 
+    from api.decisions.answer import DecisionService
+    from api.decisions.identity import IdentityVerifier
     from api.decisions.reader import DecisionReader
     from api.decisions.redis_wire import PipelinedRedis
+    from api.decisions_fast import DecisionsFastPath
+    from state.writekeys import WriteKeyCache
 
-    contacts = [p.split("/")[-1].split("?")[0] for p in random.Random(5).sample(paths, min(reads, len(paths)))]
+    picked = random.Random(5).sample(paths, min(reads, len(paths)))
+    contacts = [p.split("/")[-1].split("?")[0] for p in picked]
 
     async def run() -> dict[str, float]:
         client = PipelinedRedis.from_url(redis_url)
         reader = DecisionReader(client, hold_s=60)
+        plain = aioredis.Redis.from_url(redis_url)
+        app = FastAPI()
+        app.state.decisions = DecisionService(reader, IdentityVerifier([SECRET]))
+        app.state.write_keys = WriteKeyCache(plain, ttl_s=600)
+        fast = DecisionsFastPath(app)
         try:
             for c in contacts[:200]:
                 await reader.read(c)  # the products' documents are held from here on
@@ -255,12 +280,43 @@ def cpu_breakdown(redis_url: str, paths: list[str], reads: int = 5_000) -> dict[
             for read in held:
                 public_decisions(read)
             compose_us = (time.process_time() - started) / len(held) * 1e6
-            return {"read_us": round(read_us, 1), "compose_and_encode_us": round(compose_us, 1)}
+            fast_us = await _fast_path_us(fast, [f"{p}key={write_key}" for p in picked])
+            return {"read_us": round(read_us, 1), "compose_and_encode_us": round(compose_us, 1),
+                    "fast_path_us": round(fast_us, 1)}
         finally:
             await client.close()
+            await plain.aclose()
 
     result: dict[str, float] = uvloop.run(run())
     return result
+
+
+async def _fast_path_us(fast: Any, paths: list[str]) -> float:
+    """CPU µs per request of the ASGI fast path, 50 requests at a time, the answers checked to be 200s."""
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    def scope(path: str) -> dict[str, Any]:
+        route, _, query = path.partition("?")
+        return {"type": "http", "method": "GET", "path": route, "query_string": query.encode(),
+                "headers": [(b"host", b"127.0.0.1"), (b"user-agent", b"bench")]}
+
+    scopes = [scope(p) for p in paths]
+    await asyncio.gather(*(fast(s, receive, send) for s in scopes[:200]))  # the write key is cached
+    statuses.clear()
+    started = time.process_time()
+    for k in range(0, len(scopes), 50):
+        await asyncio.gather(*(fast(s, receive, send) for s in scopes[k:k + 50]))
+    spent = time.process_time() - started
+    if any(status != 200 for status in statuses):
+        raise RuntimeError(f"the fast path answered {sorted(set(statuses))}")
+    return spent / len(scopes) * 1e6
 
 
 def _children(pid: int) -> list[int]:
@@ -296,7 +352,7 @@ def measure(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         paths = seed(client, options.contacts, options.products, options.signed_share)
         for server in options.servers:
             figures["servers"].append(measure_server(stack, server, paths, options))
-        figures["cpu_breakdown"] = cpu_breakdown(stack.redis_url, paths)
+        figures["cpu_breakdown"] = cpu_breakdown(stack.redis_url, stack.write_key, paths)
         figures["cpu_breakdown"]["load"] = round(os.getloadavg()[0], 2)
         stack.start_api()
         note(f"push latency: {options.push_seconds:g} s of probes while ingesting {options.rate:,} events/s …")

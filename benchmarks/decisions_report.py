@@ -26,7 +26,7 @@ def render_decisions(doc: dict[str, Any]) -> str:
         "users without `sig` refused, no non-2xx, every push probe pushed)",
         "\n### Requests per second while ingesting (target ≥ 10,000 req/s, p99 ≤ 10 ms)\n",
         "| server | req/s | p50 / p90 / p99 / max ms | API CPU µs/request | Redis µs/request | ingest achieved ev/s "
-        "| load avg before → after | non-2xx | without ingest: req/s, p99 ms (load) |",
+        "| load avg before → after | non-2xx | without ingest: req/s, p99 ms (load), API CPU |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in f["servers"]:
@@ -39,12 +39,15 @@ def render_decisions(doc: dict[str, Any]) -> str:
             f"{fmt(h.get('non_2xx'))} | {_idle(s.get('idle') or {})} |")
     b = f.get("cpu_breakdown")
     if b:
+        fast = (f"; the whole fast path (`api.decisions_fast` called as the server calls it, read and "
+                f"composition included) {fmt(b['fast_path_us'])} µs; the HTTP server is the rest of the API's "
+                "figure without ingest above" if "fast_path_us" in b
+                else "; the HTTP server and the fast path are the rest of the API's figure above")
         lines.append(
             f"\nWhere an answer's CPU goes, measured in one process on the same documents (load avg {b['load']}): "
             f"the read — one EVALSHA on the pipelined connection, the products' documents held — "
-            f"{fmt(b['read_us'])} µs; composing the strips (`state.recommendations.compose_strips`) and "
-            f"encoding the answer {fmt(b['compose_and_encode_us'])} µs; the HTTP server and the fast path are "
-            "the rest of the API's figure above.")
+            f"{fmt(b['read_us'])} µs; composing the strips (`state.recommendations.compose_cards`) and "
+            f"encoding the answer {fmt(b['compose_and_encode_us'])} µs{fast}.")
     p = f["push"]
     lines.append(
         f"\nPush: {fmt(p['probes'])} fresh visitors' first page view → `decision` frame on their socket "
@@ -57,5 +60,7 @@ def render_decisions(doc: dict[str, Any]) -> str:
 def _idle(idle: dict[str, Any]) -> str:
     if not idle:
         return "—"
+    cpu = idle.get("api_cpu_us_per_request")
+    cpu_text = "" if cpu is None else f", API CPU {report._fmt(cpu)} µs/request"
     return (f"{report._fmt(idle.get('requests_per_s'))}, {report._fmt(idle.get('latency_ms', {}).get('p99'))} "
-            f"({idle.get('load')})")
+            f"({idle.get('load')}){cpu_text}")
