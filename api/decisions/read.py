@@ -100,9 +100,19 @@ end
 local held, now = ARGV[4], tonumber(ARGV[5])
 local members = {{''}}
 for i = 1, #ids do members[i + 1] = ids[i] end
+-- One ZMSCORE for all (Redis >= 6.2); an older Redis refuses it and gets one ZSCORE each.
+local scores = {{}}
+if held ~= '' then
+  local ok, found = pcall(redis.call, 'ZMSCORE', held, unpack(members))
+  if ok then
+    scores = found
+  else
+    for i = 1, #members do scores[i] = redis.call('ZSCORE', held, members[i]) end
+  end
+end
 local out, names, slots = {{}}, {{}}, {{}}
 for i = 1, #members do
-  local score = held ~= '' and redis.call('ZSCORE', held, members[i])
+  local score = scores[i]
   if score and tonumber(score) > now then
     out[i] = 1
   else

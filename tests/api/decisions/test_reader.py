@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 import redis
 
 from api.decisions.answer import public_decisions
-from api.decisions.read import DecisionRead, parse_reply
+from api.decisions.read import HELD, SCRIPT, DecisionRead, parse_reply, script_args
 from api.decisions.reader import DecisionReader
 from api.decisions.redis_wire import PipelinedRedis
 from state import keys
@@ -154,3 +155,19 @@ class TestScriptCache:
         redis_client.script_flush()
         read = await reader.read("anon-1")
         assert read.doc is not None and read.doc.contact_id == "anon-1"
+
+    async def test_a_redis_without_zmscore_gets_the_same_reply(self, wire: PipelinedRedis,
+                                                              redis_client: redis.Redis) -> None:
+        """Before Redis 6.2 the script asks each held document's score on its own: same documents skipped."""
+        shop(redis_client)
+        save_doc(redis_client, anonymous_doc())
+        reader = DecisionReader(wire, hold_s=30)
+        await reader.read("anon-1")  # trending, p1, p2 and c1 are held from here on
+        await wire.call("PING")
+        args = script_args("anon-1", "p9", reader.held_key, int(time.time() * 1000))
+        older = SCRIPT.replace("'ZMSCORE'", "'NO-SUCH-COMMAND'")
+        assert older != SCRIPT
+        reply = redis_client.eval(SCRIPT, 0, *args)
+        assert redis_client.eval(older, 0, *args) == reply
+        assert reply[2] == [HELD, None, HELD, HELD, HELD]  # trending, p9 (no document), c1, p1, p2
+
