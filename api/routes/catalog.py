@@ -103,8 +103,8 @@ async def list_products(
 @router.get("/products/{product_id:path}", response_class=Response,
             responses={200: response(CatalogProduct, "The product."), **ADMIN_ERRORS, **_NO_PRODUCT})
 async def get_one(product_id: str, _admin: AdminDep, client: RedisDep) -> Response:
-    """One product as strips show it, and where its fields came from."""
-    found = await get_product(client, product_id)
+    """One product as strips show it, and where its fields came from (an id no product can have is 422)."""
+    found = await get_product(client, convert(product_id, ProductId, "product id"))
     if found is None:
         raise NotFoundError(f"no product {product_id!r}")
     return json_response(found)
