@@ -12,17 +12,12 @@ a cart, and a slide-in when the cart passes 60 €. `install` is idempotent
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-import urllib.error
-import urllib.request
-from typing import Any, Final
+from typing import Any
+
+from api.demo.admin_client import API_WAIT_S, admin_request, run_by_hand, run_or_warn
 
 log = logging.getLogger("attimo.demo")
-
-HTTP_TIMEOUT_S: Final = 5.0
-API_WAIT_S: Final = 15.0
 
 
 def demo_campaigns(shop_url: str) -> dict[str, dict[str, Any]]:
@@ -87,57 +82,21 @@ def install(api_url: str, admin_token: str, shop_url: str | None = None) -> list
     base = api_url.rstrip("/")
     done: list[str] = []
     for campaign_id, body in demo_campaigns(shop_url or base).items():
-        request = urllib.request.Request(f"{base}/v1/admin/campaigns/{campaign_id}", method="PUT",
-                                         data=json.dumps(body).encode())
-        request.add_header("Authorization", f"Bearer {admin_token}")
-        request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S):
-            done.append(campaign_id)
+        admin_request(base, admin_token, "PUT", f"/v1/admin/campaigns/{campaign_id}", body)
+        done.append(campaign_id)
     log.info("demo campaigns installed", extra={"campaigns": done, "api": base})
     return done
 
 
 def install_or_warn(api_url: str, admin_token: str, wait_s: float = API_WAIT_S) -> bool:
-    """`install`, logging a warning instead of raising (for `attimo demo`, which runs without them too).
-
-    An API that does not answer yet (`attimo run --demo-shoppers` starts the
-    demo beside it) is waited for up to `wait_s`; a refusal is not retried.
-    """
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            install(api_url, admin_token)
-            return True
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:  # an Attimo without the campaigns API: nothing to install into
-                log.info("no campaigns API; demo popups not installed", extra={"api": api_url})
-                return False
-            error = f"HTTP {exc.code}"
-        except OSError as exc:  # not answering (yet)
-            if time.monotonic() < deadline:
-                time.sleep(0.5)
-                continue
-            error = str(exc)
-        log.warning("demo campaigns not installed; popups need them (python -m api.demo.campaigns)",
-                    extra={"error": error, "api": api_url})
-        return False
+    """`install`, logging a warning instead of raising (for `attimo demo`, which runs without them too)."""
+    return run_or_warn(install, api_url, admin_token, what="campaigns", wait_s=wait_s, absent_ok=True,
+                       hint="popups need them (python -m api.demo.campaigns)")
 
 
 def main() -> None:
     """Install the demo campaigns into the `attimo run` whose settings this process finds."""
-    from api.cli import use_dev_credentials
-    from state.logs import configure_logging
-    from state.settings import Settings
-
-    configure_logging("demo")
-    use_dev_credentials(create=False)
-    settings = Settings()
-    try:
-        install(settings.api_url, settings.admin_token)
-    except urllib.error.HTTPError as exc:
-        raise SystemExit(f"the campaigns API refused a demo campaign: HTTP {exc.code} {exc.read()!r}") from None
-    except OSError as exc:
-        raise SystemExit(f"cannot reach Attimo at {settings.api_url}: {exc}") from None
+    run_by_hand(install, "campaigns")
 
 
 if __name__ == "__main__":
