@@ -29,13 +29,13 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from statistics import median
 from typing import Any, Final
 
 import msgspec
 import redis
 
 from benchmarks import report
+from benchmarks.ab_drains import compared, drain_alternately
 from benchmarks.backlog import sentinel_events, timed_drain
 from benchmarks.livestate import FRAME, LiveBacklog, preload
 from benchmarks.livestate_config import publish
@@ -186,13 +186,14 @@ def measure(mode: Mode, workdir: Path) -> dict[str, Any]:
     loadavg_at_start = [round(v, 2) for v in os.getloadavg()]
     note(f"popups: building the backlog of {mode.visitors:,} visitors …")
     backlog = build_backlog(mode.seed, mode.visitors)
-    order = [CONFIGS[(i + i // 2) % 2] for i in range(2 * mode.repeats)]  # none, ten, ten, none, none, ten …
-    runs = []
-    for n, which in enumerate(order):
-        note(f"popups: drain {n + 1}/{len(order)}, {backlog.work.events:,} events, {which} campaigns …")
-        runs.append(drain(workdir / f"drain-{n}", backlog, which))
-    rate = {w: median(r["events_per_s"] for r in runs if r["campaigns"] == w) for w in CONFIGS}
-    cpu = {w: median(r["cpu_s_per_m_events"] for r in runs if r["campaigns"] == w) for w in CONFIGS}
+
+    def one(n: int, which: str) -> dict[str, Any]:
+        note(f"popups: drain {n + 1}/{2 * mode.repeats}, {backlog.work.events:,} events, {which} campaigns …")
+        return drain(workdir / f"drain-{n}", backlog, which)
+
+    runs = drain_alternately(CONFIGS, mode.repeats, one)
+    ab = compared(runs, "campaigns", CONFIGS)
+    cpu = ab["cpu_s_per_m_events"]
     return {
         "loadavg_at_start": loadavg_at_start,
         "mode": mode.name,
@@ -201,10 +202,7 @@ def measure(mode: Mode, workdir: Path) -> dict[str, Any]:
         "popup_events": backlog.popup_events,
         "contacts": len(backlog.work.tally.counts),
         "runs": runs,
-        "events_per_s": rate,
-        "cpu_s_per_m_events": cpu,
-        "throughput_ratio": round(rate["ten"] / max(1, rate["none"]), 2),
-        "cpu_ratio": round(cpu["ten"] / max(0.1, cpu["none"]), 2),
+        **ab,
         # Events per second of dataflow CPU: the rate with a core of its own, whatever else the machine ran.
         "cpu_throughput_ratio": round(cpu["none"] / max(0.1, cpu["ten"]), 2),
         "correctness": {"correct": all(r["check"]["correct"] for r in runs)},

@@ -21,9 +21,9 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from statistics import median
 from typing import Any
 
+from benchmarks.ab_drains import compared, drain_alternately
 from benchmarks.backlog import timed_drain
 from benchmarks.livestate import LiveBacklog, build_backlog, preload
 from benchmarks.progress import note
@@ -76,21 +76,17 @@ def measure(workdir: Path, visitors: int, repeats: int, seed: int) -> dict[str, 
     """`repeats` drains of each configuration, alternating; the ratio of the median rates."""
     note(f"recommendations throughput: building the backlog of {visitors:,} visitors …")
     work = build_backlog(seed, visitors)
-    order = [CONFIGS[(i + i // 2) % 2] for i in range(2 * repeats)]  # off, on, on, off, off, on …
-    runs = []
-    for n, which in enumerate(order):
-        note(f"recommendations throughput: drain {n + 1}/{len(order)}, {work.events:,} events, {which} …")
-        runs.append(drain(workdir / f"throughput-{n}", work, which))
-    rate = {w: median(r["events_per_s"] for r in runs if r["recommendations"] == w) for w in CONFIGS}
-    cpu = {w: median(r["cpu_s_per_m_events"] for r in runs if r["recommendations"] == w) for w in CONFIGS}
+
+    def one(n: int, which: str) -> dict[str, Any]:
+        note(f"recommendations throughput: drain {n + 1}/{2 * repeats}, {work.events:,} events, {which} …")
+        return drain(workdir / f"throughput-{n}", work, which)
+
+    runs = drain_alternately(CONFIGS, repeats, one)
     return {
         "visitors": visitors,
         "events": work.events,
         "contacts": len(work.tally.counts),
         "runs": runs,
-        "events_per_s": rate,
-        "cpu_s_per_m_events": cpu,
-        "throughput_ratio": round(rate["on"] / max(1, rate["off"]), 2),
-        "cpu_ratio": round(cpu["on"] / max(0.1, cpu["off"]), 2),
+        **compared(runs, "recommendations", CONFIGS),
         "check": {"correct": all(r["check"]["correct"] for r in runs)},
     }

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from statistics import median
 from typing import Any
 
 from benchmarks import workflow_checks as checks
+from benchmarks.ab_drains import compared, drain_alternately
 from benchmarks.backlog import timed_drain
 from benchmarks.livestate import LiveBacklog, build_backlog, preload
 from benchmarks.livestate_config import publish
@@ -79,24 +79,21 @@ def measure(workdir: Path, visitors: int, repeats: int, seed: int,
     """
     note(f"workflows throughput: building the backlog of {visitors:,} visitors …")
     work = build_backlog(seed, visitors)
-    order = [CONFIGS[(i + i // 2) % 2] for i in range(2 * repeats)]  # none, ten, ten, none, none, ten …
-    runs = []
-    for n, which in enumerate(order):
-        note(f"workflows throughput: drain {n + 1}/{len(order)}, {work.events:,} events, {which} workflows …")
+
+    def one(n: int, which: str) -> dict[str, Any]:
+        note(f"workflows throughput: drain {n + 1}/{2 * repeats}, {work.events:,} events, {which} workflows …")
         before = quiet() if quiet is not None else None
-        runs.append(drain(workdir / f"throughput-{n}", work, which))
+        row = drain(workdir / f"throughput-{n}", work, which)
         if before is not None:
-            runs[-1]["quiet_before"] = before
-    rate = {w: median(r["events_per_s"] for r in runs if r["workflows"] == w) for w in CONFIGS}
-    cpu = {w: median(r["cpu_s_per_m_events"] for r in runs if r["workflows"] == w) for w in CONFIGS}
+            row["quiet_before"] = before
+        return row
+
+    runs = drain_alternately(CONFIGS, repeats, one)
     return {
         "visitors": visitors,
         "events": work.events,
         "contacts": len(work.tally.counts),
         "runs": runs,
-        "events_per_s": rate,
-        "cpu_s_per_m_events": cpu,
-        "throughput_ratio": round(rate["ten"] / max(1, rate["none"]), 2),
-        "cpu_ratio": round(cpu["ten"] / max(0.1, cpu["none"]), 2),
+        **compared(runs, "workflows", CONFIGS),
         "check": {"correct": all(r["check"]["correct"] for r in runs)},
     }
