@@ -62,7 +62,13 @@ def _script() -> str:
 local function doc_of(id) return redis.call('GET', {_lua(doc_p)} .. id .. {_lua(doc_s)}) end
 local id, lowered, product = ARGV[1], ARGV[2], ARGV[3]
 local function owner_of(any) return redis.call('GET', {_lua(alias_p)} .. any .. {_lua(alias_s)}) end
+local function decoded(raw)
+  local ok, parsed = pcall(cjson.decode, raw)
+  if ok and type(parsed) == 'table' then return parsed end
+  return nil
+end
 local doc = doc_of(id)
+local parsed = nil  -- the document decoded, once
 if not doc then
   local owner = owner_of(id)
   if not owner and lowered ~= '' then owner = owner_of(lowered) end
@@ -72,8 +78,8 @@ elseif string.find(doc, {_lua(KNOWN_MARK)}, 1, true) then
   -- since (a shared device); its alias names the contact it is now, whose document is the answer.
   local owner = owner_of(id)
   if owner then
-    local ok, parsed = pcall(cjson.decode, doc)
-    if not ok or type(parsed) ~= 'table' or parsed.contact_id ~= owner then doc = doc_of(owner) end
+    parsed = decoded(doc)
+    if not parsed or parsed.contact_id ~= owner then doc, parsed = doc_of(owner), nil end
   end
 end
 local ids, seen = {{}}, {{}}
@@ -85,8 +91,8 @@ local function want(p)
 end
 want(product)
 if doc then
-  local ok, parsed = pcall(cjson.decode, doc)
-  if ok and type(parsed) == 'table' and type(parsed.seeds) == 'table' then
+  parsed = parsed or decoded(doc)
+  if parsed and type(parsed.seeds) == 'table' then
     for i = 6, #ARGV, 2 do
       local list, limit = parsed.seeds[ARGV[i]], tonumber(ARGV[i + 1])
       if type(list) == 'table' then
