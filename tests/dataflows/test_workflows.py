@@ -466,6 +466,19 @@ class TestVersions:
         shop.send(ShardControl(2, "0"))
         assert actions(shop.at(60)) == ["new"]
 
+    def test_the_goal_of_the_version_a_contact_is_on_still_ends_its_run(self) -> None:
+        """Version 2 drops the order goal; a contact still on version 1 is ended by an order all the same
+        (only events some kept version listens to are looked at: the retired one's goal counts)."""
+        shop = Shop(ABANDONED)
+        shop.send(event_at(0, "a1", "Product Added", product_id="p1", price=5.0))
+        assert actions(shop.at(60)) == ["first"]
+        v2 = msgspec.structs.replace(ABANDONED, version=2, goal=None)
+        shop.loader.put(ActiveConfig(version=2, workflows=[v2], retired_workflows=[ABANDONED], messaging=NO_QUIET))
+        shop.send(ShardControl(2, "0"))
+        out = shop.send(event_at(90, "a1", "Order Completed", order_id="o1", revenue=5.0))
+        assert profile(out, "a1").workflows == []
+        assert actions(shop.at(400)) == []
+
 
 class TestIdentity:
     """A visitor's runs continue on its known contact after login."""
