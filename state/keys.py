@@ -180,3 +180,21 @@ def trending() -> str:
 def campaign_stats(campaign_id: str) -> str:
     """Hash of a popup campaign's exact counters: field `<stage>:<shard>:<counter>`, summed by the API."""
     return f"{PREFIX}:campaign:{{{campaign_id}}}:stats"
+
+
+def process_stats() -> str:
+    """Hash `part:pid` → that process's latest `ProcessStats` (JSON), for the operators' dashboard."""
+    return f"{PREFIX}:process-stats"
+
+
+def part_restarts() -> str:
+    """Hash part → how many times the supervisor (`attimo run`) restarted it since it started."""
+    return f"{PREFIX}:part-restarts"
+
+
+def dashboard_session(digest: str) -> str:
+    """String → "1" while a dashboard login session is valid (TTL); named by the SHA-256 of its cookie value.
+
+    Only the digest is stored, so a reader of Redis cannot take over a session.
+    """
+    return f"attimo:dashboard:session:{digest}"
