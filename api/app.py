@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
 from api import demo_shop, openapi
+from api.dashboard import routes as dashboard_routes
 from api.decisions.answer import DecisionService
 from api.decisions.identity import IdentityVerifier
 from api.decisions.reader import DecisionReader
@@ -139,6 +140,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(workflows.router)
     app.include_router(catalog.router)
     app.include_router(campaigns.router)
+    app.include_router(dashboard_routes.router)
     openapi.install(app)
     return app
 

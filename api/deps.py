@@ -8,7 +8,6 @@ pool, which cost the decisions route most of its CPU (thread hand-offs).
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 import redis.asyncio as aioredis
@@ -17,6 +16,7 @@ from redis.exceptions import RedisError
 
 from api.appender import StreamAppender
 from api.backpressure import Backpressure
+from api.dashboard.session import COOKIE, has_session, same_origin, token_matches
 from api.errors import AdminAuthError, MissingWriteKeyError
 from state.errors import OriginNotAllowedError, StoreError, UnknownWriteKeyError
 from state.settings import Settings
@@ -84,11 +84,23 @@ async def require_write_key(request: Request, cache: WriteKeysDep) -> WriteKey:
 
 
 async def require_admin(request: Request, settings: SettingsDep) -> None:
-    """Admin routes need `Authorization: Bearer <admin token>`."""
+    """Admin routes need `Authorization: Bearer <admin token>`, or the dashboard's session cookie.
+
+    A cookie-authenticated write must come from the API's own pages
+    (`api.dashboard.session.same_origin`): a bearer token is never sent by a
+    browser on its own, a cookie is.
+    """
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), settings.admin_token.encode()):
-        raise AdminAuthError("admin bearer token required")
+    if scheme.lower() == "bearer" and token_matches(token, settings.admin_token):
+        return
+    if COOKIE in request.cookies:
+        try:
+            logged_in = await has_session(request.app.state.redis, request)
+        except RedisError as exc:
+            raise StoreError(f"session lookup failed: {exc}") from exc
+        if logged_in and (request.method in ("GET", "HEAD") or same_origin(request)):
+            return
+    raise AdminAuthError("admin bearer token required")
 
 
 WriteKeyDep = Annotated[WriteKey, Depends(require_write_key)]

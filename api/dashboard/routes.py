@@ -1,0 +1,93 @@
+"""The operators' dashboard: login, its pages, and the live numbers streamed every second.
+
+Pages are static HTML + JS under `static/` (no template engine: nothing
+from Redis is ever put into markup on the server; the scripts write it
+as text nodes). Every page but the login needs a session
+(`api.dashboard.session`); a browser without one is sent to the login
+form. The scripts read the admin API with the session cookie, so each page
+is a view over routes documented at `/docs`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, RedirectResponse
+
+from api.dashboard.session import close_session, has_session, open_session, same_origin, token_matches
+from api.deps import RedisDep, SettingsDep
+
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+
+STATIC: Final = Path(__file__).parent / "static"
+PAGES: Final = {"": "live.html", "contacts": "contacts.html", "config": "config.html"}
+"""URL under /dashboard/ → the page's file."""
+MAX_LOGIN_BODY: Final = 4096
+SECURITY_HEADERS: Final = {
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _page(name: str, status: int = 200) -> Response:
+    return FileResponse(STATIC / name, status_code=status, media_type="text/html", headers=SECURITY_HEADERS)
+
+
+def _to_login() -> Response:
+    return RedirectResponse("/dashboard/login", status_code=303, headers=SECURITY_HEADERS)
+
+
+@router.get("/login")
+async def login_form() -> Response:
+    """The login form: one field, the admin token, sent in a POST body (never in the URL)."""
+    return _page("login.html")
+
+
+@router.post("/login")
+async def login(request: Request, settings: SettingsDep, client: RedisDep) -> Response:
+    """Exchange the admin token for a session cookie, then go to the live page."""
+    body = await request.body()
+    token = parse_qs(body[:MAX_LOGIN_BODY].decode("utf-8", "replace")).get("token", [""])[0]
+    if len(body) > MAX_LOGIN_BODY or not same_origin(request) or not token_matches(token, settings.admin_token):
+        return _page("login_failed.html", 401)
+    response = RedirectResponse("/dashboard", status_code=303, headers=SECURITY_HEADERS)
+    await open_session(client, response, secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, client: RedisDep) -> Response:
+    """End the session and go back to the login form."""
+    response = _to_login()
+    if same_origin(request):
+        await close_session(client, request, response)
+    return response
+
+
+@router.get("/static/{name}")
+async def static_file(name: str) -> Response:
+    """The pages' scripts, styles and vendored libraries (public: they hold no data)."""
+    path = (STATIC / name).resolve()
+    vendor = (STATIC / "vendor" / name).resolve()
+    for candidate in (path, vendor):
+        if candidate.parent in (STATIC.resolve(), (STATIC / "vendor").resolve()) and candidate.is_file():
+            return FileResponse(candidate, headers={"Cache-Control": "no-cache"})
+    return Response(status_code=404)
+
+
+@router.get("")
+@router.get("/{page}")
+async def page(request: Request, client: RedisDep, page: str = "") -> Response:
+    """A dashboard page for a logged-in operator; the login form for anybody else."""
+    name = PAGES.get(page)
+    if name is None:
+        return Response(status_code=404)
+    if not await has_session(client, request):
+        return _to_login()
+    return _page(name)
