@@ -198,3 +198,40 @@ def dashboard_session(digest: str) -> str:
     Only the digest is stored, so a reader of Redis cannot take over a session.
     """
     return f"attimo:dashboard:session:{digest}"
+
+
+# ---- operators' dashboard: heartbeat, rates, activity --------------------------------
+
+def heartbeat_lease() -> str:
+    """Which API process sends the heartbeat now (its id, with a short TTL)."""
+    return f"{PREFIX}:heartbeat:lease"
+
+
+def heartbeat_arrivals() -> str:
+    """Stream of heartbeats the dataflow processed (`state.heartbeat.HeartbeatArrival`), capped."""
+    return f"{PREFIX}:heartbeat:arrivals"
+
+
+def heartbeat_points() -> str:
+    """Sorted set of heartbeat measurements (`state.heartbeat.HeartbeatPoint` JSON) by sent time, ~10 min."""
+    return f"{PREFIX}:heartbeat:points"
+
+
+def event_rates(second: int) -> str:
+    """Hash of one epoch second's counts: field source (`gateway`, `http`, `heartbeat`, `processed`) → events."""
+    return f"{PREFIX}:rates:{second}"
+
+
+def active_contacts() -> str:
+    """Sorted set of visitor / contact ids by when the dataflow last processed an event of theirs."""
+    return f"{PREFIX}:active"
+
+
+def population() -> str:
+    """Hash `<stage>:<shard>` → contacts that contact shard holds now (visitors: anonymous; contacts: known)."""
+    return f"{PREFIX}:population"
+
+
+def recs_updated_at() -> str:
+    """When (epoch seconds) the products stage last wrote a recommendation document."""
+    return f"{PREFIX}:recs:updated-at"
