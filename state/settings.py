@@ -173,6 +173,17 @@ class Settings(BaseSettings):
     recs_doc_size: int = 10
     recs_trending_size: int = 50
 
+    # The operators' dashboard. One API process at a time (a Redis lease) sends a heartbeat event
+    # through the gateway every `heartbeat_interval_s` (0 = off) and times it until the dataflow has
+    # processed it; one not seen within `heartbeat_lost_after_s` counts as lost. The dashboard shows a
+    # banner while the dataflow lags more than `alert_lag_s` or the heartbeat's p99 over the last
+    # minute passes `alert_latency_p99_s`; visitors count as active for `active_window_s` after an event.
+    heartbeat_interval_s: float = Field(default=1.0, ge=0)
+    heartbeat_lost_after_s: float = Field(default=10.0, gt=0)
+    alert_lag_s: float = Field(default=5.0, gt=0)
+    alert_latency_p99_s: float = Field(default=2.0, gt=0)
+    active_window_s: float = Field(default=300.0, gt=0)
+
     # RFM quintile edges are recomputed from up to this many profiles this often (0 = never).
     rfm_refresh_s: float = 3600.0
     rfm_sample: int = 100_000
