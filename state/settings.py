@@ -188,6 +188,17 @@ class Settings(BaseSettings):
     rfm_refresh_s: float = 3600.0
     rfm_sample: int = 100_000
 
+    # Observability. Prometheus `/metrics` of the processes without an HTTP port of their own, each on
+    # its own port (0 = off): the gateway, the dispatcher, and the dataflow, where process `-i N` of a
+    # cluster serves on `dataflow_metrics_port + N`. The API serves `/metrics` on its own port.
+    # `/readyz` and `attimo status` report ready while the dataflow lags less than `ready_max_lag_s`
+    # and, unless `ready_require_dispatcher` is off (no webhooks / e-mails delivered), a dispatcher runs.
+    gateway_metrics_port: int = Field(default=9201, ge=0, le=65535)
+    dispatcher_metrics_port: int = Field(default=9202, ge=0, le=65535)
+    dataflow_metrics_port: int = Field(default=9210, ge=0, le=65535)
+    ready_max_lag_s: float = Field(default=5.0, gt=0)
+    ready_require_dispatcher: bool = True
+
     # Demo shoppers for `attimo demo`.
     demo_shoppers: int = 20
 
