@@ -235,3 +235,8 @@ def population() -> str:
 def recs_updated_at() -> str:
     """When (epoch seconds) the products stage last wrote a recommendation document."""
     return f"{PREFIX}:recs:updated-at"
+
+
+def segment_preview(preview_id: str) -> str:
+    """Hash `<stage>:<shard>` → one contact shard's answer to a segment count preview (short-lived)."""
+    return f"{PREFIX}:segment-preview:{preview_id}"
