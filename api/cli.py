@@ -146,10 +146,11 @@ def main(argv: list[str] | None = None) -> None:
     # These parse their own options (`attimo demo --help` is the demo's help).
     sub.add_parser("demo", help="simulated shoppers over websockets", add_help=False).set_defaults(func=cmd_demo)
     for name, module, text in (("dataflow", "dataflows", "the Bytewax dataflow alone"),
-                               ("bench", "benchmarks", "the benchmark suite")):
+                               ("bench", "benchmarks", "the benchmark suite"),
+                               ("replay", "api.replay", "send a file of events (NDJSON, Segment export) to the API")):
         sub.add_parser(name, help=text, add_help=False).set_defaults(module=module)
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command not in ("demo", "dataflow", "bench"):
+    if rest and args.command not in ("demo", "dataflow", "bench", "replay"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
     configure_logging(args.command)
