@@ -30,6 +30,8 @@ from api.deps import WRITE_KEY_HEADER
 from api.errors import OverloadedError, status_for
 from api.http_server import HttpLimits, serve_http
 from api.logging import configure_logging, log
+from api.metrics import RequestMetrics
+from api.request_ids import RequestIds, bind_request_ids_to_logs
 from api.resources import open_resources
 from api.responses import error_response
 from api.rfm_refresh import run_rfm_refresher
@@ -42,6 +44,7 @@ from api.routes import (
     email,
     health,
     ingest,
+    metrics,
     quarantine,
     segments,
     stats,
@@ -51,6 +54,7 @@ from api.routes import (
     workflows,
 )
 from state.errors import AttimoError
+from state.process_stats import start_process_reporter
 from state.settings import Settings
 
 logger = logging.getLogger("attimo.api")
@@ -141,6 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(campaigns.router)
     app.include_router(dashboard_routes.router)
+    app.include_router(metrics.router)
     openapi.install(app)
     return app
 
@@ -148,6 +153,10 @@ def create_app(settings: Settings) -> FastAPI:
 def run_api(settings: Settings) -> None:
     """Serve the API with uvicorn and the head-limited httptools protocol until interrupted."""
     configure_logging()
+    bind_request_ids_to_logs()
+    start_process_reporter("api", settings.redis_url)
     limits = HttpLimits(head_timeout_s=settings.http_head_timeout_s, max_head_bytes=settings.http_max_head_bytes,
                         max_connections=settings.http_max_connections)
-    serve_http(DecisionsFastPath(create_app(settings)), host=settings.host, port=settings.api_port, limits=limits)
+    # Outermost first: the request id, then the timing, so both cover the decisions fast path too.
+    app = RequestIds(RequestMetrics(DecisionsFastPath(create_app(settings))))
+    serve_http(app, host=settings.host, port=settings.api_port, limits=limits)

@@ -34,6 +34,7 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from api.decisions.answer import DecisionService, public_decisions
 from api.decisions.read import DocView
 from api.gateway.connections import Connections
+from api.gateway.metrics import DECISION_FRAMES
 from api.logging import log
 from state import keys
 from state.frames import DecisionFrame, DecisionPush, decode_push, encode_reply
@@ -130,6 +131,7 @@ class DecisionPusher:
             # not delay every other visitor's decisions.
             broadcast(group, encode_reply(DecisionFrame(decision, visitor_id)))
         self.sent += len(sockets)
+        DECISION_FRAMES.inc(len(sockets))
         return len(sockets)
 
     async def drain(self) -> None:

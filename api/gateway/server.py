@@ -49,6 +49,7 @@ from api.decisions.identity import SIGNATURE_PARAM, USER_PARAM, IdentityVerifier
 from api.decisions.reader import DecisionReader
 from api.decisions.redis_wire import PipelinedRedis
 from api.errors import CLOSE_UNSUPPORTED_DATA, MissingWriteKeyError, OverloadedError, close_code_for
+from api.gateway import metrics
 from api.gateway.connections import Connections
 from api.gateway.push import DecisionPusher, listen_for_decisions
 from api.logging import configure_logging, log
@@ -64,6 +65,8 @@ from state.errors import (
 from state.events import Alias, Event
 from state.frames import Ack, FrameError, RejectedEvent, encode_reply
 from state.json_bounds import object_members
+from state.metrics_server import serve_metrics
+from state.process_stats import start_process_reporter
 from state.settings import Settings
 from state.validation import DecodedBatch, Seq
 
@@ -190,6 +193,7 @@ class Gateway:
         proved = self._proved.pop(ws, None)
         if proved is not None:
             self.connections.verify(ws, proved)
+        metrics.CONNECTIONS.inc()
         try:
             async for message in ws:
                 if isinstance(message, bytes):
@@ -204,6 +208,7 @@ class Gateway:
         except ConnectionClosed:
             pass
         finally:
+            metrics.CONNECTIONS.dec()
             self.connections.forget(ws)
 
     async def handle_frame(self, ws: ServerConnection, body: bytes) -> str:
@@ -228,12 +233,12 @@ class Gateway:
     async def _handle_frame(self, ws: ServerConnection, body: bytes) -> str:
         limit = self.settings.max_batch_bytes
         if len(body) > limit:
+            metrics.FRAMES_REFUSED.inc()
             return error_frame(peek_seq(body), f"frame is {len(body)} bytes; at most {limit} allowed")
         try:
             seq, decoded = self.validator.decode_frame(body, datetime.now(UTC))
-        except BatchTooLargeError as exc:
-            return error_frame(peek_seq(body), str(exc))
-        except InvalidBatchError as exc:
+        except (BatchTooLargeError, InvalidBatchError) as exc:
+            metrics.FRAMES_REFUSED.inc()
             return error_frame(peek_seq(body), str(exc))
         if decoded.accepted:
             if not await self.backpressure.wait_until_ready(self.settings.max_ack_delay_s):
@@ -248,8 +253,11 @@ class Gateway:
                 # closed transport), the events may or may not be stored: close
                 # without an ack, so the client resends and de-duplication decides.
                 raise StoreError(f"append failed: {exc!r}") from exc
+            metrics.EVENTS_ACCEPTED.inc(len(decoded.accepted))
         if decoded.rejected:
+            metrics.EVENTS_REJECTED.inc(len(decoded.rejected))
             log(logger, logging.DEBUG, "events rejected", seq=seq, rejected=len(decoded.rejected))
+        metrics.FRAMES_ACKED.inc()
         return ack_frame(seq, decoded)
 
 
@@ -301,6 +309,8 @@ def _runner() -> Callable[[Coroutine[Any, Any, None]], None]:
 def run_gateway(settings: Settings) -> None:
     """Run the gateway in the foreground (uvloop when installed) until interrupted."""
     configure_logging(process_name="gateway")
+    serve_metrics("gateway", settings.host, settings.gateway_metrics_port)
+    start_process_reporter("gateway", settings.redis_url)
     # websockets logs every connection at INFO: too chatty for thousands of visitors.
     logging.getLogger("websockets").setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request, Response
 
 from api.deps import AppenderDep, BackpressureDep, SettingsDep, WriteKeysDep, resolve_write_key
 from api.errors import UnsupportedEncodingError
+from api.metrics import INGEST_ACCEPTED, INGEST_REJECTED
 from api.models import BatchBody, ErrorBody, IngestOk, IngestPartial
 from api.openapi import Responses, request_body, response
 from api.responses import json_response
@@ -117,6 +118,9 @@ async def _store(
             await appender.append(decoded.accepted)
         except Exception as exc:  # any failure: 503, and the sender retries (de-duplication decides)
             raise StoreError(f"append failed: {exc!r}") from exc
+        INGEST_ACCEPTED.inc(len(decoded.accepted))
+    if decoded.rejected:
+        INGEST_REJECTED.inc(len(decoded.rejected))
     if not decoded.rejected:
         return json_response(IngestOk())
     return json_response(IngestPartial(len(decoded.accepted),
