@@ -89,8 +89,7 @@ def _report_forever(part: str, redis_url: str, interval_s: float) -> None:
     field = _field(part, process.pid)
     atexit.register(_forget, client, field)
     failing = False
-    while True:
-        time.sleep(interval_s)
+    while True:  # the first entry at once: readiness looks for it as soon as the part starts
         try:
             stats = sample(part, process, started_at)
             with client.pipeline(transaction=False) as pipe:
@@ -104,6 +103,7 @@ def _report_forever(part: str, redis_url: str, interval_s: float) -> None:
             if not failing:
                 log.warning("process stats not reported", extra={"part": part, "error": repr(exc)})
             failing = True
+        time.sleep(interval_s)
 
 
 def _forget(client: redis.Redis, field: str) -> None:

@@ -37,6 +37,8 @@ from api.dispatcher.shard import LEASE_MARGIN_S, ShardOptions, ShardWorker
 from api.dispatcher.webhook import WebhookSender, webhook_session
 from api.logging import configure_logging, log
 from api.resources import redis_client
+from state.metrics_server import serve_metrics
+from state.process_stats import start_process_reporter
 from state.settings import Settings
 
 logger = logging.getLogger("attimo.dispatcher")
@@ -214,6 +216,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 def run_dispatcher(settings: Settings) -> None:
     """`attimo dispatcher`: deliver until SIGINT or SIGTERM, then stop cleanly."""
     configure_logging(process_name="dispatcher")
+    serve_metrics("dispatcher", settings.host, settings.dispatcher_metrics_port)
+    start_process_reporter("dispatcher", settings.redis_url)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -32,6 +32,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from api.dispatcher import metrics
 from api.dispatcher.errors import LeaseLostError
 from api.dispatcher.leases import Lease
 from api.dispatcher.ledger import CONSUMER, GROUP, Ledger
@@ -271,9 +272,12 @@ class ShardWorker:
         await self._ledger.begin(action.id, item.target, begun)
         item.state = begun
         result = await self._send(action, deadline)
+        metrics.ATTEMPT_SECONDS.observe(loop.time() - (deadline - timeout))
         was_failing = begun.failures > 0
         if result.outcome == "delivered":
             await self._ledger.delivered(item.entry_id, action.id, item.target, was_failing)
+            metrics.DELIVERED.inc()
+            metrics.DELIVERY_LATENCY_SECONDS.observe(max(0.0, time.time() - action.created_at))
             return True
         if result.outcome == "permanent":
             await self._dead(item, result.reason, failed_now=True, status=result.status)
@@ -289,6 +293,7 @@ class ShardWorker:
                                          last_status=result.status, last_error=result.reason)
         await self._ledger.failed(action.id, item.target, failed, newly_failing=not was_failing)
         item.state = failed
+        metrics.RETRYING.inc()
         log(logger, logging.INFO, "attempt failed; will retry", shard=self.shard, action=action.id,
             contact=action.contact.contact_id, target=item.target, attempt=attempts, status=result.status,
             reason=result.reason, retry_in_s=round(delay, 3))
@@ -316,6 +321,7 @@ class ShardWorker:
                             dead_at=self._clock(), action=item.action, first_attempt_at=state.first_attempt_at,
                             last_status=status if status is not None else state.last_status)
         await self._ledger.dead(item.entry_id, letter, was_failing=state.failures > 0, failed_now=failed_now)
+        metrics.DEAD_LETTERED.inc()
         log(logger, logging.WARNING, "action dead-lettered", shard=self.shard, action=item.action.id,
             contact=item.action.contact.contact_id, target=item.target, attempts=state.attempts, reason=reason)
 
