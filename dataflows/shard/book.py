@@ -70,6 +70,14 @@ class ContactBook:
         self._dirty[contact_id] = None
         return state
 
+    def peek(self, contact_id: str) -> ContactCore | None:
+        """The contact for reading only: neither made hot nor marked as changed (a segment preview)."""
+        state = self._hot.get(contact_id)
+        if state is not None:
+            return state
+        raw = self._encoded.get(contact_id)
+        return None if raw is None else self.registry.decode(raw)
+
     def get_or_create(self, contact_id: str) -> ContactCore:
         """The contact, or a new one (known contacts are their own user id)."""
         state = self.get(contact_id)

@@ -49,6 +49,7 @@ class ContactConfig:
 
     contact_shards: int = 256
     cart_idle_s: float = 30 * 60
+    event_log_size: int = 30
     # Contacts kept decoded per shard; the rest stay msgpack-encoded (memory).
     hot_contacts_per_shard: int = 64
     dedup: DedupWindow = field(default_factory=DedupWindow)
@@ -56,8 +57,8 @@ class ContactConfig:
 
     def shard_settings(self) -> ShardSettings:
         """What each contact shard is built with."""
-        return ShardSettings(self.registry, ContactSettings(cart_idle_s=self.cart_idle_s), self.contact_shards,
-                             self.hot_contacts_per_shard, self.dedup)
+        contact = ContactSettings(cart_idle_s=self.cart_idle_s, event_log_size=self.event_log_size)
+        return ShardSettings(self.registry, contact, self.contact_shards, self.hot_contacts_per_shard, self.dedup)
 
 
 def wall_clock() -> float:
