@@ -25,6 +25,7 @@ import msgspec
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from dataflows import metrics
 from dataflows.io.outputs import (
     ActionOut,
     AliasWrite,
@@ -77,6 +78,7 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
 
     def write_batch(self, items: list[tuple[str, Output]]) -> None:
         """Write (contact shard, output) pairs as the stateful steps emit them."""
+        started = time.perf_counter()
         pause = 0.05
         outage_since: float | None = None
         while True:
@@ -94,6 +96,7 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
         if outage_since is not None:
             log.warning("redis is back; the sink wrote its batch",
                         extra={"outage_s": round(time.monotonic() - outage_since, 3)})
+        metrics.WRITE_SECONDS.observe(time.perf_counter() - started)
         refused = [r for r in results if isinstance(r, redis.ResponseError)]
         if refused:
             log.error("redis refused writes", extra={"count": len(refused), "first": str(refused[0])})
@@ -115,6 +118,7 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
             elif isinstance(item, MetricAdd):
                 pipe.hincrby(keys.metrics(), item.name, item.amount)
             elif isinstance(item, Quarantined):
+                metrics.QUARANTINED.labels(item.record.stage).inc()
                 queue_quarantine(pipe, item.record, self._config.quarantine_max,
                                  self._config.quarantine_retention_s)
             elif isinstance(item, ActionOut):

@@ -26,11 +26,12 @@ import msgspec
 import redis
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from dataflows import metrics
 from state import keys
 from state.config_store import ConfigControl, decode_control
 from state.events import StreamEvent
 from state.quarantine import QuarantineRecord, clip, queue_quarantine
-from state.streams import CONTROL_FIELD, ENTRY_FIELD, UnreadableEvent, decode_entry_salvaging
+from state.streams import CONTROL_FIELD, ENTRY_FIELD, UnreadableEvent, decode_entry_salvaging, entry_millis
 
 SourceItem = StreamEvent | ConfigControl
 
@@ -72,8 +73,12 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
         self._progress_at = 0.0
         self._snapshots: deque[tuple[float, str]] = deque()
         self._outage_since: float | None = None
+        self._events_read = metrics.EVENTS.labels(str(shard))
+        self._lag = metrics.STREAM_LAG.labels(str(shard))
+        self._lagging = False
 
     def next_batch(self) -> list[SourceItem]:
+        started = time.perf_counter()
         try:
             reply: Any = self._client.xread({self._stream: self._last_id}, count=self._config.read_count)
         except (redis.RedisError, OSError) as exc:
@@ -102,9 +107,22 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
                 self._last_id = entry_id
         if unreadable:
             self._quarantine(unreadable)
+        if reply:
+            self._measure(reply[0][1], len(events), started)
+        elif self._lagging:
+            self._lag.set(0.0)
+            self._lagging = False
         self._pace(bool(reply))
         self._report_progress()
         return events
+
+    def _measure(self, entries: list[Any], events: int, started: float) -> None:
+        """Metrics of one non-empty batch: its events, its read time, how old its oldest entry was."""
+        self._events_read.inc(events)
+        metrics.BATCH_SIZE.observe(events)
+        metrics.READ_SECONDS.observe(time.perf_counter() - started)
+        self._lag.set(max(0.0, time.time() - entry_millis(entries[0][0]) / 1000))
+        self._lagging = True
 
     def _wait_for_redis(self, exc: BaseException) -> None:
         """Back off while Redis is unreachable; log the outage once."""
@@ -121,6 +139,7 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
             stream_entry=f"{self._stream}:{entry_id}")
 
     def _quarantine(self, records: list[QuarantineRecord]) -> None:
+        metrics.QUARANTINED.labels("source").inc(len(records))
         for record in records:
             log.error("stream element quarantined", extra={"id": record.id, "error": record.error})
         try:
