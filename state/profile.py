@@ -91,6 +91,23 @@ class ActionLogEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
     reason: str | None = None
 
 
+class RecentEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One of the contact's recent events, for the explorer's timeline (strings clipped by the dataflow).
+
+    `value`: price × quantity for a product added or removed, the total for
+    a checkout, cart view or order.
+    """
+
+    at: float
+    type: str
+    name: str = ""
+    page: str = ""
+    product_id: str = ""
+    product: str = ""
+    campaign: str = ""
+    value: float | None = None
+
+
 class Flags(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Small yes/no facts owned by capabilities."""
 
@@ -141,6 +158,8 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
     updated_at: datetime | None = None
     workflows: list[WorkflowPosition] = msgspec.field(default_factory=list)
     actions: list[ActionLogEntry] = msgspec.field(default_factory=list)
+    # The last events (`ATTIMO_EVENT_LOG_SIZE`), newest first.
+    recent_events: list[RecentEvent] = msgspec.field(default_factory=list)
     # Parts of capabilities this schema has no field for (added by a deployment), by field name.
     extensions: dict[str, Any] = msgspec.field(default_factory=dict)
 

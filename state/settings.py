@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     hot_contacts: int = 16_384
     # A cart untouched this long counts as abandoned (30 min by default).
     cart_idle_s: float = 30 * 60
+    # Events each contact keeps for the explorer's timeline (the profile's `recent_events`); 0: none.
+    event_log_size: int = Field(default=30, ge=0, le=1000)
     # Exactly-once against resends: each contact remembers the message ids it
     # applied for this long and this many (twice the tracker's 1 000-event queue).
     dedup_window_s: float = 48 * 3600.0

@@ -49,6 +49,7 @@ class ContactSettings:
     """Deployment settings capabilities read (from `ATTIMO_*`)."""
 
     cart_idle_s: float = 30 * 60
+    event_log_size: int = 30
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from dataflows.capabilities.base import Capability
 from dataflows.capabilities.cart import CartCapability
 from dataflows.capabilities.counters import CountersCapability
 from dataflows.capabilities.decision_doc import DecisionDocCapability
+from dataflows.capabilities.event_log import EventLogCapability
 from dataflows.capabilities.orders import OrdersCapability
 from dataflows.capabilities.popups import PopupsCapability
 from dataflows.capabilities.scoring import ScoringCapability
@@ -44,4 +45,5 @@ CAPABILITIES: Final[tuple[Capability[Any], ...]] = (
     PopupsCapability(),
     DecisionDocCapability(),  # last: it reads every other part as this evaluation left it
     RecommendationsCapability(),  # after it only for snapshot order: nothing reads this part
+    EventLogCapability(),  # appended for snapshot order: nothing reads this part
 )
