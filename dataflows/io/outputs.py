@@ -15,8 +15,10 @@ from dataflows.recommendations.signals import ProductActivity as ProductActivity
 from dataflows.recommendations.signals import RecsWrite as RecsWrite
 from state.actions import Action
 from state.events import StreamEvent
+from state.heartbeat import HeartbeatArrival
 from state.quarantine import QuarantineRecord
 from state.segment_changes import SegmentChange as SegmentChange
+from state.segment_preview import PreviewAnswer, PreviewControl
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +120,41 @@ class TallyWrite:
     value: int
 
 
-Output = (ProfileWrite | ProfileDelete | AliasWrite | DecisionPush | SegmentChange | BackfillProgress
+@dataclass(frozen=True, slots=True)
+class HeartbeatSeen:
+    """The visitor stage took a heartbeat (`state.heartbeat`): the sink records its arrival."""
+
+    arrival: HeartbeatArrival
+
+
+@dataclass(frozen=True, slots=True)
+class ContactsSeen:
+    """These visitors / contacts had events processed at `at` (the dashboard's active visitors)."""
+
+    ids: tuple[str, ...]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewCount:
+    """A contact shard's answer to a segment count preview: `HSET keys.segment_preview(id) field answer`."""
+
+    preview_id: str
+    field: str
+    answer: PreviewAnswer
+
+
+@dataclass(frozen=True, slots=True)
+class ShardPreview:
+    """A segment count preview addressed to one contact shard (visitor stage, then contact stage)."""
+
+    control: PreviewControl
+    shard: str
+
+
+Output = (PreviewCount | ProfileWrite | ProfileDelete | AliasWrite | DecisionPush | SegmentChange | BackfillProgress
           | MetricAdd | Quarantined | ActionOut | Tally | TallyWrite | DecisionDocWrite
-          | ProductActivity | RecsWrite | LearnedWrite)
+          | ProductActivity | RecsWrite | LearnedWrite | HeartbeatSeen | ContactsSeen)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,11 +30,14 @@ from dataflows.io.outputs import (
     ActionOut,
     AliasWrite,
     BackfillProgress,
+    ContactsSeen,
     DecisionDocWrite,
     DecisionPush,
+    HeartbeatSeen,
     LearnedWrite,
     MetricAdd,
     Output,
+    PreviewCount,
     ProfileDelete,
     ProfileWrite,
     Quarantined,
@@ -43,13 +46,16 @@ from dataflows.io.outputs import (
     TallyWrite,
 )
 from state import keys
+from state.activity import queue_seen, queue_trim
 from state.catalog_store import queue_learned
 from state.decision_store import queue_doc_write
 from state.frames import DecisionPush as Push
 from state.frames import encode_push
+from state.heartbeat import queue_arrival
 from state.outbox import queue_action
 from state.quarantine import queue_quarantine
 from state.segment_changes import queue_segment_change
+from state.segment_preview import queue_answer
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,9 @@ class RedisSinkConfig:
     outbox_shards: int = 4
     # An action id is remembered this long: far beyond any replay after a crash.
     outbox_seen_ttl_s: float = 7 * 86_400.0
+    # The dashboard's active visitors: ids older than this leave `keys.active_contacts()`, checked this often.
+    active_window_s: float = 300.0
+    active_trim_every_s: float = 5.0
 
 
 class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
@@ -75,6 +84,7 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
         self._config = config
         self._client = redis.Redis.from_url(config.redis_url, socket_timeout=config.redis_timeout_s,
                                             socket_connect_timeout=config.redis_timeout_s)
+        self._trimmed_at = 0.0
 
     def write_batch(self, items: list[tuple[str, Output]]) -> None:
         """Write (contact shard, output) pairs as the stateful steps emit them."""
@@ -102,6 +112,9 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
             log.error("redis refused writes", extra={"count": len(refused), "first": str(refused[0])})
 
     def _queue(self, pipe: Any, items: list[tuple[str, Output]]) -> None:
+        # The dashboard's figures (`state.activity`): gathered over the batch, a few commands per batch.
+        seen: dict[str, float] = {}
+        recs_written = False
         for _, item in items:
             if isinstance(item, ProfileWrite):
                 pipe.set(keys.contact_profile(item.contact_id), item.profile_json)
@@ -113,6 +126,10 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
                 pipe.set(keys.contact_alias(item.alias), item.contact_id)
             elif isinstance(item, ProfileDelete):
                 pipe.delete(keys.contact_profile(item.contact_id))
+                pipe.zrem(keys.active_contacts(), item.contact_id)  # signed in (comes back as the contact) or purged
+                seen.pop(item.contact_id, None)
+            elif isinstance(item, PreviewCount):
+                queue_answer(pipe, item.preview_id, item.field, item.answer)
             elif isinstance(item, BackfillProgress):
                 pipe.hset(keys.backfill_progress(item.version), item.shard, item.contacts)
             elif isinstance(item, MetricAdd):
@@ -132,8 +149,27 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
                     pipe.delete(item.key)
                 else:
                     pipe.set(item.key, item.value)
+                    recs_written = True
             elif isinstance(item, LearnedWrite):
                 queue_learned(pipe, item.product_id, item.fields_json)
+            elif isinstance(item, ContactsSeen):
+                seen.update(dict.fromkeys(item.ids, item.at))
+            elif isinstance(item, HeartbeatSeen):
+                queue_arrival(pipe, item.arrival)
+        self._queue_dashboard(pipe, seen, recs_written)
+
+    def _queue_dashboard(self, pipe: Any, seen: dict[str, float], recs_written: bool) -> None:
+        """The batch's active ids and recommendations' freshness, and now and then the active set's trim."""
+        if not (seen or recs_written):
+            return
+        now = time.time()
+        if seen:
+            queue_seen(pipe, seen)
+            if now - self._trimmed_at >= self._config.active_trim_every_s:
+                self._trimmed_at = now
+                queue_trim(pipe, now, self._config.active_window_s)
+        if recs_written:
+            pipe.set(keys.recs_updated_at(), repr(now))
 
     def close(self) -> None:
         self._client.close()

@@ -92,6 +92,10 @@ class ContactBook:
         self._encoded[state.contact_id] = self.registry.encode(state)
         self._dirty.pop(state.contact_id, None)
 
+    def committed_count(self) -> int:
+        """How many contacts the book holds once an activation has settled (each is committed then)."""
+        return len(self._encoded)
+
     def committed(self, contact_id: str) -> bytes | None:
         """The contact's committed form, or None for a contact created since."""
         return self._encoded.get(contact_id)

@@ -47,6 +47,7 @@ from dataflows.shard.contact import ContactCore, Registry
 from dataflows.shard.dedup import DedupWindow, first_time
 from dataflows.shard.emitter import emit_contact, retire
 from dataflows.shard.identity import merge_contacts
+from state import keys
 from state.events import ListChanged, StreamEvent, TagsChanged, WorkflowEntry, event_time
 from state.quarantine import QuarantineRecord, Stage, clip, describe
 from state.shards import shard_of
@@ -104,6 +105,8 @@ class ContactShard:
         self._cause: Stage = "timers"
         self.tallies: dict[str, dict[str, int]] = {}
         self._tallied: set[tuple[str, str]] = set()
+        # The shard's size as last reported (`keys.population()`); -1: not yet since this process started.
+        self._population = -1
         if resume is not None:
             snapshot = _snapshot_decoder.decode(resume)
             self.ctx.live = loader.get(snapshot.version)
@@ -292,7 +295,7 @@ class ContactShard:
                                 payload=clip(_json.encode(step).decode()), replayable=True)
 
     def drain(self) -> list[Output]:
-        """The quarantine records and counters gathered during this activation."""
+        """The quarantine records and counters gathered during this activation, and the shard's size if it changed."""
         out: list[Output] = self._quarantined
         self._quarantined = []
         out += [MetricAdd(name, amount) for name, amount in self.ctx.counts.items()]
@@ -300,6 +303,10 @@ class ContactShard:
         label = f"{self.stage}:{self.shard}"
         out += [TallyWrite(key, f"{label}:{name}", self.tallies[key][name]) for key, name in self._tallied]
         self._tallied.clear()
+        size = self.book.committed_count()
+        if size != self._population and self.shard:  # the dashboard's contact counts: only when it changed
+            self._population = size
+            out.append(TallyWrite(keys.population(), label, size))
         return out
 
     # ---- configuration and time ----------------------------------------------------

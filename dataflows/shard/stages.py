@@ -30,7 +30,16 @@ from bytewax.operators import StatefulBatchLogic
 
 from dataflows.capabilities.base import ContactSettings
 from dataflows.capabilities.registry import CAPABILITIES
-from dataflows.io.outputs import AliasWrite, Handoff, Output, ProfileDelete, Routed, ShardControl
+from dataflows.io.outputs import (
+    AliasWrite,
+    ContactsSeen,
+    Handoff,
+    HeartbeatSeen,
+    Output,
+    ProfileDelete,
+    Routed,
+    ShardControl,
+)
 from dataflows.rules.live_config import ConfigLoader
 from dataflows.shard.contact import Registry
 from dataflows.shard.dedup import DedupWindow
@@ -38,6 +47,7 @@ from dataflows.shard.emitter import retire
 from dataflows.shard.identity import device_id, known_user
 from dataflows.shard.shard import ContactShard, ShardSettings
 from state.events import Identify, StreamEvent
+from state.heartbeat import ID_PREFIX, arrival_of
 from state.shards import shard_of
 
 DEFAULT_REGISTRY = Registry(CAPABILITIES)
@@ -121,6 +131,11 @@ class _VisitorShardLogic(_StageLogic[VisitorItem, VisitorOutput]):
             anonymous_id = device_id(item)
             user_id = known_user(item)
             if user_id is None and anonymous_id is not None:
+                if anonymous_id.startswith(ID_PREFIX):  # the heartbeat: never a visitor (state.heartbeat)
+                    arrival = arrival_of(item, now)
+                    if arrival is not None:
+                        out.append(HeartbeatSeen(arrival))
+                        continue
                 owner = s.links.get(anonymous_id)
                 if owner is not None:
                     out.append(Routed(owner, item, s.version))
@@ -132,6 +147,8 @@ class _VisitorShardLogic(_StageLogic[VisitorItem, VisitorOutput]):
             if anonymous_id is not None and s.links.get(anonymous_id) != user_id:
                 out += self._identify(anonymous_id, user_id, touched, now)
             out.append(Routed(user_id, item, s.version))
+        if touched:
+            out.append(ContactsSeen(tuple(touched), now))
         out += s.emit(touched, now)
         s.settle()
         out += s.drain()
@@ -185,6 +202,8 @@ class _ContactShardLogic(_StageLogic[ContactItem, Output]):
                 email = event.traits.get("email") if isinstance(event, Identify) else None
                 if isinstance(email, str) and email and email != contact_id:
                     out.append(AliasWrite(email.lower(), contact_id))
+        if touched:
+            out.append(ContactsSeen(tuple(touched), now))
         out += s.emit(touched, now)
         s.settle()
         out += s.drain()
