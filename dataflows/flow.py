@@ -25,7 +25,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.operators import KeyedStream
 
-from dataflows.io.outputs import Handoff, Output, Routed, ShardControl
+from dataflows.io.outputs import Handoff, Output, Routed, ShardControl, ShardPreview
 from dataflows.io.redis_sink import RedisSink, RedisSinkConfig
 from dataflows.io.redis_source import RedisStreamSource, SourceItem, StreamSourceConfig
 from dataflows.recommendations.settings import RecsSettings
@@ -43,30 +43,35 @@ from dataflows.shard.stages import (
 )
 from state.config_store import ConfigControl
 from state.events import routing_id
+from state.segment_preview import PreviewControl
 
-Onward = Routed | Handoff | ShardControl
+Onward = Routed | Handoff | ShardControl | ShardPreview
 
 
 def _is_onward(keyed: tuple[str, object]) -> bool:
-    return isinstance(keyed[1], Routed | Handoff | ShardControl)
+    return isinstance(keyed[1], Routed | Handoff | ShardControl | ShardPreview)
 
 
 def visitor_router(shards: int) -> Callable[[SourceItem], list[tuple[str, VisitorItem]]]:
-    """Events to the shard of their device (or user); a control to every shard."""
+    """Events to the shard of their device (or user); a control or a segment preview to every shard."""
     every_shard = [str(shard) for shard in range(shards)]
 
     def route(item: SourceItem) -> list[tuple[str, VisitorItem]]:
         if isinstance(item, ConfigControl):
             return [(shard, ShardControl(item.version, shard)) for shard in every_shard]
+        if isinstance(item, PreviewControl):
+            return [(shard, ShardPreview(item, shard)) for shard in every_shard]
         return [(shard_key(device_id(item) or routing_id(item), shards), item)]
     return route
 
 
 def contact_router(shards: int) -> Callable[[tuple[str, VisitorOutput]], tuple[str, ContactItem]]:
-    """Routed events and hand-offs to their contact's shard; controls to their own."""
+    """Routed events and hand-offs to their contact's shard; controls and previews to their own."""
     def route(keyed: tuple[str, VisitorOutput]) -> tuple[str, ContactItem]:
         item = cast("Onward", keyed[1])  # only onward items pass the branch before this step
-        return (item.shard if isinstance(item, ShardControl) else shard_key(item.contact_id, shards)), item
+        if isinstance(item, ShardControl | ShardPreview):
+            return item.shard, item
+        return shard_key(item.contact_id, shards), item
     return route
 
 
