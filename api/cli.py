@@ -25,6 +25,7 @@ from api.processes import attimo_environment, redis_answers
 from api.supervisor import Part, PartStartError, Supervisor, python_part, redis_server_part
 from state import dev_credentials
 from state.logs import configure_logging
+from state.process_stats import count_restart, quick_client, reset_restarts
 from state.settings import Settings
 
 log = logging.getLogger("attimo")
@@ -94,8 +95,15 @@ def cmd_run(args: argparse.Namespace) -> None:
         parts.append(python_part("demo", "api.cli", "demo", "--shoppers", str(args.demo_shoppers)))
     token_source = "file" if dev_credentials.ADMIN_TOKEN in args.from_file else "environment"
     text = banner(settings, dev_credentials.path(settings.data_dir), token_source, sys.stdout.isatty())
+    counts = quick_client(settings.redis_url)  # restarts per part, for `attimo status` and the dashboard
+
+    def started() -> None:
+        reset_restarts(counts)
+        print(text, flush=True)
+
     try:
-        Supervisor(parts, attimo_environment()).run(on_started=lambda: print(text, flush=True))
+        Supervisor(parts, attimo_environment(),
+                   on_restart=lambda name: count_restart(counts, name)).run(on_started=started)
     except PartStartError as exc:
         sys.exit(str(exc))
 
@@ -147,10 +155,11 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("demo", help="simulated shoppers over websockets", add_help=False).set_defaults(func=cmd_demo)
     for name, module, text in (("dataflow", "dataflows", "the Bytewax dataflow alone"),
                                ("bench", "benchmarks", "the benchmark suite"),
-                               ("replay", "api.replay", "send a file of events (NDJSON, Segment export) to the API")):
+                               ("replay", "api.replay", "send a file of events (NDJSON, Segment export) to the API"),
+                               ("status", "api.status", "readiness checks and a table of the running processes")):
         sub.add_parser(name, help=text, add_help=False).set_defaults(module=module)
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command not in ("demo", "dataflow", "bench", "replay"):
+    if rest and args.command not in ("demo", "dataflow", "bench", "replay", "status"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
     configure_logging(args.command)

@@ -49,6 +49,10 @@ class Readiness(msgspec.Struct, frozen=True, omit_defaults=True):
     processes: list[ProcessStats] = []
 
 
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 def verdict(checks: list[Check], processes: list[ProcessStats]) -> Readiness:
     """Ready when no check failed."""
     failed = [c.name for c in checks if not c.ok]
@@ -61,7 +65,7 @@ async def check_readiness(client: aioredis.Redis, *, shards: int, max_lag_s: flo
     try:
         await asyncio.wait_for(client.ping(), timeout_s)
     except (RedisError, OSError, TimeoutError) as exc:
-        why = f"Redis does not answer: {exc!r}"
+        why = f"Redis does not answer: {_describe(exc)}"
         return verdict([Check("redis", False, why), Check("dataflow_lag", False, "unknown: " + why),
                         Check("dispatcher", not require_dispatcher, "unknown: " + why,
                               skipped=not require_dispatcher)], [])
@@ -70,7 +74,7 @@ async def check_readiness(client: aioredis.Redis, *, shards: int, max_lag_s: flo
         lag = await asyncio.wait_for(ingest_lag_seconds(client, shards), timeout_s)
         processes = await asyncio.wait_for(read_process_stats(client), timeout_s)
     except (RedisError, OSError, TimeoutError) as exc:
-        why = f"Redis failed while reading: {exc!r}"
+        why = f"Redis failed while reading: {_describe(exc)}"
         return verdict([Check("redis", False, why), Check("dataflow_lag", False, "unknown: " + why),
                         Check("dispatcher", not require_dispatcher, "unknown: " + why,
                               skipped=not require_dispatcher)], [])

@@ -87,8 +87,11 @@ class Supervisor:
     """Starts parts, restarts the dead, stops all of them on Ctrl-C or SIGTERM."""
 
     def __init__(self, parts: list[Part], env: dict[str, str],
-                 clock: Clock = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Clock = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 on_restart: Callable[[str], None] | None = None) -> None:
         self.parts = parts
+        # Told the part's name at each restart (`attimo run` counts them in Redis for the dashboard).
+        self.on_restart = on_restart
         self.env = env
         self.foundations = [p for p in parts if p.ready is not None]
         self.dependents = [p for p in parts if p.ready is None]
@@ -150,6 +153,8 @@ class Supervisor:
             if now >= part.restart_at and self._may_restart(part):
                 part.restarts += 1
                 part.start(self.env, now)
+                if self.on_restart is not None:
+                    self.on_restart(part.name)
 
     def _schedule_restart(self, part: Part, code: int, now: float) -> None:
         uptime = now - part.started_at
