@@ -45,6 +45,7 @@ from dataflows.shard.contact import Registry
 from dataflows.shard.dedup import DedupWindow
 from dataflows.shard.emitter import retire
 from dataflows.shard.identity import device_id, known_user
+from dataflows.shard.preview import Previews, ShardPreview, answer_preview
 from dataflows.shard.shard import ContactShard, ShardSettings
 from state.events import Identify, StreamEvent
 from state.heartbeat import ID_PREFIX, arrival_of
@@ -81,9 +82,9 @@ def shard_key(contact_id: str, shards: int) -> str:
     return str(shard_of(contact_id, shards))
 
 
-VisitorItem = StreamEvent | ShardControl
-ContactItem = Routed | Handoff | ShardControl
-VisitorOutput = Output | Routed | Handoff | ShardControl
+VisitorItem = StreamEvent | ShardControl | ShardPreview
+ContactItem = Routed | Handoff | ShardControl | ShardPreview
+VisitorOutput = Output | Routed | Handoff | ShardControl | ShardPreview
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -95,6 +96,7 @@ class _StageLogic(StatefulBatchLogic[In, Out, bytes], Generic[In, Out]):
     def __init__(self, shard: ContactShard, contact_shards: int) -> None:
         self.s = shard
         self.contact_shards = contact_shards
+        self.previews = Previews()
 
     def on_notify(self) -> tuple[Iterable[Out], bool]:
         return cast("list[Out]", self.s.on_time()), StatefulBatchLogic.RETAIN
@@ -104,6 +106,20 @@ class _StageLogic(StatefulBatchLogic[In, Out, bytes], Generic[In, Out]):
 
     def snapshot(self) -> bytes:
         return self.s.encode()
+
+    def _preview(self, item: ShardPreview, touched: dict[str, None], now: float) -> list[Output] | None:
+        """Answer a segment count preview once (None for a repeated or expired copy); changes no contact.
+
+        The contacts changed so far in this batch are finished first, so the
+        count includes the events that came before the preview.
+        """
+        if not self.previews.first_live_copy(item.control, now):
+            return None
+        out = self.s.emit(touched, now)
+        touched.clear()
+        self.s.settle()
+        out.append(answer_preview(self.s, item, now))
+        return out
 
     def _switch(self, control: ShardControl, touched: dict[str, None], now: float) -> list[Output]:
         """Finish the contacts changed so far under the old version, then switch."""
@@ -122,6 +138,12 @@ class _VisitorShardLogic(_StageLogic[VisitorItem, VisitorOutput]):
         s = self.s
         now = s.now()
         for item in values:
+            if isinstance(item, ShardPreview):
+                answered = self._preview(item, touched, now)
+                if answered is not None:  # and on to the contact shard of the same number
+                    out += answered
+                    out.append(item)
+                continue
             if isinstance(item, ShardControl):
                 before = s.version
                 out += self._switch(item, touched, now)
@@ -185,6 +207,9 @@ class _ContactShardLogic(_StageLogic[ContactItem, Output]):
         s = self.s
         now = s.now()
         for item in values:
+            if isinstance(item, ShardPreview):
+                out += self._preview(item, touched, now) or []
+                continue
             if isinstance(item, ShardControl):
                 out += self._switch(item, touched, now)
                 continue
