@@ -33,9 +33,11 @@ from state.events import StreamEvent, Track
 from state.heartbeat import HEARTBEAT_EVENT
 from state.quarantine import QuarantineRecord, clip, queue_quarantine
 from state.rates import PROCESSED, queue_counts
+from state.segment_preview import PREVIEW_FIELD, PreviewControl
+from state.segment_preview import decode_control as decode_preview
 from state.streams import CONTROL_FIELD, ENTRY_FIELD, UnreadableEvent, decode_entry_salvaging, entry_millis
 
-SourceItem = StreamEvent | ConfigControl
+SourceItem = StreamEvent | ConfigControl | PreviewControl
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,7 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
             self._outage_since = None
         events: list[SourceItem] = []
         unreadable: list[QuarantineRecord] = []
+        previews = 0
         if reply:
             for raw_id, fields in reply[0][1]:
                 entry_id = raw_id.decode()
@@ -113,11 +116,18 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
                     except msgspec.DecodeError as exc:
                         unreadable.append(self._record(entry_id, UnreadableEvent(
                             0, fields[CONTROL_FIELD], f"unreadable config control: {exc}")))
+                elif PREVIEW_FIELD in fields:  # a segment count preview (`state.segment_preview`): no event
+                    previews += 1
+                    try:
+                        events.append(decode_preview(fields[PREVIEW_FIELD]))
+                    except msgspec.DecodeError as exc:
+                        unreadable.append(self._record(entry_id, UnreadableEvent(
+                            0, fields[PREVIEW_FIELD], f"unreadable segment preview: {exc}")))
                 self._last_id = entry_id
         if unreadable:
             self._quarantine(unreadable)
         if reply:
-            self._measure(reply[0][1], len(events), started)
+            self._measure(reply[0][1], len(events) - previews, started)
         elif self._lagging:
             self._lag.set(0.0)
             self._lagging = False
