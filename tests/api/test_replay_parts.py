@@ -10,6 +10,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -24,8 +25,8 @@ EVENT = {"type": "track", "event": "Product Viewed", "userId": "u1", "properties
 class _Ingest(http.server.BaseHTTPRequestHandler):
     """A stand-in for /v1/batch that answers the statuses a test queues, and keeps the bodies it got."""
 
-    answers: list[tuple[int, dict[str, str], bytes]] = []
-    bodies: list[bytes] = []
+    answers: ClassVar[list[tuple[int, dict[str, str], bytes]]] = []
+    bodies: ClassVar[list[bytes]] = []
 
     def do_POST(self) -> None:
         self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
