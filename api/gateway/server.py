@@ -64,9 +64,11 @@ from state.errors import (
 )
 from state.events import Alias, Event
 from state.frames import Ack, FrameError, RejectedEvent, encode_reply
+from state.heartbeat import is_heartbeat_batch
 from state.json_bounds import object_members
 from state.metrics_server import serve_metrics
 from state.process_stats import start_process_reporter
+from state.rates import GATEWAY, HEARTBEAT
 from state.settings import Settings
 from state.validation import DecodedBatch, Seq
 
@@ -247,7 +249,8 @@ class Gateway:
             # decision before the append's reply reaches us.
             self.connections.learn(ws, visitor_ids(decoded.accepted))
             try:
-                await self.appender.append(decoded.accepted)
+                source = HEARTBEAT if is_heartbeat_batch(decoded.accepted) else GATEWAY
+                await self.appender.append(decoded.accepted, source)
             except Exception as exc:
                 # Whatever failed (redis-py under uvloop raises RuntimeError on a
                 # closed transport), the events may or may not be stored: close

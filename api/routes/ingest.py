@@ -28,6 +28,7 @@ from state.errors import BatchTooLargeError, InvalidBatchError, InvalidEventErro
 from state.events import EVENT_TYPES
 from state.frames import RejectedEvent
 from state.json_bounds import BoundsError, check_raw_event
+from state.rates import HTTP
 from state.validation import DecodedBatch, EventValidator
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
@@ -115,7 +116,7 @@ async def _store(
     if decoded.accepted:  # nothing to store, nothing to push back on: the rejections are the answer
         await backpressure.check()
         try:
-            await appender.append(decoded.accepted)
+            await appender.append(decoded.accepted, HTTP)
         except Exception as exc:  # any failure: 503, and the sender retries (de-duplication decides)
             raise StoreError(f"append failed: {exc!r}") from exc
         INGEST_ACCEPTED.inc(len(decoded.accepted))
