@@ -56,7 +56,7 @@ class TestContactDecisions:
         assert response.status_code == 200
         body = msgspec.json.decode(response.content, type=PublicDecisions)
         assert body.popups == [popup()]
-        assert [card.id for card in body.recommendations["cross_sell"]][0] == "x1"
+        assert body.recommendations["cross_sell"][0].id == "x1"
         assert body.recommendations["personal"][0].id == "n1"
 
     def test_any_id_of_the_contact_reads_the_same_decisions(self, client: TestClient) -> None:
