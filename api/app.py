@@ -46,6 +46,7 @@ from api.routes import (
     ingest,
     metrics,
     quarantine,
+    segment_preview,
     segments,
     stats,
     tags,
@@ -144,6 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(workflows.router)
     app.include_router(catalog.router)
     app.include_router(campaigns.router)
+    app.include_router(segment_preview.router)
     app.include_router(dashboard_routes.router)
     app.include_router(metrics.router)
     openapi.install(app)

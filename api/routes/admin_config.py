@@ -79,6 +79,20 @@ def _check_not_stale(request: Request, current: ActiveConfig) -> None:
     raise PreconditionFailedError(f"configuration is at version {current.version}, not {wanted.strip()}")
 
 
+def check_publishable(updated: ActiveConfig) -> None:
+    """Refuse (InvalidBodyError → 422) a configuration that would not read back or breaks a cross-part rule.
+
+    The one check every publish runs; a segment count preview runs it on the
+    configuration its segment would make, so it refuses exactly what saving would.
+    """
+    try:  # what is published must read back: every field as its schema says
+        decode_config(encode_config(updated))
+    except msgspec.ValidationError as exc:
+        raise InvalidBodyError(str(exc)) from exc
+    if (problem := config_problem(updated)) is not None:
+        raise InvalidBodyError(problem)
+
+
 async def change_config(request: Request, settings: SettingsDep, client: RedisDep, change: Change,
                         status: int = 200) -> Response:
     """Apply `change` to the current configuration, validate it (`state.config_rules`) and publish it.
@@ -90,12 +104,7 @@ async def change_config(request: Request, settings: SettingsDep, client: RedisDe
         current = await current_config(client)
         _check_not_stale(request, current)
         updated, body = change(current)
-        try:  # what is published must read back: every field as its schema says
-            decode_config(encode_config(updated))
-        except msgspec.ValidationError as exc:
-            raise InvalidBodyError(str(exc)) from exc
-        if (problem := config_problem(updated)) is not None:
-            raise InvalidBodyError(problem)
+        check_publishable(updated)
         published = await publish_config(client, updated, settings.stream_shards)
     return json_response(msgspec.structs.replace(body, version=published.version), status,
                          _etag(published.version))
@@ -158,6 +167,14 @@ class SegmentBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: Identifier | None = None
 
 
+def with_segment(config: ActiveConfig, segment: SegmentDef) -> tuple[ActiveConfig, bool]:
+    """`config` with `segment` added or replacing the one of its id; True when added."""
+    created = all(s.id != segment.id for s in config.segments)
+    segments = [*config.segments, segment] if created else [
+        segment if s.id == segment.id else s for s in config.segments]
+    return msgspec.structs.replace(config, segments=segments), created
+
+
 @router.get("/segments", response_class=Response,
             responses={200: response(SegmentsPage, "Every segment."), **ADMIN_ERRORS})
 async def list_segments(_admin: AdminDep, client: RedisDep) -> Response:
@@ -193,10 +210,8 @@ async def put_segment(segment_id: str, request: Request, _admin: AdminDep, setti
         if body.id is not None and body.id != sid:
             raise InvalidBodyError(f"body id {body.id!r} differs from the path's {sid!r}")
         segment = SegmentDef(id=sid, when=body.when, name=body.name)
-        created = all(s.id != sid for s in config.segments)
-        segments = [*config.segments, segment] if created else [
-            segment if s.id == sid else s for s in config.segments]
-        return msgspec.structs.replace(config, segments=segments), SegmentPublished(0, segment, created)
+        updated, created = with_segment(config, segment)
+        return updated, SegmentPublished(0, segment, created)
 
     # `created` is only known after the change ran, so the status is fixed up afterwards.
     answer = await change_config(request, settings, client, change)
