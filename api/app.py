@@ -28,6 +28,7 @@ from api.decisions.redis_wire import PipelinedRedis
 from api.decisions_fast import DecisionsFastPath
 from api.deps import WRITE_KEY_HEADER
 from api.errors import OverloadedError, status_for
+from api.heartbeat import heartbeat_running
 from api.http_server import HttpLimits, serve_http
 from api.logging import configure_logging, log
 from api.metrics import RequestMetrics
@@ -116,7 +117,8 @@ def create_app(settings: Settings) -> FastAPI:
                                                            settings.rfm_refresh_s, settings.rfm_sample))
                      if settings.rfm_refresh_s > 0 else None)
         try:
-            yield
+            async with heartbeat_running(settings, resources.redis):
+                yield
         finally:
             if refresher is not None:
                 refresher.cancel()
