@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import msgspec
 from fastapi import APIRouter, Request, Response
@@ -26,6 +25,7 @@ from api.models import Accepted, ErrorBody
 from api.openapi import Responses, request_body, response
 from api.responses import ADMIN_ERRORS, WRITE_ERRORS, convert, decode, json_response
 from api.routes.admin_config import change_config
+from api.workflow_counters import read_counters
 from api.workflow_models import (
     ManualEntry,
     RecipeImport,
@@ -38,7 +38,6 @@ from api.workflow_models import (
     WorkflowStats,
     workflow_of,
 )
-from state import keys
 from state.config import ActiveConfig, Identifier
 from state.config_store import current_config
 from state.contacts import event_ids, resolve_contact
@@ -171,11 +170,7 @@ async def workflow_stats(workflow_id: str, _admin: AdminDep, client: RedisDep) -
     config = await current_config(client)
     if all(w.id != workflow_id for w in [*config.workflows, *config.retired_workflows]):
         raise NotFoundError(f"no workflow {workflow_id!r}")
-    raw = cast("dict[bytes, bytes]", await client.hgetall(keys.workflow_stats(workflow_id)))
-    counters: dict[str, int] = defaultdict(int)
-    for field, value in raw.items():  # "<stage>:<shard>:<counter>": one total per shard
-        counters[field.decode().split(":", 2)[2]] += int(value)
-    return json_response(WorkflowStats(workflow_id, dict(sorted(counters.items()))))
+    return json_response(WorkflowStats(workflow_id, await read_counters(client, workflow_id)))
 
 
 @router.post("/workflows/{workflow_id}/enter", response_class=Response, status_code=202,
