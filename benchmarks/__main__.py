@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks import report, soak
-from benchmarks.progress import note
+from benchmarks.progress import note, table
 from benchmarks.stack import CODE, REPO
 from benchmarks.suite import FULL, PHASES, SHORT, TINY, Suite
 
@@ -117,9 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     note(f"wrote {path} and {args.out / 'RESULTS.md'}; correct: {str(correct).lower()}")
     if args.soak:
         checks = figures.get("summary", {}).get("checks", {})
-        for key, check in checks.items():
-            note(f"  {key}: {check['verdict']}")
+        table("soak checks", ["check", "verdict"], [(key, check["verdict"]) for key, check in checks.items()])
         return 0 if correct and checks and figures["summary"]["passed"] else 1
+    measured = [t for t in report.judge(figures) if t["measured"] is not None]
+    table(f"attimo bench {name}: targets", ["target", "goal", "measured", "verdict"],
+          [(t["what"], f"{t['target']:,} {t['unit']}", f"{t['measured']:,.1f} {t['unit']}", t["verdict"])
+           for t in measured])
     return 0 if correct else 1
 
 
