@@ -240,3 +240,8 @@ def recs_updated_at() -> str:
 def segment_preview(preview_id: str) -> str:
     """Hash `<stage>:<shard>` → one contact shard's answer to a segment count preview (short-lived)."""
     return f"{PREFIX}:segment-preview:{preview_id}"
+
+
+def dataflow_read_index() -> str:
+    """Hash shard → how many entries of that stream the dataflow has read (its position in XINFO's entries-added)."""
+    return f"{PREFIX}:progress:index"
