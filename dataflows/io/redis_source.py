@@ -27,6 +27,7 @@ import redis
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from dataflows import metrics
+from dataflows.io.read_index import ReadIndex
 from state import keys
 from state.config_store import ConfigControl, decode_control
 from state.events import StreamEvent, Track
@@ -81,6 +82,7 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
         self._outage_since: float | None = None
         # Events read since the last progress report, heartbeats left out: the dashboard's processed rate.
         self._read = 0
+        self._index = ReadIndex(self._client, self._stream, self._last_id)  # the dashboard's entries behind
         self._events_read = metrics.EVENTS.labels(str(shard))
         self._lag = metrics.STREAM_LAG.labels(str(shard))
         self._lagging = False
@@ -124,6 +126,7 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
                         unreadable.append(self._record(entry_id, UnreadableEvent(
                             0, fields[PREVIEW_FIELD], f"unreadable segment preview: {exc}")))
                 self._last_id = entry_id
+            self._index.read(reply[0][1])
         if unreadable:
             self._quarantine(unreadable)
         if reply:
@@ -191,6 +194,8 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
                 pipe.set(keys.dataflow_heartbeat(), time.time())
                 if read:  # the dashboard's processed rate (state.rates), in the round trip made anyway
                     queue_counts(pipe, {PROCESSED: read}, time.time())
+                if self._index.known is not None:
+                    pipe.hset(keys.dataflow_read_index(), str(self._shard), self._index.known)
                 pipe.execute()
         except (redis.RedisError, OSError):
             self._read += read  # an outage is logged by next_batch; progress is reported again 0.1 s later
