@@ -135,6 +135,11 @@ async def ingest_lag_seconds(client: aioredis.Redis, shards: int) -> float:
     entry and lags 0, however long the stream was idle before. Ingest uses
     this to push back.
     """
+    return max(await shard_lag_seconds(client, shards), default=0.0)
+
+
+async def shard_lag_seconds(client: aioredis.Redis, shards: int) -> list[float]:
+    """Each shard's lag (`ingest_lag_seconds`, per shard), in one round trip after reading the progress."""
     progress = cast("dict[bytes, bytes]", await client.hgetall(keys.dataflow_progress()))
     streams: dict[Any, Any] = {keys.event_stream(shard): progress.get(str(shard).encode(), b"0-0")
                                for shard in range(shards)}
@@ -144,8 +149,10 @@ async def ingest_lag_seconds(client: aioredis.Redis, shards: int) -> float:
         replies: list[Any] = await pipe.execute()
     seconds, micros = replies[0]
     now_ms = int(seconds) * 1000 + int(micros) // 1000
-    lag_ms = 0
-    for _stream, entries in replies[1] or ():
+    shard_of_stream = {keys.event_stream(shard).encode(): shard for shard in range(shards)}
+    lags = [0.0] * shards
+    for stream, entries in replies[1] or ():
         if entries:
-            lag_ms = max(lag_ms, now_ms - entry_millis(entries[0][0]))
-    return max(0, lag_ms) / 1000
+            shard = shard_of_stream[stream if isinstance(stream, bytes) else stream.encode()]
+            lags[shard] = max(0, now_ms - entry_millis(entries[0][0])) / 1000
+    return lags
