@@ -30,7 +30,10 @@ SECURITY_HEADERS: Final = {
     "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
                                 "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Not `no-referrer`: under it browsers send `Origin: null` on a form POST or a fetch write, which the
+    # same-origin check (`session.same_origin`) must refuse, so the login form never logged anybody in.
+    # `same-origin` still sends nothing to other sites.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
