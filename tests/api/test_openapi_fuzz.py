@@ -93,6 +93,8 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                "ATTIMO_ADMIN_TOKEN": ADMIN, "ATTIMO_STREAM_SHARDS": str(SHARDS), "ATTIMO_RFM_REFRESH_S": "0",
                # No dataflow reads the streams here: ingest must not push back (429) for that.
                "ATTIMO_MAX_INGEST_LAG_S": "1e9",
+               # Nor a dispatcher: /readyz is told not to expect them (its 503s: tests/api/test_readiness.py).
+               "ATTIMO_READY_MAX_LAG_S": "1e9", "ATTIMO_READY_REQUIRE_DISPATCHER": "false",
                "ATTIMO_DATA_DIR": str(directory / "var")}
         process: Process = start_process(["-m", "api.cli", "api"], env, directory / "api.log")
         url = f"http://127.0.0.1:{port}"
