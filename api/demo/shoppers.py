@@ -26,17 +26,20 @@ import random
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
 import orjson
+from rich.console import Console
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from api.demo.campaigns import install_or_warn as install_demo_campaigns
 from api.demo.catalog_load import load_or_warn as load_demo_catalog
 from api.demo.model import ShopperModel, Visitor, encode, iso
+from api.demo.status import REFRESH_S, DemoStatus, summary
 from api.errors import CLOSE_ORIGIN_NOT_ALLOWED, CLOSE_UNKNOWN_WRITE_KEY, ApiError
 from state.settings import Settings
 from state.validation import Frame, HttpBatch
@@ -92,7 +95,9 @@ class Shopper:
                     try:
                         while time.monotonic() < until:
                             await self._session(ws, until)
-                            await asyncio.sleep(self.rng.uniform(*self.pace_s) * 3)
+                            # The pause between visits ends at `until` too: --seconds 3 stops after 3 s, not 20.
+                            pause = self.rng.uniform(*self.pace_s) * 3
+                            await asyncio.sleep(max(0.0, min(pause, until - time.monotonic())))
                     finally:
                         reader.cancel()
             except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as exc:
@@ -123,9 +128,9 @@ class Shopper:
                                             "user": visitor.user_id})
         session = self.model.session(visitor, self.model.days - 1)
         for event in session.browser:
+            await asyncio.sleep(max(0.0, min(self.rng.uniform(*self.pace_s), until - time.monotonic())))
             if time.monotonic() >= until:
                 return
-            await asyncio.sleep(self.rng.uniform(*self.pace_s))
             event["timestamp"] = iso(datetime.now(UTC))
             self.seq += 1
             frame = Frame(self.seq, [msgspec.Raw(encode(event))], sent_at=datetime.now(UTC))
@@ -153,14 +158,20 @@ class Shopper:
             return 0
 
 
-async def _report(stats: Stats) -> None:
+async def _report(stats: Stats, on_tick: Callable[[], None] | None) -> None:
+    """Log the counts every REPORT_EVERY_S; between, call `on_tick` (the live status) twice a second."""
+    logged = time.monotonic()
     while True:
-        await asyncio.sleep(REPORT_EVERY_S)
-        log.info("demo shoppers", extra=dict(stats))
+        await asyncio.sleep(REFRESH_S if on_tick else REPORT_EVERY_S)
+        if on_tick:
+            on_tick()
+        if time.monotonic() - logged >= REPORT_EVERY_S:
+            logged = time.monotonic()
+            log.info("demo shoppers", extra=dict(stats))
 
 
 async def run_demo(settings: Settings, shoppers: int, seconds: float | None, seed: int,
-                   pace_s: tuple[float, float], stats: Stats) -> None:
+                   pace_s: tuple[float, float], stats: Stats, on_tick: Callable[[], None] | None = None) -> None:
     """Run `shoppers` shoppers until `seconds` pass (or forever), counting what they send in `stats`.
 
     Raises WriteKeyRefusedError, after stopping every shopper, as soon as one
@@ -169,7 +180,7 @@ async def run_demo(settings: Settings, shoppers: int, seconds: float | None, see
     until = time.monotonic() + seconds if seconds else float("inf")
     model = ShopperModel(seed, prefix="demo", days=1)
     tasks = [asyncio.create_task(Shopper(n, model, settings, pace_s, stats).run(until)) for n in range(shoppers)]
-    reporter = asyncio.create_task(_report(stats))
+    reporter = asyncio.create_task(_report(stats, on_tick))
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     finally:
@@ -205,10 +216,13 @@ def main(argv: list[str] | None = None) -> None:
         load_demo_catalog(settings.api_url, settings.admin_token)
     stats: Stats = {"events": 0, "server_events": 0, "server_errors": 0, "decisions": 0}
     pace_s = (args.min_pause, args.max_pause)
+    started = time.monotonic()
     try:
-        asyncio.run(run_demo(settings, args.shoppers, args.seconds, args.seed, pace_s, stats))
+        with DemoStatus(stats, args.shoppers, args.seconds) as status:
+            asyncio.run(run_demo(settings, args.shoppers, args.seconds, args.seed, pace_s, stats, status.refresh))
     except KeyboardInterrupt:
         log.info("demo stopped", extra=stats)
+        Console().print(summary(stats, args.shoppers, time.monotonic() - started))
         return
     except WriteKeyRefusedError as exc:
         log.error("Attimo refused the demo's write key or origin; start `attimo run` first (it keeps its "
@@ -216,3 +230,4 @@ def main(argv: list[str] | None = None) -> None:
                   extra={"refusal": str(exc), "data_dir": str(settings.data_dir), **stats})
         raise SystemExit(1) from None
     log.info("demo finished", extra=stats)
+    Console().print(summary(stats, args.shoppers, time.monotonic() - started))
