@@ -14,8 +14,8 @@ import redis.asyncio as aioredis
 from api.dashboard.snapshot import DashboardSnapshot, live_snapshot
 from state import keys
 from state.campaigns import Campaign, Variant
-from state.config import DAY, ActiveConfig, EventMatch, SegmentDef
 from state.conditions import WindowCount
+from state.config import DAY, ActiveConfig, EventMatch, SegmentDef
 from state.decisions import PopupContent
 from state.heartbeat import HeartbeatPoint
 from state.rates import queue_counts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -12,7 +12,7 @@ STREAM = "s"
 
 
 def add(client: redis.Redis, n: int) -> list[str]:
-    return [client.xadd(STREAM, {b"e": b"[]"}).decode() for _ in range(n)]
+    return [cast("bytes", client.xadd(STREAM, {b"e": b"[]"})).decode() for _ in range(n)]
 
 
 def read_after(client: redis.Redis, after: str, count: int = 100) -> list[Any]:
