@@ -28,6 +28,12 @@ from state.validation import limits_from
 EXIT_ACCEPTED: Final = 0
 EXIT_REJECTED: Final = 1
 EXIT_FAILED: Final = 2
+DESCRIPTION: Final = """Send a file of events through Attimo's HTTP ingest (POST /v1/batch).
+
+Each event is checked first as the ingest checks it; a bad one is reported
+with its line, field and reason and not sent. Exit code 0 when every event
+was accepted, 1 when some were rejected, 2 when the API could not be
+reached (or refused the write key, or the file could not be read)."""
 _REDRAW_EVERY: Final = 500  # items between progress updates when nothing is sent (all refused here)
 
 
@@ -99,7 +105,7 @@ class _Replay:
 def parser(settings: Settings) -> argparse.ArgumentParser:
     """The options; defaults come from the settings (and the dev credentials `attimo run` keeps)."""
     limits = limits_from(settings)
-    p = argparse.ArgumentParser(prog="attimo replay", description=__doc__,
+    p = argparse.ArgumentParser(prog="attimo replay", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", type=Path, help="NDJSON, a JSON array or a {\"batch\": [...]} object; .gz is unpacked")
     p.add_argument("--rate", type=float, default=None, help="at most this many events a second (default: full "
