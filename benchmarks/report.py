@@ -30,13 +30,16 @@ def own_sections() -> dict[str, Callable[[dict[str, Any]], str]]:
     from benchmarks.decisions_report import NAME as DECISIONS
     from benchmarks.decisions_report import render_decisions
     from benchmarks.dispatch import render_dispatcher  # imported here: it imports this module
+    from benchmarks.explorer import NAME as EXPLORER
+    from benchmarks.explorer import render_explorer
     from benchmarks.popups import render_popups
     from benchmarks.recs_report import NAME as RECOMMENDATIONS
     from benchmarks.recs_report import render_recommendations
     from benchmarks.workflow_report import render_workflows
 
     return {SOAK: render_soak, DISPATCHER: render_dispatcher, WORKFLOWS: render_workflows,
-            DECISIONS: render_decisions, POPUPS: render_popups, RECOMMENDATIONS: render_recommendations}
+            DECISIONS: render_decisions, POPUPS: render_popups, RECOMMENDATIONS: render_recommendations,
+            EXPLORER: render_explorer}
 
 
 def machine() -> dict[str, Any]:
