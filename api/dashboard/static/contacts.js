@@ -44,8 +44,9 @@
       card("Contact", p.contact_id, p.user_id ? "known" : "anonymous"),
       card("User id", p.user_id || "–", ids.length ? `anonymous ids: ${ids.join(", ")}` : ""),
       card("E-mail", p.email || "–"),
-      card("Stage", p.stage || "–"),
-      card("Temperature", p.temperature || "–"),
+      // Fields at their default are left out of the profile's JSON (docs/protocol.md §6.6): read them as it.
+      card("Stage", p.stage || "awareness"),
+      card("Temperature", p.temperature || "cold"),
       card("Score", num(p.score || 0), `config v${p.config_version || 0}`),
       card("Events", num((p.counters && p.counters.events) || 0), `last seen ${ago(seconds(p.last_seen))}`),
       card("Orders", num((p.orders && p.orders.orders) || 0), `revenue ${num((p.orders && p.orders.revenue) || 0)}`),
