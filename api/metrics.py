@@ -53,6 +53,18 @@ def route_label(scope: Scope) -> str:
     return UNMATCHED
 
 
+_series: dict[tuple[str, str, int], Any] = {}
+
+
+def _timer(route: str, method: str, status: int) -> Any:
+    """The histogram child of one series, kept: `labels()` costs ~5 µs a call, a dict lookup ~0.1."""
+    key = (route, method, status)
+    child = _series.get(key)
+    if child is None:
+        child = _series[key] = REQUEST_SECONDS.labels(route, method, str(status))
+    return child
+
+
 class RequestMetrics:
     """Times each HTTP request from its start to the end of its response, labelled by route and status."""
 
@@ -79,5 +91,4 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, timed_send)
         finally:
-            REQUEST_SECONDS.labels(route_label(scope), scope.get("method", ""), str(status)).observe(
-                time.perf_counter() - started)
+            _timer(route_label(scope), scope.get("method", ""), status).observe(time.perf_counter() - started)
