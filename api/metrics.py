@@ -29,6 +29,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DECISIONS_ROUTE: Final = DECISIONS_PREFIX + "{visitor_id}"
 UNMATCHED: Final = "unmatched"
+# Any other method a client makes up is counted as "other": labels must stay a small, fixed set.
+METHODS: Final = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 REQUEST_SECONDS: Final = Histogram(
     "attimo_api_request_seconds", "HTTP request latency of the API, by route template, method and status.",
@@ -91,4 +93,6 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, timed_send)
         finally:
-            _timer(route_label(scope), scope.get("method", ""), status).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            method = scope.get("method", "")
+            _timer(route_label(scope), method if method in METHODS else "other", status).observe(elapsed)
