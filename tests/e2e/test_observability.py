@@ -19,7 +19,9 @@ import redis.asyncio
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
+from state import keys
 from state.process_stats import ProcessStats, read_process_stats
+from state.streams import ENTRY_FIELD
 from tests.e2e.conftest import Stack, attimo_run, wait_for_pid
 from tests.e2e.workflow_stack import workflow_stack
 from tests.helpers import free_port, running_redis, wait_for
@@ -132,6 +134,14 @@ class TestMetrics:
         assert sample(dataflow, "attimo_dataflow_batch_seconds_count", step="read") >= 1
         assert sample(dataflow, "attimo_dataflow_batch_seconds_count", step="write") >= 1
         assert "attimo_dataflow_stream_lag_seconds{shard=" in dataflow
+
+        # An entry no one can read (written past the ingest checks) is quarantined, and counted.
+        client = running.redis.client()
+        client.xadd(keys.event_stream(0), {ENTRY_FIELD: b"{not json"})
+        client.close()
+        wait_for(lambda: sample(scrape(dataflow_url), "attimo_dataflow_quarantined_total", stage="source")
+                 - sample(dataflow_before, "attimo_dataflow_quarantined_total", stage="source") == 1,
+                 20, "the unreadable entry to be counted as quarantined")
         assert "attimo_dispatcher_deliveries_total" in wait_for(lambda: _try(dispatcher_url), 20,
                                                                   "the dispatcher's metrics")
 
