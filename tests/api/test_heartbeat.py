@@ -14,6 +14,7 @@ from api.dashboard.snapshot import live_snapshot
 from api.gateway import serve_gateway
 from api.heartbeat import HeartbeatSender
 from state import keys
+from state.events import Track
 from state.heartbeat import HEARTBEAT_EVENT, read_points
 from state.rates import HEARTBEAT, read_rates
 from state.settings import Settings
@@ -45,8 +46,8 @@ async def heartbeats_in_streams(client: aioredis.Redis) -> list[str]:
     senders = []
     for shard in range(SHARDS):
         for _id, fields in cast("list[Any]", await client.xrange(keys.event_stream(shard))):
-            senders += [e.properties["sender"] for e in decode_entry(fields[b"e"])
-                        if getattr(e, "event", None) == HEARTBEAT_EVENT]
+            senders += [str(e.properties["sender"]) for e in decode_entry(fields[b"e"])
+                        if isinstance(e, Track) and e.event == HEARTBEAT_EVENT]
     return senders
 
 
