@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -166,3 +166,15 @@ class TestSnapshot:
         out, _ = resumed.on_batch(events("/c", "/d"))
         written = [msgspec.json.decode(o.profile_json, type=Profile) for o in out if isinstance(o, ProfileWrite)]
         assert [e.page for e in written[-1].recent_events] == ["/d", "/c", "/b"]
+
+
+class TestLateEvents:
+    """An event that arrives after later ones is listed at its own time."""
+
+    def test_a_late_page_view_is_inserted_where_it_belongs(self) -> None:
+        logic = visitor_logic(ContactConfig(event_log_size=3), ConfigLoader(None), lambda: FIXED_NOW.timestamp())(None)
+        minute = timedelta(minutes=1)
+        logic.on_batch([page_at("late", FIXED_NOW - 3 * minute, "/1"), page_at("late", FIXED_NOW - minute, "/3")])
+        out, _ = logic.on_batch([page_at("late", FIXED_NOW - 2 * minute, "/2")])
+        written = [msgspec.json.decode(o.profile_json, type=Profile) for o in out if isinstance(o, ProfileWrite)]
+        assert [e.page for e in written[-1].recent_events] == ["/3", "/2", "/1"]
