@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 import redis
@@ -25,7 +26,8 @@ def client(redis_server: RedisServer) -> Iterator[TestClient]:
 
 def previews_sent(store: redis.Redis) -> list[bytes]:
     """The preview controls appended to the ingest streams."""
-    entries = [e for shard in range(SHARDS) for e in store.xrange(keys.event_stream(shard))]
+    entries = [e for shard in range(SHARDS)
+               for e in cast("list[tuple[bytes, dict[bytes, bytes]]]", store.xrange(keys.event_stream(shard)))]
     return [fields[PREVIEW_FIELD] for _, fields in entries if PREVIEW_FIELD in fields]
 
 

@@ -27,9 +27,12 @@ WELCOME: dict[str, Any] = {
 }
 PROMO: dict[str, Any] = {
     "name": "Spring promo",
-    "variants": [{"id": "ten-off", "content": {"title": "10 % off"}}, {"id": "free-ship", "content": {"title": "Free shipping"}}],
+    "variants": [{"id": "ten-off", "content": {"title": "10 % off"}},
+                 {"id": "free-ship", "content": {"title": "Free shipping"}}],
     "holdout_percent": 10,
 }
+RULES: list[dict[str, Any]] = [
+    {"id": "pricing", "match": {"event": "page", "where": [{"name": "name", "value": "Pricing"}]}, "points": 10}]
 TREE = {"kind": "any", "of": [{"kind": "trait", "name": "plan", "value": "silver"},
                               {"kind": "trait", "name": "plan", "value": "bronze"}]}
 
@@ -43,6 +46,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         seed(running)
         assert call(running, "PUT", "/v1/admin/workflows/welcome", WELCOME)[0] == 201
         assert call(running, "PUT", "/v1/admin/campaigns/promo", PROMO)[0] == 201
+        assert call(running, "PUT", "/v1/admin/scoring/rules", RULES)[0] == 200
         yield running
 
 
@@ -68,7 +72,8 @@ def log_in(browser: Any, stack: Stack) -> tuple[Any, Any, list[str]]:
 class TestConfigurationPage:
     def test_segment_preview_save_workflow_switch_and_popup_stats(self, stack: Stack, browser: Any) -> None:
         """Type a tree, preview shows 4, save, the list shows 4 members; a bad tree shows the API's 422 message;
-        disable the workflow from the page and the API says disabled; the campaign's arms render as rows."""
+        disable the workflow from the page and the API says disabled; edit a scoring rule's points and the API
+        has them (a wrong type shows the 422); the campaign's arms render as rows."""
         context, page, requested = log_in(browser, stack)
         try:
             # -- segment: preview, then save, then the list's live count
@@ -98,6 +103,16 @@ class TestConfigurationPage:
             page.click(f"{workflow} button.toggle")
             page.wait_for_function("() => document.querySelector(\"[data-workflow='welcome'] .state\")"
                                    ".textContent === 'disabled'")
+            # -- scoring rules: listed, edited as JSON, saved; a refused change shows the API's message
+            page.wait_for_selector("#scoring-list tbody tr")
+            rule_row = page.evaluate("() => [...document.querySelector('#scoring-list tbody tr').children]"
+                                     ".map((td) => td.textContent)")
+            page.fill("#scoring-json", json.dumps([{**RULES[0], "points": 25}]))
+            page.click("#scoring-save")
+            page.wait_for_function("() => document.getElementById('scoring-status').textContent.startsWith('saved')")
+            page.fill("#scoring-json", json.dumps([{**RULES[0], "points": "many"}]))
+            page.click("#scoring-save")
+            page.wait_for_function("() => document.getElementById('scoring-error').textContent.includes('points')")
             # -- popup stats: one row per variant plus the holdout
             page.wait_for_selector("[data-campaign='promo'] tbody tr")
             arms = page.evaluate("() => [...document.querySelectorAll(\"[data-campaign='promo'] tbody tr\")]"
@@ -110,6 +125,8 @@ class TestConfigurationPage:
         assert status == 200 and members["count"] == 4
         assert "422" in bad_message and "nmae" in bad_message
         assert step_rows == 3
+        assert rule_row[:4] == ["pricing", "page", 'name eq "Pricing"', "10"]
+        assert call(stack, "GET", "/v1/admin/scoring/rules")[1][0]["points"] == 25
         status, workflow_now = call(stack, "GET", "/v1/admin/workflows/welcome")
         assert status == 200 and workflow_now["enabled"] is False
         assert [a[0] for a in arms] == ["ten-off", "free-ship", "holdout"], arms

@@ -60,8 +60,8 @@ def seed(stack: Stack) -> None:
     events.append({"type": "page", "anonymousId": VISITOR, "name": "Home", "messageId": "page-anon"})
     ingest(stack, events)
     for contact in [*PLANS, VISITOR]:
-        wait_for(lambda c=contact: stack.get(f"/v1/contacts/{c}", admin=True)[0] == 200, 20,
-                 f"the profile of {contact}")
+        wait_for(lambda c=contact: stack.get(f"/v1/contacts/{c}", admin=True)[0] == 200,  # type: ignore[misc]
+                 20, f"the profile of {contact}")
 
 
 def saved_members(stack: Stack, segment_id: str, when: dict[str, Any]) -> int:
@@ -94,7 +94,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
-TREES = [
+TREES: list[tuple[str, dict[str, Any]]] = [
     ("gold", {"kind": "trait", "name": "plan", "value": "gold"}),
     ("shoe-or-silver", {"kind": "any", "of": [
         {"kind": "trait", "name": "plan", "value": "silver"},
@@ -151,7 +151,7 @@ class TestDataflowStopped:
         with attimo_run(tmp_path, redis_server, CONTACT_SHARDS="4") as running:
             status, body = call(running, "POST", "/v1/admin/segments/preview", {"when": TREES[0][1]})
             assert status == 200 and body["shards"] == 8
-            pid = wait_for(lambda: running.child_pid(r"python.* -m dataflows$"), 10, "the dataflow's pid")
+            pid = int(wait_for(lambda: running.child_pid(r"python.* -m dataflows$"), 10, "the dataflow's pid") or 0)
             # SIGSTOP: the process is alive for the supervisor (no restart) but answers nothing.
             os.kill(pid, signal.SIGSTOP)
             try:
