@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 
 from api import demo_shop, openapi
 from api.dashboard import routes as dashboard_routes
+from api.dashboard import stream as dashboard_stream
 from api.decisions.answer import DecisionService
 from api.decisions.identity import IdentityVerifier
 from api.decisions.reader import DecisionReader
@@ -148,6 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(campaigns.router)
     app.include_router(segment_preview.router)
+    app.include_router(dashboard_stream.router)
     app.include_router(dashboard_routes.router)
     app.include_router(metrics.router)
     openapi.install(app)

@@ -63,7 +63,7 @@ const Attimo = (() => {
       series: [{}, ...labels.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5,
         value: (u, v) => (v === null || v === undefined ? "–" : `${num(v)}${units}`) }))],
       axes: [{ stroke: "#8b97a3", grid: { stroke: "#2a3541" } },
-             { stroke: "#8b97a3", grid: { stroke: "#2a3541" }, values: (u, vals) => vals.map((v) => `${num(v)}${units}`) }],
+             { stroke: "#8b97a3", grid: { stroke: "#2a3541" }, size: 70, values: (u, vals) => vals.map((v) => `${num(v)}${units}`) }],
       scales: { x: { time: true } },
     };
     const plot = new uPlot(opts, data, container);
