@@ -84,6 +84,8 @@ class HeartbeatSender:
         self.pending: dict[int, float] = {}  # seq → sent at (epoch s), until seen or lost
         self.last_id: str | None = None  # the arrivals stream read so far (kept across reconnections)
         self._failing = False
+        # A gateway still starting is not an outage: unsent heartbeats count lost only after this.
+        self._grace_until = clock() + self.lost_after_s
 
     async def run(self) -> None:
         """Beat until cancelled; outages of the gateway or Redis are logged once and count heartbeats lost."""
@@ -117,6 +119,7 @@ class HeartbeatSender:
             if self._failing:
                 log(logger, logging.INFO, "heartbeat sending again")
                 self._failing = False
+            self._grace_until = 0.0  # connected once: from now on a gateway out of reach is an outage
             acks = asyncio.create_task(self._read_replies(ws))
             watch = asyncio.create_task(self._watch())
             try:
@@ -200,7 +203,7 @@ class HeartbeatSender:
         """The heartbeat due now could not be sent: it is lost (pending ones expire as usual)."""
         now = self.clock()
         self.expire(now)
-        if await self.hold_lease():
+        if now >= self._grace_until and await self.hold_lease():
             self.seq += 1
             LOST.inc()
             await record_point(self.client, HeartbeatPoint(self.seq, now, None))

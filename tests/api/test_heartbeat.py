@@ -84,10 +84,13 @@ class TestSender:
             await watch.aclose()
 
     async def test_a_gateway_that_cannot_be_reached_counts_heartbeats_lost(self, redis_server: RedisServer) -> None:
+        """After a grace of the loss timeout (a gateway still starting), each heartbeat not sent is lost."""
         settings = make_settings(redis_server)  # nothing listens on its gateway port
         client = aioredis.Redis.from_url(redis_server.url)
         try:
             async with running(HeartbeatSender(settings, client, client).run()):
+                await asyncio.sleep(0.2)
+                assert await read_points(client, 0) == []  # within the grace
                 for _ in range(100):
                     if len(await read_points(client, 0)) >= 2:
                         break
