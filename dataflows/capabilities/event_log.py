@@ -17,7 +17,10 @@ inserted at its time) and capped at `ContactSettings.event_log_size`, read
 at every change, so lowering the setting shrinks logs as contacts act and 0
 turns the log off (and empties a log at the contact's next event). When a
 visitor logs in, both timelines are interleaved by time and capped. The
-profile's `recent_events` lists them newest first.
+profile's `recent_events` lists them newest first. An operator's changes
+through the admin API (tags, lists, a manual workflow entry) are listed
+too, as types `tags`, `list` and `workflow`: they explain a segment or a
+workflow the contact's own events do not.
 """
 
 from __future__ import annotations
@@ -34,7 +37,18 @@ from dataflows.capabilities.base import Capability, Context
 from dataflows.capabilities.visit import page_url
 from state import events as ev
 from state.decisions import POPUP_CLICKED, POPUP_CLOSED, POPUP_SHOWN
-from state.events import Event, Identify, Page, Screen, Track, product_of
+from state.events import (
+    Event,
+    Identify,
+    InternalEvent,
+    ListChanged,
+    Page,
+    Screen,
+    TagsChanged,
+    Track,
+    WorkflowEntry,
+    product_of,
+)
 from state.profile import RecentEvent
 
 if TYPE_CHECKING:
@@ -133,6 +147,19 @@ def entry_of(event: Event, at: float) -> LoggedEvent:
     return LoggedEvent(at, kind)
 
 
+def admin_entry_of(event: InternalEvent) -> LoggedEvent | None:
+    """An operator's change as an entry (`tags`: "+vip -old"; `list`: "+news" / "-news"; `workflow`: its id)."""
+    at = event.timestamp.timestamp() if event.timestamp is not None else 0.0
+    if isinstance(event, TagsChanged):
+        name = " ".join([*(f"+{t}" for t in event.add), *(f"-{t}" for t in event.remove)])
+        return LoggedEvent(at, "tags", name[:MAX_TEXT])
+    if isinstance(event, ListChanged):
+        return LoggedEvent(at, "list", f"{'+' if event.member else '-'}{event.list_id}"[:MAX_TEXT])
+    if isinstance(event, WorkflowEntry):
+        return LoggedEvent(at, "workflow", event.workflow[:MAX_TEXT])
+    return None
+
+
 def log_event(log: EventLog, entry: LoggedEvent, size: int) -> None:
     """Keep `entry` among the last `size` (in time order; a late one is inserted where it belongs)."""
     entries = log.entries
@@ -168,6 +195,12 @@ class EventLogCapability(Capability[EventLog]):
             log_event(part, entry_of(event, ctx.at), size)
         elif part.entries:
             part.entries.clear()
+
+    def admin(self, part: EventLog, event: InternalEvent, ctx: Context) -> None:
+        size = ctx.settings.event_log_size
+        entry = admin_entry_of(event) if size > 0 else None
+        if entry is not None:
+            log_event(part, entry, size)
 
     def merge(self, into: EventLog, other: EventLog, ctx: Context) -> None:
         merge_logs(into, other, ctx.settings.event_log_size)

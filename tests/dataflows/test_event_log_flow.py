@@ -16,7 +16,7 @@ from dataflows.io.outputs import ProfileWrite
 from dataflows.rules.live_config import ConfigLoader
 from dataflows.shard.stages import ContactConfig, visitor_logic
 from state import keys
-from state.events import Event, Identify, Page, Track
+from state.events import Event, Identify, ListChanged, Page, TagsChanged, Track
 from state.profile import Profile
 from tests.dataflows.live import SHARDS, ago, live_page, profile, send
 from tests.factories import FIXED_NOW
@@ -178,3 +178,22 @@ class TestLateEvents:
         out, _ = logic.on_batch([page_at("late", FIXED_NOW - 2 * minute, "/2")])
         written = [msgspec.json.decode(o.profile_json, type=Profile) for o in out if isinstance(o, ProfileWrite)]
         assert [e.page for e in written[-1].recent_events] == ["/3", "/2", "/1"]
+
+
+class TestAdminChanges:
+    """An operator's tag, list and workflow changes are listed among the contact's events."""
+
+    def test_tags_and_lists_set_through_the_admin_api_are_listed(self) -> None:
+        logic = visitor_logic(ContactConfig(event_log_size=5), ConfigLoader(None), lambda: FIXED_NOW.timestamp())(None)
+        minute = timedelta(minutes=1)
+
+        tagged, listed = FIXED_NOW - 2 * minute, FIXED_NOW - minute
+        out, _ = logic.on_batch([
+            page_at("admin-ed", FIXED_NOW - 3 * minute, "/home"),
+            TagsChanged(message_id="t1", anonymous_id="admin-ed", timestamp=tagged, received_at=tagged,
+                        add=["vip"], remove=["trial"]),
+            ListChanged(message_id="l1", anonymous_id="admin-ed", timestamp=listed, received_at=listed,
+                        list_id="newsletter")])
+        written = [msgspec.json.decode(o.profile_json, type=Profile) for o in out if isinstance(o, ProfileWrite)]
+        assert [(e.type, e.name or e.page) for e in written[-1].recent_events] == [
+            ("list", "+newsletter"), ("tags", "+vip -trial"), ("page", "/home")]
