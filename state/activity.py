@@ -8,7 +8,8 @@
   back as the contact.
 - `keys.population()`: each contact shard's size per stage, written as an
   absolute number when it changed (replays rewrite the same value):
-  `visitors:<shard>` anonymous visitors, `contacts:<shard>` known contacts.
+  `visitors:<shard>:contacts` anonymous visitors, `contacts:<shard>:contacts`
+  known contacts (the `<stage>:<shard>:<counter>` fields of every tally hash).
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def shop(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator[redis
     c.zadd(keys.dead_letters(), {"x1": 1.0, "x2": 2.0})
     now = time.time()
     c.zadd(keys.active_contacts(), {"u1": now - 10, "a3": now - 100, "old": now - 1000})
-    c.hset(keys.population(), mapping={"contacts:1": 2, "contacts:7": 1, "visitors:4": 5})
+    c.hset(keys.population(), mapping={"contacts:1:contacts": 2, "contacts:7:contacts": 1, "visitors:4:contacts": 5})
     with c.pipeline() as pipe:
         queue_counts(pipe, {"gateway": 7, "http": 3, "processed": 10, "heartbeat": 1}, now - 2)
         queue_counts(pipe, {"gateway": 1}, now - 30)
