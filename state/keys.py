@@ -228,7 +228,7 @@ def active_contacts() -> str:
 
 
 def population() -> str:
-    """Hash `<stage>:<shard>:contacts` → contacts that contact shard holds now (visitors: anonymous; contacts: known)."""
+    """Hash `<stage>:<shard>:contacts` → contacts a contact shard holds now (visitors: anonymous; contacts: known)."""
     return f"{PREFIX}:population"
 
 

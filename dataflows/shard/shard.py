@@ -306,7 +306,7 @@ class ContactShard:
         size = self.book.committed_count()
         if size != self._population and self.shard:  # the dashboard's contact counts: only when it changed
             self._population = size
-            out.append(TallyWrite(keys.population(), f"{label}:contacts", size))  # `<stage>:<shard>:<counter>`, as tallies
+            out.append(TallyWrite(keys.population(), f"{label}:contacts", size))  # a tally field's shape
         return out
 
     # ---- configuration and time ----------------------------------------------------

@@ -36,7 +36,8 @@ class TestHeartbeat:
         assert sorted(o.contact_id for o in out if isinstance(o, ProfileWrite)) == ["a1", "a2"]
         assert [o.ids for o in out if isinstance(o, ContactsSeen)] == [("a1", "a2")]
         sizes = [o for o in out if isinstance(o, TallyWrite) and o.key == keys.population()]
-        assert len(sizes) == 1 and sizes[0].value == 2 and sizes[0].field.startswith("visitors:") and sizes[0].field.endswith(":contacts")
+        assert len(sizes) == 1 and sizes[0].value == 2
+        assert sizes[0].field.startswith("visitors:") and sizes[0].field.endswith(":contacts")
 
     def test_an_id_with_the_reserved_prefix_but_no_heartbeat_is_a_visitor(self) -> None:
         """Only a well-formed heartbeat is skipped: other events keep every effect."""
