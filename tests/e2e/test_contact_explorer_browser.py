@@ -11,7 +11,10 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import redis as redis_lib
 
+from state import keys
+from state.profile import ActionLogEntry, Profile, WorkflowPosition, encode_profile
 from tests.e2e.conftest import Stack, attimo_run
 from tests.e2e.test_popups_browser import call
 from tests.helpers import running_redis, wait_for
@@ -142,3 +145,34 @@ class TestContactExplorer:
         finally:
             context.close()
         assert not [url for url in requested if stack.admin_token in url]
+
+    def test_workflows_popups_memberships_and_actions_are_shown(self, stack: Stack, browser: Any) -> None:
+        """A profile as the dataflow writes it (seeded in Redis: a contact the dataflow does not hold, so
+        nothing rewrites it) shows its workflow step and next due time, popups seen, memberships, actions."""
+        now = datetime.now(UTC).timestamp()
+        seeded = Profile(
+            contact_id="seeded-1", user_id="seeded-1", email="seed@example.com", score=12.0, temperature="warm",
+            stage="decision", segments=["cart-abandoners"], tags=["vip"], lists=["newsletter"],
+            workflows=[WorkflowPosition(workflow="abandoned-cart", version=2, step="wait-1h", entered_at=now - 60,
+                                        due_at=now + 3540)],
+            actions=[ActionLogEntry(at=now - 30, workflow="welcome", step="send-mail", outcome="held",
+                                    reason="email frequency cap")],
+            extensions={"popups": {"spring-sale": {"arm": "a", "impressions": 2, "shown_at": now - 20,
+                                                   "closed_at": now - 10}}})
+        client = redis_lib.Redis(port=stack.redis.port)
+        client.set(keys.contact_profile("seeded-1"), encode_profile(seeded))
+        client.close()
+        context, page, _ = log_in(browser, stack)
+        try:
+            page.goto(f"{stack.api_url}/dashboard/contacts#seeded-1")
+            page.wait_for_function("() => document.querySelectorAll('#workflows tbody tr').length === 1")
+            workflow = page.inner_text("#workflows tbody tr")
+            assert "abandoned-cart" in workflow and "wait-1h" in workflow and "in 59 min" in workflow
+            popup = page.inner_text("#popups tbody tr")
+            assert "spring-sale" in popup and "2" in popup and "s ago" in popup
+            assert "email frequency cap" in page.inner_text("#actions")
+            memberships = page.inner_text("#memberships")
+            assert "cart-abandoners" in memberships and "vip" in memberships and "newsletter" in memberships
+            assert "decision" in page.inner_text("#summary") and "warm" in page.inner_text("#summary")
+        finally:
+            context.close()
