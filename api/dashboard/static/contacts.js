@@ -132,6 +132,7 @@
       chart = Attimo.lineChart(container, ["score"], { keep: MAX_POINTS });
     }
     chart.plot.setData([xs, xs.map((t) => history.get(t))]);
+    if (xs.length === 1) chart.plot.setScale("x", { min: xs[0] - 60, max: xs[0] + 60 });  // not a span of years
   }
 
   function show(p, decisions) {
