@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from dataflows.capabilities.view import StateView
 
 HISTORY_CAP: Final = 50
+RENDERED_HISTORY: Final = 30
+"""Score points the profile shows (the contact explorer's chart); the state keeps `HISTORY_CAP`."""
 # More pending deadlines than this means a flood (thousands of e-mails with
 # distinct ids); new ones are then not started rather than growing state.
 MAX_PENDING: Final = 256
@@ -245,7 +247,10 @@ def merge_scores(into: ScoreState, other: ScoreState, now: float, live: LiveConf
     `as_of` is exactly that, decay being linear); once-rules that fired on
     either side stay fired; at-most match times combine (the latest
     `max_times` are kept); pending deadlines are kept, the later one when
-    both wait for the same rule and correlation.
+    both wait for the same rule and correlation. A contact with no score
+    history takes the other's, so a visitor signing in as a new user keeps
+    their chart; two histories are not interleaved (each point is one
+    contact's score, not the sum).
     """
     for group, (value, as_of) in other.groups.items():
         _add_points(into, group, value, as_of, live.scoring.half_life(group))
@@ -258,6 +263,8 @@ def merge_scores(into: ScoreState, other: ScoreState, now: float, live: LiveConf
         into.capped[rule_id] = combined[-limit:] if limit > 0 else []
     for due, rule_id, correlation in other.pending:
         _start(into, due, rule_id, correlation)
+    if not into.history:  # a visitor signing in as a new user: the chart keeps the visitor's past
+        into.history.extend(other.history)
     if other.groups:
         _record(into, now, live)
 
@@ -333,4 +340,4 @@ class ScoringCapability(Capability[ScoreState]):
 
     def render(self, part: ScoreState, view: StateView) -> Mapping[str, Any]:
         return {"score": round(view.score(), 3), "temperature": view.temperature(),
-                "score_history": score_history(part)[-5:]}
+                "score_history": score_history(part)[-RENDERED_HISTORY:]}

@@ -15,10 +15,11 @@ ignores copies met after the preview expired (a replay after a crash).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dataflows.capabilities.view import StateView
+from dataflows.io.outputs import PreviewCount
+from dataflows.io.outputs import ShardPreview as ShardPreview
 from dataflows.rules.conditions import evaluate_condition
 from state.config import Condition
 from state.segment_preview import PreviewAnswer, PreviewControl, shard_field
@@ -27,23 +28,6 @@ if TYPE_CHECKING:
     from dataflows.shard.shard import ContactShard
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ShardPreview:
-    """A preview control addressed to one contact shard (the visitor stage passes it on to the contact stage)."""
-
-    control: PreviewControl
-    shard: str
-
-
-@dataclass(frozen=True, slots=True)
-class PreviewCount:
-    """Output: a shard's answer, for the sink to write under `field` of the preview's hash."""
-
-    preview_id: str
-    field: str
-    answer: PreviewAnswer
 
 
 class Previews:
@@ -84,10 +68,7 @@ def count_matching(shard: ContactShard, when: Condition, now: float) -> PreviewA
     return PreviewAnswer(matching, evaluated, failed)
 
 
-def answer_preview(shard: ContactShard, previews: Previews, item: ShardPreview,
-                   now: float) -> list[PreviewCount]:
-    """The shard's answer to `item`, or nothing for a copy already answered or expired."""
-    if not previews.first_live_copy(item.control, now):
-        return []
+def answer_preview(shard: ContactShard, item: ShardPreview, now: float) -> PreviewCount:
+    """The shard's answer to `item` (the caller checked `Previews.first_live_copy`)."""
     answer = count_matching(shard, item.control.when, now)
-    return [PreviewCount(item.control.id, shard_field(shard.stage, item.shard), answer)]
+    return PreviewCount(item.control.id, shard_field(shard.stage, item.shard), answer)

@@ -336,6 +336,15 @@ class TestMerge:
         merge_scores(known, anonymous, T0 + 2 * DAY, cfg)
         assert current_score(known, T0 + 2 * DAY, cfg) == pytest.approx(12.5, abs=1e-9)
         assert score_history(known)[-1] == (T0 + 2 * DAY, 12.5)
+        assert score_history(known)[0] == (T0 + DAY, 20.0)  # its own past, not the other's
+
+    def test_a_new_contact_keeps_the_visitors_score_chart(self) -> None:
+        """A visitor signing in as a user with no score yet: the chart starts with the visitor's points."""
+        cfg = config([ScoringRule("x", EventMatch("X"), 10)], half_life=0)
+        anonymous = feed(ScoreState(), cfg, at(0, "X"), at(60, "X"))
+        known = ScoreState()
+        merge_scores(known, anonymous, T0 + 120, cfg)
+        assert score_history(known) == [(T0, 10.0), (T0 + 60, 20.0), (T0 + 120, 20.0)]
 
     def test_once_rules_stay_once(self) -> None:
         """A once-rule that fired on either side does not fire again after the merge."""
