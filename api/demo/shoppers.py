@@ -39,6 +39,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from api.demo.campaigns import install_or_warn as install_demo_campaigns
 from api.demo.catalog_load import load_or_warn as load_demo_catalog
 from api.demo.model import ShopperModel, Visitor, encode, iso
+from api.demo.segments import install_or_warn as install_demo_segments
 from api.demo.status import REFRESH_S, DemoStatus, summary
 from api.errors import CLOSE_ORIGIN_NOT_ALLOWED, CLOSE_UNKNOWN_WRITE_KEY, ApiError
 from state.settings import Settings
@@ -203,6 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-pause", type=float, default=6.0, help="… and at most")
     parser.add_argument("--no-campaigns", action="store_true",
                         help="leave the demo shop's popup campaigns alone (default: (re)install them first)")
+    parser.add_argument("--no-segments", action="store_true",
+                        help="leave the segments alone (default: (re)install the demo segments first)")
     parser.add_argument("--no-catalog", action="store_true",
                         help="leave the catalog alone (default: load the demo shop's products through the API)")
     args = parser.parse_args(argv)
@@ -212,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
                                      "api": settings.api_url})
     if not args.no_campaigns:
         install_demo_campaigns(settings.api_url, settings.admin_token)
+    if not args.no_segments:
+        install_demo_segments(settings.api_url, settings.admin_token)
     if not args.no_catalog:
         load_demo_catalog(settings.api_url, settings.admin_token)
     stats: Stats = {"events": 0, "server_events": 0, "server_errors": 0, "decisions": 0}
