@@ -1,13 +1,17 @@
-"""`python -m benchmarks.explorer [--short|--full]` — what the contact explorer's event log costs the dataflow.
+"""`python -m benchmarks.explorer [--short|--full]` — what the operators' dashboard costs the dataflow.
 
-The event log (`dataflows/capabilities/event_log.py`) is work per event: an
-entry built and appended for every event of every contact, kept in its
-snapshot, and rendered into its profile at every change. This measures it
-on one backlog — the live-state benchmark's week of shop traffic
+Two parts of the dashboard are work in the dataflow: the contact explorer's
+event log (`dataflows/capabilities/event_log.py`: an entry built and
+appended for every event of every contact, kept in its snapshot, rendered
+into its profile at every change) and the active-visitor set (each stage
+tells the sink which contacts had events, one `ContactsSeen` per batch; the
+sink writes them with one ZADD per batch). This measures both together on
+one backlog — the live-state benchmark's week of shop traffic
 (`livestate.build_backlog`), validated and encoded once as the gateway
 appends it — drained by the real dataflow process (1 worker, recovery on,
-default configuration) with `ATTIMO_EVENT_LOG_SIZE=0` (*off*) and with the
-default 30 (*on*), alternating (off, on, on, off …, `ab_drains`) so a drift
+default configuration) with `ATTIMO_EVENT_LOG_SIZE=0` and
+`ATTIMO_ACTIVE_WINDOW_S=0` (*off*) and with the defaults 30 and 300 s (*on*),
+alternating (off, on, on, off …, `ab_drains`) so a drift
 in the machine's load touches both alike. The figure is the ratio of the
 median rates; per CPU-second too, since on a shared machine the wall-clock
 rate also measures the CPU share the dataflow got.
@@ -19,7 +23,10 @@ disk (where each contact's snapshot, its log included, is kept).
 Correct, per drain: every contact's counters equal the generator's tally,
 nothing was quarantined; *on*: every sampled contact's profile lists its
 recent events, at most 30, newest first, and as many as its events when it
-had fewer; *off*: no profile lists any.
+had fewer, and every contact is in the active set; *off*: no profile lists
+any and the active set is empty. (What the dashboard costs elsewhere — the
+per-second rate counters in the source's existing progress write, the
+heartbeat's one event a second — is in both.)
 
 Results go to `benchmarks/results/explorer-<date>.json` and the
 `## explorer run` section of `RESULTS.md` (the other sections stay).
@@ -51,7 +58,8 @@ from state.profile import decode_profile
 
 NAME: Final = "explorer"
 CONFIGS: Final = ("off", "on")
-LOG_SIZE: Final = {"off": 0, "on": 30}
+SETTINGS: Final = {"off": {"ATTIMO_EVENT_LOG_SIZE": "0", "ATTIMO_ACTIVE_WINDOW_S": "0"},
+                   "on": {"ATTIMO_EVENT_LOG_SIZE": "30", "ATTIMO_ACTIVE_WINDOW_S": "300"}}
 SAMPLE: Final = 500
 TARGET_RATIO: Final = 0.9
 
@@ -74,17 +82,18 @@ MODES: Final = {
 
 
 @contextmanager
-def event_log_size(size: int) -> Iterator[None]:
-    """The stack's processes inherit this process's environment: set the size there for one drain."""
-    before = os.environ.get("ATTIMO_EVENT_LOG_SIZE")
-    os.environ["ATTIMO_EVENT_LOG_SIZE"] = str(size)
+def environment(settings: dict[str, str]) -> Iterator[None]:
+    """The stack's processes inherit this process's environment: set `settings` there for one drain."""
+    before = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("ATTIMO_EVENT_LOG_SIZE", None)
-        else:
-            os.environ["ATTIMO_EVENT_LOG_SIZE"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def log_check(client: redis.Redis, work: LiveBacklog, size: int) -> dict[str, Any]:
@@ -115,20 +124,24 @@ def _bytes_under(directory: Path) -> int:
 
 
 def drain(directory: Path, work: LiveBacklog, which: str) -> dict[str, Any]:
-    """One drain of the backlog with the event log off or on, and its checks."""
-    size = LOG_SIZE[which]
-    with Stack(directory) as stack, event_log_size(size):
+    """One drain of the backlog with the dashboard's dataflow work off or on, and its checks."""
+    size = int(SETTINGS[which]["ATTIMO_EVENT_LOG_SIZE"])
+    with Stack(directory) as stack, environment(SETTINGS[which]):
         stack.start_redis()
         client = stack.client()
         preload(client, work)
-        row = timed_drain(stack, client, f"event log {which}", work.events, work.sentinels, work.tally,
+        row = timed_drain(stack, client, f"dashboard work {which}", work.events, work.sentinels, work.tally,
                           time_limit_s=max(90.0, work.events / 2_000))
         row["event_log"] = which
         row["event_log_size"] = size
         row["log"] = log_check(client, work, size)
+        active = int(client.zcard(keys.active_contacts()))
+        row["active_contacts"] = active
+        active_right = active == (len(work.tally.counts) if which == "on" else 0)
         row["recovery_bytes"] = _bytes_under(directory / "data")
         quarantined = int(client.zcard(keys.quarantine_index()))
-        row["check"]["correct"] = row["check"]["correct"] and row["log"]["correct"] and not quarantined
+        row["check"]["correct"] = (row["check"]["correct"] and row["log"]["correct"] and active_right
+                                   and not quarantined)
         stack.check_alive()
         return row
 
@@ -141,7 +154,7 @@ def measure(mode: Mode, workdir: Path) -> dict[str, Any]:
     work = build_backlog(mode.seed, mode.visitors)
 
     def one(n: int, which: str) -> dict[str, Any]:
-        note(f"explorer: drain {n + 1}/{2 * mode.repeats}, {work.events:,} events, event log {which} …")
+        note(f"explorer: drain {n + 1}/{2 * mode.repeats}, {work.events:,} events, dashboard work {which} …")
         return drain(workdir / f"drain-{n}", work, which)
 
     runs = drain_alternately(CONFIGS, mode.repeats, one)
@@ -189,21 +202,22 @@ def render_explorer(doc: dict[str, Any]) -> str:
         f"start, {_load(f.get('loadavg'))} at the end",
         f"- command: `{doc['command']}`; duration {fmt(f['duration_s'])} s",
         f"- backlog: {fmt(f['events'])} events from {fmt(f['visitors'])} visitors, {fmt(f['contacts'])} contacts; "
-        "default configuration; the contact explorer's event log off (`ATTIMO_EVENT_LOG_SIZE=0`) and on (30)",
+        "default configuration; *off*: the explorer's event log and the active-visitor set off "
+        "(`ATTIMO_EVENT_LOG_SIZE=0`, `ATTIMO_ACTIVE_WINDOW_S=0`), *on*: the defaults (30 events, 300 s)",
         f"- **correct: {str(doc['correct']).lower()}**",
-        f"- dataflow throughput per CPU-second, event log on / off: **{fmt(cpu_based)}×** (goal ≥ "
+        f"- dataflow throughput per CPU-second, dashboard work on / off: **{fmt(cpu_based)}×** (goal ≥ "
         f"{TARGET_RATIO}×: {'met' if cpu_based >= TARGET_RATIO else '**missed**'}); wall-clock events/s "
         f"{fmt(f['throughput_ratio'])}× (the CPU the rest of the machine left it varied between drains)",
         f"- mean profile in Redis: {fmt(size['off'])} B off, {fmt(size['on'])} B on; recovery store on disk "
         f"after the drain (the snapshots of its epochs, every 10 s): {fmt(recovery['off'] / 2**20)} MiB off, "
         f"{fmt(recovery['on'] / 2**20)} MiB on\n",
-        "| drain | event log | events/s | dataflow CPU s / M events | mean profile B | correct |",
-        "|---|---|---|---|---|---|",
+        "| drain | dashboard work | events/s | dataflow CPU s / M events | mean profile B | active set | correct |",
+        "|---|---|---|---|---|---|---|",
     ]
     for n, run in enumerate(f["runs"], 1):
         lines.append(f"| {n} | {run['event_log']} | {fmt(run['events_per_s'])} | "
                      f"{fmt(run['cpu_s_per_m_events'])} | {fmt(run['log']['profile_bytes_mean'])} | "
-                     f"{str(run['check']['correct']).lower()} |")
+                     f"{fmt(run.get('active_contacts', 0))} | {str(run['check']['correct']).lower()} |")
     return "\n".join(lines) + "\n"
 
 
@@ -222,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         figures = measure(mode, args.workdir or Path(tmp))
     path = report.write(figures, NAME, f"python -m benchmarks.explorer --{mode.name}", args.out)
     correct = report.all_correct(figures)
-    note(f"wrote {path}; correct: {str(correct).lower()}; event log on / off: {figures['throughput_ratio']}× "
+    note(f"wrote {path}; correct: {str(correct).lower()}; dashboard work on / off: {figures['throughput_ratio']}× "
          f"events/s, {figures['cpu_throughput_ratio']}× per CPU-second")
     return 0 if correct else 1
 

@@ -19,6 +19,7 @@ from dataflows.io.redis_sink import RedisSinkConfig
 from dataflows.io.redis_source import StreamSourceConfig
 from dataflows.recommendations.capability import configured
 from dataflows.recommendations.settings import RecsSettings, recs_settings_from
+from dataflows.recovery_scrub import RecoveryScrubber
 from dataflows.shard.contact import Registry
 from dataflows.shard.dedup import DedupWindow
 from dataflows.shard.stages import DEFAULT_REGISTRY, ContactConfig
@@ -54,14 +55,14 @@ def configs_from(settings: Settings) -> tuple[StreamSourceConfig, ContactConfig,
                            quarantine_retention_s=settings.quarantine_retention_s,
                            redis_timeout_s=settings.redis_timeout_s),
         ContactConfig(contact_shards=settings.contact_shards, cart_idle_s=settings.cart_idle_s,
-                      event_log_size=settings.event_log_size,
+                      event_log_size=settings.event_log_size, track_activity=settings.active_window_s > 0,
                       hot_contacts_per_shard=max(8, settings.hot_contacts // settings.contact_shards),
                       dedup=DedupWindow(settings.dedup_window_s, settings.dedup_max_ids),
                       registry=Registry(configured(DEFAULT_REGISTRY.capabilities, recs))),
         RedisSinkConfig(redis_url=settings.redis_url, quarantine_max=settings.quarantine_max,
                         quarantine_retention_s=settings.quarantine_retention_s,
                         redis_timeout_s=settings.redis_timeout_s, outbox_shards=settings.outbox_shards,
-                        active_window_s=settings.active_window_s),
+                        active_window_s=settings.active_window_s, stream_shards=settings.stream_shards),
         recs,
     )
 
@@ -76,6 +77,9 @@ def run_dataflow(
         directory = recovery_dir(settings)
         ensure_recovery_dir(directory)
         recovery = RecoveryConfig(directory, backup_interval=timedelta(seconds=settings.backup_interval_s))
+        # After an erase, old snapshots' bytes are vacuumed out of the store (`recovery_scrub`).
+        RecoveryScrubber(settings.redis_url, directory,
+                         2 * settings.snapshot_interval_s + settings.backup_interval_s + 1.0).start()
     log.info("dataflow starting", extra={"workers": settings.workers, "recovery": settings.recovery})
     cli_main(flow, workers_per_process=settings.workers, process_id=process_id, addresses=addresses,
              epoch_interval=timedelta(seconds=settings.snapshot_interval_s), recovery_config=recovery)

@@ -75,6 +75,23 @@ class Settings(BaseSettings):
     write_key_cache_max: int = 10_000
     # A gateway socket is learnt under at most this many visitor ids (for decision pushes).
     gateway_max_ids_per_socket: int = 16
+    # Rate limits (`api.rate_limits`, per process; 0 = off), counted per frame / request. Ingest: events
+    # per second and burst per write key (a busy shop's whole traffic) and per client IP (a NAT shares
+    # one IP among many browsers; the tracker itself sends at most 10/s). Decisions reads: requests per
+    # IP. A websocket sending `rate_limit_ws_strikes` frames in a row over its limit is closed (4429).
+    # `trusted_proxies`: comma-separated addresses / CIDRs whose X-Forwarded-For names the client.
+    rate_limit_key_per_s: float = Field(default=2000.0, ge=0)
+    rate_limit_key_burst: float = Field(default=10_000.0, ge=0)
+    rate_limit_ip_per_s: float = Field(default=200.0, ge=0)
+    rate_limit_ip_burst: float = Field(default=1000.0, ge=0)
+    rate_limit_reads_per_s: float = Field(default=50.0, ge=0)
+    rate_limit_reads_burst: float = Field(default=200.0, ge=0)
+    rate_limit_max_clients: int = Field(default=100_000, ge=1)
+    rate_limit_ws_strikes: int = Field(default=3, ge=1)
+    trusted_proxies: str = ""
+    # Events from known bots (`api.bots`: the user agent of a browser connection or of the event's
+    # context) are acked and dropped at ingest, never reaching the dataflow; true keeps them.
+    accept_bots: bool = False
 
     # Dataflow
     data_dir: Path = Path("var")
@@ -96,6 +113,12 @@ class Settings(BaseSettings):
     # What a dataflow step could not take is kept this long, at most this many.
     quarantine_max: int = 100_000
     quarantine_retention_s: float = 30 * 86_400.0
+    # Privacy (README "Privacy: erase, export, retention"). Raw events older than this are trimmed from
+    # the ingest streams (never ahead of what the dataflow has snapshotted); None: only that rule.
+    event_retention_s: float | None = Field(default=None, gt=0)
+    # At ingest: `context.ip` loses its last IPv4 octet / last 80 IPv6 bits; `context.userAgent` is dropped.
+    anonymize_ip: bool = False
+    keep_user_agent: bool = True
 
     # Delivery of workflow actions (`attimo dispatcher`). Actions wait in `outbox_shards` streams
     # sharded by contact (fixed for a deployment, like `stream_shards`); each shard is delivered
@@ -150,6 +173,16 @@ class Settings(BaseSettings):
     # secret is rotated by adding the new one, moving the back end to it, then removing the old.
     # Empty: no user's decisions are served (anonymous visitors' still are).
     identity_secrets: str = ""
+    # Verified identity at ingest (README "Keys, tokens and verified identity"): a browser event's
+    # userId is believed only with `context.userHash` (the signature above, or its site's), or
+    # when the write key trusts browser identity. This is the default for keys that do not say;
+    # the dev key ATTIMO_WRITE_KEY says `write_key_trusts_identity` (on: local runs, the demo shop
+    # and the tests identify without signatures; sites made through the admin API are strict).
+    trust_browser_identity: bool = False
+    write_key_trusts_identity: bool = True
+    # A rotated write key keeps working this long, so pages and back ends can move to the new one.
+    key_rotation_grace_s: float = Field(default=86_400.0, ge=0)
+
     # Each API / gateway process keeps the products' documents (neighbours, trending) it read for
     # this long, at most this many, so a decisions read moves only the contact's own document:
     # recommendations a process answers may be this much older than Redis's (0: read every time).
@@ -179,12 +212,13 @@ class Settings(BaseSettings):
     # through the gateway every `heartbeat_interval_s` (0 = off) and times it until the dataflow has
     # processed it; one not seen within `heartbeat_lost_after_s` counts as lost. The dashboard shows a
     # banner while the dataflow lags more than `alert_lag_s` or the heartbeat's p99 over the last
-    # minute passes `alert_latency_p99_s`; visitors count as active for `active_window_s` after an event.
+    # minute passes `alert_latency_p99_s`; visitors count as active for `active_window_s` after an event
+    # (0: the dataflow keeps no active set — the dashboard then shows none; what the benchmarks' "off" uses).
     heartbeat_interval_s: float = Field(default=1.0, ge=0)
     heartbeat_lost_after_s: float = Field(default=10.0, gt=0)
     alert_lag_s: float = Field(default=5.0, gt=0)
     alert_latency_p99_s: float = Field(default=2.0, gt=0)
-    active_window_s: float = Field(default=300.0, gt=0)
+    active_window_s: float = Field(default=300.0, ge=0)
 
     # RFM quintile edges are recomputed from up to this many profiles this often (0 = never).
     rfm_refresh_s: float = 3600.0

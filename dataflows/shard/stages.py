@@ -39,11 +39,13 @@ from dataflows.io.outputs import (
     ProfileDelete,
     Routed,
     ShardControl,
+    ShardErase,
 )
 from dataflows.rules.live_config import ConfigLoader
 from dataflows.shard.contact import Registry
 from dataflows.shard.dedup import DedupWindow
 from dataflows.shard.emitter import retire
+from dataflows.shard.erase import apply_erase, blocked, event_ids
 from dataflows.shard.identity import device_id, known_user
 from dataflows.shard.preview import Previews, ShardPreview, answer_preview
 from dataflows.shard.shard import ContactShard, ShardSettings
@@ -61,6 +63,8 @@ class ContactConfig:
     contact_shards: int = 256
     cart_idle_s: float = 30 * 60
     event_log_size: int = 30
+    # Tell the sink which contacts had events (the dashboard's active visitors); off when its window is 0.
+    track_activity: bool = True
     # Contacts kept decoded per shard; the rest stay msgpack-encoded (memory).
     hot_contacts_per_shard: int = 64
     dedup: DedupWindow = field(default_factory=DedupWindow)
@@ -82,9 +86,9 @@ def shard_key(contact_id: str, shards: int) -> str:
     return str(shard_of(contact_id, shards))
 
 
-VisitorItem = StreamEvent | ShardControl | ShardPreview
-ContactItem = Routed | Handoff | ShardControl | ShardPreview
-VisitorOutput = Output | Routed | Handoff | ShardControl | ShardPreview
+VisitorItem = StreamEvent | ShardControl | ShardPreview | ShardErase
+ContactItem = Routed | Handoff | ShardControl | ShardPreview | ShardErase
+VisitorOutput = Output | Routed | Handoff | ShardControl | ShardPreview | ShardErase
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -93,9 +97,10 @@ Out = TypeVar("Out")
 class _StageLogic(StatefulBatchLogic[In, Out, bytes], Generic[In, Out]):
     """What Bytewax calls on either stage besides `on_batch`: timers and snapshots."""
 
-    def __init__(self, shard: ContactShard, contact_shards: int) -> None:
+    def __init__(self, shard: ContactShard, contact_shards: int, track_activity: bool) -> None:
         self.s = shard
         self.contact_shards = contact_shards
+        self.track_activity = track_activity
         self.previews = Previews()
 
     def on_notify(self) -> tuple[Iterable[Out], bool]:
@@ -128,6 +133,14 @@ class _StageLogic(StatefulBatchLogic[In, Out, bytes], Generic[In, Out]):
         self.s.settle()
         return out + self.s.switch_config(control, now)
 
+    def _erase(self, item: ShardErase, touched: dict[str, None], now: float) -> list[Output]:
+        """Finish the contacts changed so far (their events came first), then forget the erased ones."""
+        out = self.s.emit(touched, now)
+        touched.clear()
+        self.s.settle()
+        self.s.shard = item.shard
+        return out + apply_erase(self.s, item.control, self.s.stage)
+
 
 class _VisitorShardLogic(_StageLogic[VisitorItem, VisitorOutput]):
     """Anonymous visitors of one shard; resolves identity and forwards known contacts' events."""
@@ -144,11 +157,18 @@ class _VisitorShardLogic(_StageLogic[VisitorItem, VisitorOutput]):
                     out += answered
                     out.append(item)
                 continue
+            if isinstance(item, ShardErase):
+                out += self._erase(item, touched, now)
+                out.append(item)  # on to the contact shard of the same number
+                continue
             if isinstance(item, ShardControl):
                 before = s.version
                 out += self._switch(item, touched, now)
                 if s.version != before:  # tell the contact shard of the same number, in order with what follows
                     out.append(item)
+                continue
+            if s.tombstones and blocked(s.tombstones, event_ids(item)):
+                s.ctx.count("erased_events_dropped")  # an erased contact's later event: touches no state
                 continue
             anonymous_id = device_id(item)
             user_id = known_user(item)
@@ -160,16 +180,19 @@ class _VisitorShardLogic(_StageLogic[VisitorItem, VisitorOutput]):
                         continue
                 owner = s.links.get(anonymous_id)
                 if owner is not None:
+                    s.use_link(anonymous_id, now)
                     out.append(Routed(owner, item, s.version))
                 elif s.change(anonymous_id, item, now):
                     touched[anonymous_id] = None
                 continue
             if user_id is None:
                 continue  # validation guarantees an id; a blocked user id alone identifies nobody
-            if anonymous_id is not None and s.links.get(anonymous_id) != user_id:
-                out += self._identify(anonymous_id, user_id, touched, now)
+            if anonymous_id is not None:
+                if s.links.get(anonymous_id) != user_id:
+                    out += self._identify(anonymous_id, user_id, touched, now)
+                s.use_link(anonymous_id, now)
             out.append(Routed(user_id, item, s.version))
-        if touched:
+        if touched and self.track_activity:
             out.append(ContactsSeen(tuple(touched), now))
         out += s.emit(touched, now)
         s.settle()
@@ -213,6 +236,14 @@ class _ContactShardLogic(_StageLogic[ContactItem, Output]):
             if isinstance(item, ShardControl):
                 out += self._switch(item, touched, now)
                 continue
+            if isinstance(item, ShardErase):
+                out += self._erase(item, touched, now)
+                continue
+            # An item routed by another visitor shard may overtake the erase: the tombstone stops it here too.
+            if s.tombstones and blocked(s.tombstones, (item.contact_id,) if isinstance(item, Handoff)
+                                        else (item.contact_id, *event_ids(item.event))):
+                s.ctx.count("erased_events_dropped")
+                continue
             if item.version > s.version:
                 shard = s.shard or shard_key(item.contact_id, self.contact_shards)
                 out += self._switch(ShardControl(item.version, shard), touched, now)
@@ -227,7 +258,7 @@ class _ContactShardLogic(_StageLogic[ContactItem, Output]):
                 email = event.traits.get("email") if isinstance(event, Identify) else None
                 if isinstance(email, str) and email and email != contact_id:
                     out.append(AliasWrite(email.lower(), contact_id))
-        if touched:
+        if touched and self.track_activity:
             out.append(ContactsSeen(tuple(touched), now))
         out += s.emit(touched, now)
         s.settle()
@@ -240,7 +271,7 @@ def visitor_logic(config: ContactConfig, loader: ConfigLoader, now: Callable[[],
     """Builder of the visitor stage's logic (one per contact shard)."""
     settings = config.shard_settings()
     return lambda resume: _VisitorShardLogic(ContactShard(settings, loader, now, resume, anonymous=True),
-                                             config.contact_shards)
+                                             config.contact_shards, config.track_activity)
 
 
 def contact_logic(config: ContactConfig, loader: ConfigLoader, now: Callable[[], float] = wall_clock,
@@ -248,4 +279,4 @@ def contact_logic(config: ContactConfig, loader: ConfigLoader, now: Callable[[],
     """Builder of the contact stage's logic (one per contact shard)."""
     settings = config.shard_settings()
     return lambda resume: _ContactShardLogic(ContactShard(settings, loader, now, resume, anonymous=False),
-                                             config.contact_shards)
+                                             config.contact_shards, config.track_activity)

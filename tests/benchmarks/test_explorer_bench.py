@@ -1,4 +1,4 @@
-"""The explorer benchmark (event log on against off): its smallest run is correct and writes its section."""
+"""The dashboard-cost benchmark (event log and active set, on against off): its smallest run is correct."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def test_smallest_run_is_correct_and_writes_its_section(tmp_path: Path) -> None:
     off, on = (r["log"] for r in figures["runs"])
     assert off["recent_events_listed"] == 0 < on["recent_events_listed"]
     assert on["profile_bytes_mean"] > off["profile_bytes_mean"]
+    assert figures["runs"][0]["active_contacts"] == 0 < figures["runs"][1]["active_contacts"] == figures["contacts"]
     assert all(r["check"]["correct"] for r in figures["runs"]), [r["check"] for r in figures["runs"]]
     assert doc["correct"] is True and report.all_correct(figures)
     assert proc.returncode == 0, proc.stderr[-3000:]
