@@ -47,6 +47,7 @@ from api.routes import (
     health,
     ingest,
     metrics,
+    privacy,
     quarantine,
     segment_preview,
     segments,
@@ -149,6 +150,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(campaigns.router)
     app.include_router(segment_preview.router)
+    app.include_router(privacy.router)
     app.include_router(dashboard_stream.router)
     app.include_router(dashboard_routes.router)
     app.include_router(metrics.router)

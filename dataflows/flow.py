@@ -25,13 +25,14 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.operators import KeyedStream
 
-from dataflows.io.outputs import Handoff, Output, Routed, ShardControl, ShardPreview
+from dataflows.io.outputs import Handoff, Output, Routed, ShardControl, ShardErase, ShardPreview
 from dataflows.io.redis_sink import RedisSink, RedisSinkConfig
 from dataflows.io.redis_source import RedisStreamSource, SourceItem, StreamSourceConfig
 from dataflows.recommendations.settings import RecsSettings
 from dataflows.recommendations.stage import is_activity, is_catalog_change, product_router, products_logic
 from dataflows.rules.live_config import ConfigLoader
-from dataflows.shard.identity import device_id
+from dataflows.shard.identity import device_id, user_notices
+
 from dataflows.shard.stages import (
     ContactConfig,
     ContactItem,
@@ -42,18 +43,23 @@ from dataflows.shard.stages import (
     visitor_logic,
 )
 from state.config_store import ConfigControl
+from state.erasure import EraseControl
 from state.events import routing_id
 from state.segment_preview import PreviewControl
 
-Onward = Routed | Handoff | ShardControl | ShardPreview
+Onward = Routed | Handoff | ShardControl | ShardPreview | ShardErase
 
 
 def _is_onward(keyed: tuple[str, object]) -> bool:
-    return isinstance(keyed[1], Routed | Handoff | ShardControl | ShardPreview)
+    return isinstance(keyed[1], Routed | Handoff | ShardControl | ShardPreview | ShardErase)
 
 
 def visitor_router(shards: int) -> Callable[[SourceItem], list[tuple[str, VisitorItem]]]:
-    """Events to the shard of their device (or user); a control or a segment preview to every shard."""
+    """Events to the shard of their device (or user); a control, a segment preview or an erase to every shard.
+
+    An erase goes to every shard because a tombstone must stop the erased
+    ids whatever shard a later event lands on (a new device of the user).
+    """
     every_shard = [str(shard) for shard in range(shards)]
 
     def route(item: SourceItem) -> list[tuple[str, VisitorItem]]:
@@ -61,7 +67,11 @@ def visitor_router(shards: int) -> Callable[[SourceItem], list[tuple[str, Visito
             return [(shard, ShardControl(item.version, shard)) for shard in every_shard]
         if isinstance(item, PreviewControl):
             return [(shard, ShardPreview(item, shard)) for shard in every_shard]
-        return [(shard_key(device_id(item) or routing_id(item), shards), item)]
+        if isinstance(item, EraseControl):
+            return [(shard, ShardErase(item, shard)) for shard in every_shard]
+        # A proved identify also tells the user's own shard that the id is a user's (shard.identity).
+        return [*user_notices(item, shards), (shard_key(device_id(item) or routing_id(item), shards), item)]
+
     return route
 
 
@@ -69,7 +79,7 @@ def contact_router(shards: int) -> Callable[[tuple[str, VisitorOutput]], tuple[s
     """Routed events and hand-offs to their contact's shard; controls and previews to their own."""
     def route(keyed: tuple[str, VisitorOutput]) -> tuple[str, ContactItem]:
         item = cast("Onward", keyed[1])  # only onward items pass the branch before this step
-        if isinstance(item, ShardControl | ShardPreview):
+        if isinstance(item, ShardControl | ShardPreview | ShardErase):
             return item.shard, item
         return shard_key(item.contact_id, shards), item
     return route

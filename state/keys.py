@@ -245,3 +245,20 @@ def segment_preview(preview_id: str) -> str:
 def dataflow_read_index() -> str:
     """Hash shard → how many entries of that stream the dataflow has read (its position in XINFO's entries-added)."""
     return f"{PREFIX}:progress:index"
+
+
+# ---- privacy: erase, tombstones (`state/erasure.py`) ----------------------------------
+
+def erasure(erase_id: str) -> str:
+    """Hash of one erase request: its status and each contact shard's answer (no raw id: only hashes)."""
+    return f"{PREFIX}:erase:{erase_id}"
+
+
+def tombstone(id_hash: str) -> str:
+    """String → erase id while the id hashing to `id_hash` is erased: the dispatcher and the API check it."""
+    return f"{PREFIX}:tombstone:{id_hash}"
+
+
+def erasures_to_scrub() -> str:
+    """Sorted set of erase ids by when the dataflow applied them: the recovery store is scrubbed after."""
+    return f"{PREFIX}:erase:scrub"

@@ -74,6 +74,14 @@ redis.call('HINCRBY', KEYS[3], 'undecodable:outbox', 1)
 return 1
 """
 
+# KEYS: lease, stream, state, stats. ARGV: owner, group, entry id, target.
+_ERASED: Final = _FENCE + """
+redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
+redis.call('DEL', KEYS[3])
+redis.call('HINCRBY', KEYS[4], 'erased:' .. ARGV[4], 1)
+return 1
+"""
+
 
 class Ledger:
     """The fenced writes of one dispatcher (`owner`) for one outbox shard."""
@@ -90,6 +98,7 @@ class Ledger:
         self._failed = client.register_script(_FAILED)
         self._done = client.register_script(_DONE)
         self._discard = client.register_script(_DISCARD)
+        self._erased = client.register_script(_ERASED)
 
     @staticmethod
     def _fenced(result: object) -> None:
@@ -123,6 +132,12 @@ class Ledger:
             args=[self._owner, GROUP, entry_id, target, counter, int(was_failing), int(failed_now),
                   encode(letter) if letter is not None else b"", letter.dead_at if letter is not None else 0,
                   self._retention, action_id]))
+
+    async def erased(self, entry_id: bytes, action_id: str, target: str) -> None:
+        """The action's contact was erased: ack its entry unsent, forget its state, count it (`erased`)."""
+        self._fenced(await self._erased(
+            keys=[self._lease, self._stream, keys.delivery_state(action_id), keys.delivery_stats()],
+            args=[self._owner, GROUP, entry_id, target]))
 
     async def discard(self, entry_id: bytes) -> None:
         """Ack an entry that holds no readable action (counted as `undecodable:outbox`)."""

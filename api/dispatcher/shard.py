@@ -42,6 +42,7 @@ from api.dispatcher.senders import AttemptResult, Senders
 from api.logging import log
 from state import keys
 from state.actions import OUTBOX_FIELD, Action, decode_action
+from state.erasure import is_erased
 
 logger = logging.getLogger("attimo.dispatcher")
 
@@ -254,6 +255,11 @@ class ShardWorker:
     async def _attempt(self, item: _Item) -> bool:
         """One attempt at the head of a contact's queue; True once the action is delivered or dead."""
         state, action = item.state, item.action
+        if await is_erased(self._client, action.contact.contact_id):  # erased since it was decided: never sent
+            await self._ledger.erased(item.entry_id, action.id, item.target)
+            log(logger, logging.INFO, "action of an erased contact dropped unsent", shard=self.shard,
+                action=action.id, target=item.target)
+            return True
         limit = self._schedule.max_attempts
         if state.attempts >= limit:  # the last attempt was cut short (the dispatcher died during it)
             await self._dead(item, f"gave up after {state.attempts} attempts; the last one was interrupted",

@@ -14,6 +14,7 @@ from dataflows.recommendations.signals import LearnedWrite as LearnedWrite
 from dataflows.recommendations.signals import ProductActivity as ProductActivity
 from dataflows.recommendations.signals import RecsWrite as RecsWrite
 from state.actions import Action
+from state.erasure import EraseAnswer, EraseControl
 from state.events import StreamEvent
 from state.heartbeat import HeartbeatArrival
 from state.quarantine import QuarantineRecord
@@ -152,7 +153,39 @@ class ShardPreview:
     shard: str
 
 
-Output = (PreviewCount | ProfileWrite | ProfileDelete | AliasWrite | DecisionPush | SegmentChange | BackfillProgress
+@dataclass(frozen=True, slots=True)
+class AliasDelete:
+    """Visitor → user links purged (unused for the anonymous TTL): their alias keys go."""
+
+    aliases: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactErased:
+    """A contact shard forgot these ids (a contact, its devices, its links): the sink deletes their traces."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EraseDone:
+    """A contact shard's answer to an erase: `HSET keys.erasure(id) field answer`."""
+
+    erase_id: str
+    field: str
+    answer: EraseAnswer
+
+
+@dataclass(frozen=True, slots=True)
+class ShardErase:
+    """An erase control addressed to one contact shard (visitor stage, then contact stage)."""
+
+    control: EraseControl
+    shard: str
+
+
+Output = (AliasDelete | ContactErased | EraseDone
+          | PreviewCount | ProfileWrite | ProfileDelete | AliasWrite | DecisionPush | SegmentChange | BackfillProgress
           | MetricAdd | Quarantined | ActionOut | Tally | TallyWrite | DecisionDocWrite
           | ProductActivity | RecsWrite | LearnedWrite | HeartbeatSeen | ContactsSeen)
 

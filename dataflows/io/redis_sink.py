@@ -26,13 +26,17 @@ import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from dataflows import metrics
+from dataflows.io.erase_sink import queue_erased, scrub_traces
 from dataflows.io.outputs import (
     ActionOut,
+    AliasDelete,
     AliasWrite,
     BackfillProgress,
+    ContactErased,
     ContactsSeen,
     DecisionDocWrite,
     DecisionPush,
+    EraseDone,
     HeartbeatSeen,
     LearnedWrite,
     MetricAdd,
@@ -49,6 +53,7 @@ from state import keys
 from state.activity import queue_seen, queue_trim
 from state.catalog_store import queue_learned
 from state.decision_store import queue_doc_write
+from state.erasure import queue_answer as queue_erase_answer
 from state.frames import DecisionPush as Push
 from state.frames import encode_push
 from state.heartbeat import queue_arrival
@@ -77,6 +82,8 @@ class RedisSinkConfig:
     # The dashboard's active visitors: ids older than this leave `keys.active_contacts()`, checked this often.
     active_window_s: float = 300.0
     active_trim_every_s: float = 5.0
+    # The ingest streams an erased contact's entries are scrubbed from (`erase_sink`).
+    stream_shards: int = 1
 
 
 class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
@@ -110,6 +117,21 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
         refused = [r for r in results if isinstance(r, redis.ResponseError)]
         if refused:
             log.error("redis refused writes", extra={"count": len(refused), "first": str(refused[0])})
+        erased = [i for _, item in items if isinstance(item, ContactErased) for i in item.ids]
+        if erased:
+            self._scrub(erased)
+
+    def _scrub(self, ids: list[str]) -> None:
+        """An erase's second half: what no key names (streams, member sets, records), read and rewritten.
+
+        Rare (once per erase and shard that held the contact), so it is done
+        here, after the batch's writes; a failure is logged and the replay of
+        the erase control after a restart does it again.
+        """
+        try:
+            scrub_traces(self._client, ids, self._config.stream_shards, self._config.outbox_shards)
+        except (redis.RedisError, OSError) as exc:
+            log.error("could not scrub an erased contact's traces", extra={"error": str(exc)})
 
     def _queue(self, pipe: Any, items: list[tuple[str, Output]]) -> None:
         # The dashboard's figures (`state.activity`): gathered over the batch, a few commands per batch.
@@ -156,6 +178,15 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
                 seen.update(dict.fromkeys(item.ids, item.at))
             elif isinstance(item, HeartbeatSeen):
                 queue_arrival(pipe, item.arrival)
+            elif isinstance(item, ContactErased):
+                queue_erased(pipe, item.ids)
+                for any_id in item.ids:
+                    seen.pop(any_id, None)
+            elif isinstance(item, EraseDone):
+                queue_erase_answer(pipe, item.erase_id, item.field, item.answer, time.time())
+            elif isinstance(item, AliasDelete):
+                for alias in item.aliases:
+                    pipe.delete(keys.contact_alias(alias), keys.decision_doc(alias))
         self._queue_dashboard(pipe, seen, recs_written)
 
     def _queue_dashboard(self, pipe: Any, seen: dict[str, float], recs_written: bool) -> None:

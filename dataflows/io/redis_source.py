@@ -30,6 +30,8 @@ from dataflows import metrics
 from dataflows.io.read_index import ReadIndex
 from state import keys
 from state.config_store import ConfigControl, decode_control
+from state.erasure import ERASE_FIELD, EraseControl
+from state.erasure import decode_control as decode_erase
 from state.events import StreamEvent, Track
 from state.heartbeat import HEARTBEAT_EVENT
 from state.quarantine import QuarantineRecord, clip, queue_quarantine
@@ -38,7 +40,7 @@ from state.segment_preview import PREVIEW_FIELD, PreviewControl
 from state.segment_preview import decode_control as decode_preview
 from state.streams import CONTROL_FIELD, ENTRY_FIELD, UnreadableEvent, decode_entry_salvaging, entry_millis
 
-SourceItem = StreamEvent | ConfigControl | PreviewControl
+SourceItem = StreamEvent | ConfigControl | PreviewControl | EraseControl
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,13 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
                     except msgspec.DecodeError as exc:
                         unreadable.append(self._record(entry_id, UnreadableEvent(
                             0, fields[PREVIEW_FIELD], f"unreadable segment preview: {exc}")))
+                elif ERASE_FIELD in fields:  # an erase (`state.erasure`): no event either
+                    previews += 1
+                    try:
+                        events.append(decode_erase(fields[ERASE_FIELD]))
+                    except msgspec.DecodeError as exc:
+                        unreadable.append(self._record(entry_id, UnreadableEvent(
+                            0, fields[ERASE_FIELD], f"unreadable erase control: {exc}")))
                 self._last_id = entry_id
             self._index.read(reply[0][1])
         if unreadable:

@@ -31,6 +31,7 @@ import msgspec
 
 from dataflows.capabilities.base import ContactSettings, Context
 from dataflows.io.outputs import (
+    AliasDelete,
     BackfillProgress,
     Handoff,
     MetricAdd,
@@ -78,6 +79,10 @@ class _Snapshot(msgspec.Struct, array_like=True):
     links: dict[str, str] = msgspec.field(default_factory=dict)
     # Exact counters (`Tally` outputs) summed over this shard's contacts: key → field → total.
     tallies: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    # Erased ids' hashes → when erased (`dataflows.shard.erase`): their later events are dropped.
+    tombstones: dict[str, float] = msgspec.field(default_factory=dict)
+    # Visitor → user links: when each was last used; a link unused for the anonymous TTL is purged.
+    link_seen: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 _snapshot_encoder = msgspec.msgpack.Encoder()
@@ -98,6 +103,9 @@ class ContactShard:
         self.book = ContactBook(self.registry, anonymous, settings.hot_contacts)
         self.shard = ""
         self.links: dict[str, str] = {}
+        self.link_seen: dict[str, float] = {}
+        self.tombstones: dict[str, float] = {}
+        self._links_swept_at = 0.0
         self.ctx = Context(loader.get(0), settings.contact)
         self._steps: dict[str, list[Step]] = {}
         self._quarantined: list[Output] = []
@@ -112,6 +120,8 @@ class ContactShard:
             self.ctx.live = loader.get(snapshot.version)
             self.shard = snapshot.shard
             self.links = dict(snapshot.links)
+            self.link_seen = dict(snapshot.link_seen)
+            self.tombstones = dict(snapshot.tombstones)
             self.tallies = {key: dict(fields) for key, fields in snapshot.tallies.items()}
             self.book.restore(snapshot.states, snapshot.deadlines)
 
@@ -360,6 +370,7 @@ class ContactShard:
             alive.append(contact_id)
         if purged:
             ctx.count("anonymous_purged", sum(isinstance(o, ProfileDelete) for o in purged))
+        purged += self.purge_links(now, ttl)
         out = purged + self.emit(alive, now)
         self.settle()
         return out + self.drain()
@@ -369,12 +380,39 @@ class ContactShard:
         self.book.pop(state.contact_id)
         return [*retire(state, self.registry, state.updated_at), ProfileDelete(state.contact_id)]
 
+    def use_link(self, anonymous_id: str, now: float) -> None:
+        """A device's events went through its link to a user: it stays until unused for the anonymous TTL."""
+        self.link_seen[anonymous_id] = now
+
+    def purge_links(self, now: float, ttl: float) -> list[Output]:
+        """Forget visitor → user links unused for `ttl` (at most once per tenth of it), and their aliases.
+
+        Links used to grow forever (~100 B per device ever linked); a device
+        silent that long is forgotten as an anonymous visitor would be, and a
+        later event of it starts a new visitor until it identifies again.
+        """
+        if not self.links or now - self._links_swept_at < min(ttl / 10, 60.0):
+            return []
+        self._links_swept_at = now
+        stale = [a for a in self.links if self.link_seen.setdefault(a, now) + ttl <= now]
+        for anonymous_id in stale:
+            del self.links[anonymous_id]
+            del self.link_seen[anonymous_id]
+        if not stale:
+            return []
+        self.ctx.count("links_purged", len(stale))
+        return [AliasDelete(tuple(stale))]
+
     def due(self) -> datetime | None:
-        """When Bytewax should wake this shard next."""
+        """When Bytewax should wake this shard next (a contact's deadline, or the next sweep of links)."""
         at = self.book.next_due()
+        if self.links:
+            sweep = self._links_swept_at + min(self.ctx.live.config.identity.anonymous_ttl_s / 10, 60.0)
+            at = sweep if at is None else min(at, sweep)
         return None if at is None else datetime.fromtimestamp(at, UTC)
 
     def encode(self) -> bytes:
         """The shard's snapshot: committed contacts, deadlines, links and the version in force."""
         return _snapshot_encoder.encode(_Snapshot(self.version, self.shard, self.book.encoded(),
-                                                  self.book.deadlines(), self.links, self.tallies))
+                                                  self.book.deadlines(), self.links, self.tallies,
+                                                  self.tombstones, self.link_seen))

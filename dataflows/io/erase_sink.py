@@ -1,0 +1,134 @@
+"""What the sink does when a contact shard forgets a contact: delete every trace Redis holds of its ids.
+
+Two parts. `queue_erased` adds the deletes of the keys named by the ids
+(profile, aliases, decision documents, active set) to the batch's pipeline,
+after the batch's earlier writes, so a profile written in the same batch is
+deleted too. `scrub_traces` then reads what is not named by an id and
+rewrites it:
+
+* segment member sets: the ids are removed from every one;
+* the ingest streams: an entry holding only the contact's events is
+  dropped (XDEL); an entry shared with other contacts' events (a server-side
+  batch) is dropped and its other events appended again as a new entry.
+  Redis cannot edit an entry in place, and pseudonymising would still leave
+  a joinable record, so dropping is the choice. The re-appended events come
+  after the erase: those the dataflow had already applied are dropped as
+  resends (each contact remembers its message ids, `ATTIMO_DEDUP_WINDOW_S`);
+* the segment-changes stream and the outbox streams: entries naming an id
+  are dropped (the dispatcher also refuses an erased contact's action,
+  `keys.tombstone`);
+* quarantine records and dead letters naming an id are deleted.
+
+This costs one pass over those streams and key families per erase (not per
+event), and is idempotent: the replay after a crash does it again harmlessly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, Final, cast
+
+import msgspec
+import redis
+
+from dataflows.shard.erase import event_ids
+from state import keys
+from state.streams import ENTRY_FIELD, decode_entry_salvaging, encode_entry
+
+log = logging.getLogger(__name__)
+
+_PAGE: Final = 1000
+
+
+def queue_erased(pipe: Any, ids: Iterable[str]) -> None:
+    """Delete the keys named by each id, and the id from the active set."""
+    ids = list(ids)
+    for any_id in ids:
+        pipe.delete(keys.contact_profile(any_id), keys.contact_alias(any_id), keys.decision_doc(any_id))
+    if ids:
+        pipe.zrem(keys.active_contacts(), *ids)
+
+
+def _marks(ids: Iterable[str]) -> list[bytes]:
+    """How an id can appear inside stored JSON: as is, and JSON-escaped."""
+    found: dict[bytes, None] = {}
+    for any_id in ids:
+        found[any_id.encode()] = None
+        found[msgspec.json.encode(any_id)[1:-1]] = None
+    return list(found)
+
+
+def _mentions(value: bytes, marks: list[bytes]) -> bool:
+    return any(mark in value for mark in marks)
+
+
+def _entries(client: redis.Redis, stream: str) -> Iterable[tuple[bytes, dict[bytes, bytes]]]:
+    """Every entry of a stream, a page at a time."""
+    start = "-"
+    while True:
+        page = cast("list[tuple[bytes, dict[bytes, bytes]]]", client.xrange(stream, start, "+", count=_PAGE))
+        yield from page
+        if len(page) < _PAGE:
+            return
+        start = "(" + page[-1][0].decode()
+
+
+def _scrub_events(client: redis.Redis, stream: str, ids: set[str], marks: list[bytes]) -> int:
+    """Drop the entries holding the ids' events; re-append other contacts' events of shared entries."""
+    dropped = 0
+    for entry_id, fields in list(_entries(client, stream)):
+        payload = fields.get(ENTRY_FIELD)
+        if payload is None or not _mentions(payload, marks):
+            continue
+        events, _ = decode_entry_salvaging(payload)
+        keep = [e for e in events if not ids.intersection(event_ids(e))]
+        if len(keep) == len(events):
+            continue  # the id appeared in a property, not as an id of the event
+        with client.pipeline(transaction=True) as pipe:
+            pipe.xdel(stream, entry_id)
+            if keep:
+                pipe.xadd(stream, {ENTRY_FIELD: encode_entry(keep)})
+            pipe.execute()
+        dropped += 1
+    return dropped
+
+
+def _scrub_stream(client: redis.Redis, stream: str, marks: list[bytes]) -> int:
+    """Drop every entry one of whose fields names an id."""
+    doomed = [entry_id for entry_id, fields in _entries(client, stream)
+              if any(_mentions(value, marks) for value in fields.values())]
+    if doomed:
+        client.xdel(stream, *doomed)
+    return len(doomed)
+
+
+def _scrub_records(client: redis.Redis, pattern: str, index: str, marks: list[bytes]) -> int:
+    """Delete the records (JSON strings) matching `pattern` that name an id, and their index entries."""
+    deleted = 0
+    for key in client.scan_iter(match=pattern, count=_PAGE):
+        value = cast("bytes | None", client.get(key))
+        if value is not None and _mentions(value, marks):
+            record_id = key.decode().split("{", 1)[-1].rstrip("}")
+            with client.pipeline(transaction=False) as pipe:
+                pipe.delete(key)
+                pipe.zrem(index, record_id)
+                pipe.execute()
+            deleted += 1
+    return deleted
+
+
+def scrub_traces(client: redis.Redis, ids: Iterable[str], stream_shards: int, outbox_shards: int) -> None:
+    """Remove the ids from what no key names: member sets, streams, quarantine, dead letters."""
+    wanted = set(ids)
+    if not wanted:
+        return
+    marks = _marks(wanted)
+    for key in client.scan_iter(match=keys.segment_members("*"), count=_PAGE):
+        client.zrem(key, *wanted)
+    entries = sum(_scrub_events(client, keys.event_stream(shard), wanted, marks) for shard in range(stream_shards))
+    entries += _scrub_stream(client, keys.segment_changes(), marks)
+    entries += sum(_scrub_stream(client, keys.outbox(shard), marks) for shard in range(outbox_shards))
+    records = _scrub_records(client, keys.quarantine_record("*"), keys.quarantine_index(), marks)
+    records += _scrub_records(client, keys.dead_letter("*"), keys.dead_letters(), marks)
+    log.info("erased contact's traces scrubbed", extra={"stream_entries": entries, "records": records})
