@@ -77,10 +77,13 @@ def apply_erase(shard: ContactShard, control: EraseControl, stage: str) -> list[
         contacts += 1
         forgotten.update(dict.fromkeys(contact_ids(state) if state is not None else [contact_id]))
     links = 0
+    for anonymous_id in [a for a in shard.link_seen if a in forgotten or id_hash(a) in wanted]:
+        del shard.link_seen[anonymous_id]
     for anonymous_id, user_id in list(shard.links.items()):
         if (anonymous_id in forgotten or user_id in forgotten
                 or id_hash(anonymous_id) in wanted or id_hash(user_id) in wanted):
             del shard.links[anonymous_id]
+            shard.link_seen.pop(anonymous_id, None)
             links += 1
             forgotten.update(dict.fromkeys((anonymous_id, user_id)))
     if contacts or links:

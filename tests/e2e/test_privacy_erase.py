@@ -1,0 +1,201 @@
+"""Erase through the real stack: the dataflow, a dispatcher, a webhook receiver on 127.0.0.1, and the admin API.
+
+One stack for the module (`workflow_stack`); each test has its own contacts.
+The trace scan reads EVERY Redis key (names, string values, hash fields and
+values, set and sorted-set members, list items, stream entry fields) and the
+bytes of every file of the Bytewax recovery store (database, WAL, shared
+memory), and looks for each id the contact was known by, and its e-mail.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import redis
+
+from state import keys
+from state.erasure import id_hash
+from state.events import Event, Identify, Page, Track
+from state.workflows import Delay, OnManual, SendWebhook, Workflow
+from tests.e2e.workflow_stack import WorkflowStack, wait_until, workflow_stack
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkflowStack]:
+    with workflow_stack(tmp_path_factory.mktemp("privacy")) as running:
+        yield running
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Person:
+    """A shopper with a device, a user id and an e-mail, unique to one test."""
+
+    def __init__(self, tag: str) -> None:
+        token = uuid.uuid4().hex[:10]
+        self.anonymous_id = f"dev-{tag}-{token}"
+        self.user_id = f"user-{tag}-{token}"
+        self.email = f"Erase.Me.{tag}.{token}@Example.com"
+
+    @property
+    def marks(self) -> list[bytes]:
+        return [m.encode() for m in (self.anonymous_id, self.user_id, self.email, self.email.lower())]
+
+    def history(self) -> list[Event]:
+        """A visit, a product view, then the sign-in that links the device to the user with an e-mail."""
+        at = _now()
+        common: dict[str, Any] = {"anonymous_id": self.anonymous_id, "timestamp": at, "received_at": at}
+        return [
+            Page(message_id=str(uuid.uuid4()), name="home", properties={"path": "/"}, **common),
+            Track(message_id=str(uuid.uuid4()), event="Product Viewed",
+                  properties={"product_id": "sku-1", "name": "Shoe", "price": 10}, **common),
+            Track(message_id=str(uuid.uuid4()), event="Product Viewed",
+                  properties={"product_id": "sku-2", "name": "Sock", "price": 3}, **common),
+            Identify(message_id=str(uuid.uuid4()), user_id=self.user_id, traits={"email": self.email}, **common),
+            Track(message_id=str(uuid.uuid4()), user_id=self.user_id, event="Product Added",
+                  properties={"product_id": "sku-1", "price": 10, "quantity": 1}, **common),
+        ]
+
+
+def erase(stack: WorkflowStack, any_id: str) -> str:
+    answer = stack.request("POST", f"/v1/admin/contacts/{any_id}/erase", expect=(202,))
+    return str(answer["erase_id"])
+
+
+def wait_state(stack: WorkflowStack, erase_id: str, state: str, timeout: float = 20) -> dict[str, Any]:
+    order = ["pending", "erased", "scrubbed"]
+
+    def reached() -> dict[str, Any] | None:
+        status = stack.request("GET", f"/v1/admin/erasures/{erase_id}")
+        return status if order.index(status["state"]) >= order.index(state) else None
+    return wait_until(reached, timeout, f"erase {erase_id} {state}", interval=0.1)
+
+
+def redis_traces(client: redis.Redis, marks: list[bytes]) -> list[str]:
+    """Every place in Redis where one of `marks` appears."""
+    found: list[str] = []
+
+    def check(where: str, *values: Any) -> None:
+        for value in values:
+            data = value if isinstance(value, bytes) else str(value).encode()
+            if any(mark in data for mark in marks):
+                found.append(f"{where}: {data[:200]!r}")
+    for key in client.scan_iter(count=1000):
+        name = key.decode(errors="replace")
+        check(f"key name {name}", key)
+        kind = cast("bytes", client.type(key)).decode()
+        if kind == "string":
+            check(name, client.get(key))
+        elif kind == "hash":
+            for field, value in cast("dict[bytes, bytes]", client.hgetall(key)).items():
+                check(f"{name} field", field, value)
+        elif kind == "set":
+            check(name, *cast("set[bytes]", client.smembers(key)))
+        elif kind == "zset":
+            check(name, *[m for m, _ in cast("list[tuple[bytes, float]]", client.zrange(key, 0, -1, withscores=True))])
+        elif kind == "list":
+            check(name, *cast("list[bytes]", client.lrange(key, 0, -1)))
+        elif kind == "stream":
+            for entry_id, fields in cast("list[tuple[bytes, dict[bytes, bytes]]]", client.xrange(key)):
+                for field, value in fields.items():
+                    check(f"{name} entry {entry_id.decode()}", field, value)
+    return found
+
+
+def recovery_traces(directory: Path, marks: list[bytes]) -> list[str]:
+    """Every recovery store file (database, WAL, shared memory) holding one of `marks`, read as bytes."""
+    files = sorted((directory / "dataflow" / "recovery").glob("part-*"))
+    assert files, "no recovery store: is recovery on?"
+    return [f"{path.name}: {mark!r}" for path in files for mark in marks if mark in path.read_bytes()]
+
+
+def send_history(stack: WorkflowStack, person: Person) -> None:
+    stack.send(*person.history())
+    stack.wait_profile(person.user_id, lambda p: p.email == person.email and p.counters is not None,
+                       "merged with its e-mail")
+    stack.request("POST", "/v1/admin/lists/newsletter/members", {"add": [person.user_id]}, expect=(202,))
+    stack.wait_profile(person.user_id, lambda p: "newsletter" in p.lists, "on the newsletter list")
+
+
+class TestErase:
+    """An erased contact leaves no trace in Redis or in the recovery store, and stays erased."""
+
+    def test_erase_by_email_leaves_no_trace_and_a_pending_webhook_is_never_sent(self, stack: WorkflowStack) -> None:
+        person = Person("full")
+        stack.put_workflow(Workflow(id="erase-later", trigger=OnManual(), reentry="always", steps=[
+            Delay(id="wait", seconds=3), SendWebhook(id="late", endpoint="erase-hooks")]))
+        send_history(stack, person)
+        stack.enter("erase-later", [person.user_id])
+        stack.wait_position(person.user_id, "erase-later", lambda p: p.step == "wait", "waiting at the delay")
+        assert redis_traces(stack.client, person.marks), "the contact left no trace before the erase?"
+        started = time.monotonic()
+        erase_id = erase(stack, person.email)
+        status = wait_state(stack, erase_id, "erased")
+        took = time.monotonic() - started
+        assert status["contacts_erased"] >= 1 and status["links_erased"] >= 1, status
+        assert took < 5, f"erase took {took:.1f} s"
+        assert stack.profile(person.user_id) is None
+        assert stack.request("GET", f"/v1/admin/contacts/{person.user_id}/export", expect=(404,)) is not None
+        # The workflow's webhook was due 3 s after entry: it never comes.
+        time.sleep(4)
+        assert stack.deliveries(person.user_id) == []
+        assert not [a for a in stack.receiver.attempts() if person.user_id.encode() in a.body]
+        assert redis_traces(stack.client, person.marks) == []
+        wait_state(stack, erase_id, "scrubbed")
+        assert recovery_traces(stack.directory, person.marks) == []
+        assert stack.client.exists(keys.tombstone(id_hash(person.user_id)))
+
+    def test_kill_9_right_after_the_erase_and_a_restart_do_not_bring_it_back(self, stack: WorkflowStack) -> None:
+        person = Person("kill")
+        send_history(stack, person)
+        time.sleep(1.5)  # a snapshot holding the contact is committed: the restart resumes from before the erase
+        erase_id = erase(stack, person.user_id)
+        before = wait_state(stack, erase_id, "erased")
+        assert before["contacts_erased"] >= 1, before
+        stack.dataflow.kill_hard()  # before the next snapshot: the restart replays the erase control
+        stack.dataflow = stack.start_dataflow()
+        probe = Person("probe")  # the restarted dataflow has caught up once a later contact's events are in
+        stack.send(*probe.history())
+        stack.wait_profile(probe.user_id, lambda p: p.email == probe.email, "the restarted dataflow caught up",
+                           timeout=30)
+        assert stack.profile(person.user_id) is None
+        assert stack.profile(person.anonymous_id) is None
+        assert redis_traces(stack.client, person.marks) == []
+        # Snapshots after the replay are committed, then the store is vacuumed (by the new process).
+        wait_state(stack, erase_id, "scrubbed")
+        wait_until(lambda: recovery_traces(stack.directory, person.marks) == [] or None, 15,
+                   "the recovery store without the contact", interval=0.5)
+
+    def test_the_tombstone_stops_later_events_until_the_site_re_consents(self, stack: WorkflowStack) -> None:
+        person = Person("tomb")
+        send_history(stack, person)
+        wait_state(stack, erase(stack, person.anonymous_id), "erased")
+        at = _now()
+        later: list[Event] = [Track(message_id=str(uuid.uuid4()), user_id=person.user_id, event="Product Viewed",
+                       properties={"product_id": "sku-3"}, timestamp=at, received_at=at),
+                 Page(message_id=str(uuid.uuid4()), anonymous_id=person.anonymous_id, timestamp=at, received_at=at),
+                 Identify(message_id=str(uuid.uuid4()), anonymous_id=f"new-device-{uuid.uuid4().hex[:6]}",
+                          user_id=person.user_id, timestamp=at, received_at=at, traits={"email": person.email})]
+        stack.send(*later)
+        probe = Person("tomb-probe")
+        stack.send(*probe.history())
+        stack.wait_profile(probe.user_id, lambda p: p.email == probe.email, "a later contact processed")
+        assert stack.profile(person.user_id) is None
+        assert stack.profile(person.anonymous_id) is None
+        assert int(stack.client.hget(keys.metrics(), "erased_events_dropped") or 0) >= 3
+        consent = stack.request("POST", f"/v1/admin/contacts/{person.user_id}/consent", expect=(202,))
+        assert consent["ids_hashed"] >= 3
+        assert not stack.client.exists(keys.tombstone(id_hash(person.email.lower())))
+        stack.send(Identify(message_id=str(uuid.uuid4()), user_id=person.user_id, timestamp=_now(),
+                            received_at=_now(), traits={"email": person.email}))
+        stack.wait_profile(person.user_id, lambda p: p.email == person.email, "taken again after re-consent")
