@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Stack, attimo_run
+from tests.e2e.dashboard_browser import log_in as log_in_to
 from tests.e2e.test_segment_preview_flow import call, seed
 from tests.helpers import running_redis, wait_for
 
@@ -51,22 +52,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def log_in(browser: Any, stack: Stack) -> tuple[Any, Any, list[str]]:
-    """A new browser profile logged in through the form, on the configuration page; (context, page, URLs asked)."""
-    context = browser.new_context()
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    requested: list[str] = []
-    page.on("request", lambda request: requested.append(request.url))
-    page.page_errors = []
-    page.on("pageerror", lambda error: page.page_errors.append(str(error)))
-    page.goto(f"{stack.api_url}/dashboard/config")
-    assert page.url.endswith("/dashboard/login")
-    page.fill("#token", stack.admin_token)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-    page.goto(f"{stack.api_url}/dashboard/config")
-    assert page.url.endswith("/dashboard/config")
-    return context, page, requested
+    """A new browser profile logged in through the form, on /dashboard/config; (context, page, URLs asked)."""
+    return log_in_to(browser, stack, "/dashboard/config")
 
 
 class TestConfigurationPage:

@@ -16,6 +16,7 @@ import redis as redis_lib
 from state import keys
 from state.profile import ActionLogEntry, Profile, WorkflowPosition, encode_profile
 from tests.e2e.conftest import Stack, attimo_run
+from tests.e2e.dashboard_browser import log_in as log_in_to
 from tests.e2e.test_popups_browser import call
 from tests.helpers import running_redis, wait_for
 
@@ -50,20 +51,8 @@ def profile(stack: Stack, contact_id: str) -> dict[str, Any] | None:
 
 
 def log_in(browser: Any, stack: Stack) -> tuple[Any, Any, list[str]]:
-    """A new browser profile logged in through the form; (context, page, every URL it requested)."""
-    context = browser.new_context()
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    requested: list[str] = []
-    page.on("request", lambda request: requested.append(request.url))
-    page.page_errors = []
-    page.on("pageerror", lambda error: page.page_errors.append(str(error)))
-    page.goto(f"{stack.api_url}/dashboard/contacts")
-    assert page.url.endswith("/dashboard/login")
-    page.fill("#token", stack.admin_token)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-    return context, page, requested
+    """A new browser profile logged in through the form, on /dashboard/contacts; (context, page, URLs asked)."""
+    return log_in_to(browser, stack, "/dashboard/contacts")
 
 
 def timeline_rows(page: Any) -> list[list[str]]:
