@@ -9,6 +9,7 @@ memory), and looks for each id the contact was known by, and its e-mail.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from typing import Any, cast
 import pytest
 import redis
 
+from benchmarks.webhook_receiver import Reply
 from state import keys
 from state.erasure import id_hash
 from state.events import Event, Identify, Page, Track
@@ -28,9 +30,15 @@ from tests.e2e.workflow_stack import WorkflowStack, wait_until, workflow_stack
 pytestmark = pytest.mark.timeout(240)
 
 
+# While set, the receiver answers 503: the dispatcher keeps a webhook in its retry loop.
+FAILING = threading.Event()
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkflowStack]:
-    with workflow_stack(tmp_path_factory.mktemp("privacy")) as running:
+    with workflow_stack(tmp_path_factory.mktemp("privacy"),
+                        dispatcher_settings={"webhook_retry_schedule": "1s,1s,1s,1s,1s,1s,1s,1s"},
+                        answer=lambda _id, _nth: Reply(503) if FAILING.is_set() else Reply(200)) as running:
         yield running
 
 
@@ -154,6 +162,28 @@ class TestErase:
         wait_state(stack, erase_id, "scrubbed")
         assert recovery_traces(stack.directory, person.marks) == []
         assert stack.client.exists(keys.tombstone(id_hash(person.user_id)))
+
+    def test_an_action_already_with_the_dispatcher_is_never_delivered_once_erased(self, stack: WorkflowStack) -> None:
+        person = Person("outbox")
+        send_history(stack, person)
+        stack.put_workflow(Workflow(id="erase-now", trigger=OnManual(), reentry="always",
+                                    steps=[SendWebhook(id="now", endpoint="erase-hooks")]))
+        mark = person.user_id.encode()
+        FAILING.set()
+        try:
+            stack.enter("erase-now", [person.user_id])
+            wait_until(lambda: [a for a in stack.receiver.attempts() if mark in a.body] or None, 10,
+                       "a first (refused) attempt")
+            erased_at = time.time()
+            wait_state(stack, erase(stack, person.user_id), "erased")
+        finally:
+            FAILING.clear()  # from now on the receiver takes everything: a retry would be delivered
+        time.sleep(3)  # three retry intervals
+        attempts = [a for a in stack.receiver.attempts() if mark in a.body]
+        assert not [a for a in attempts if a.ok], "an erased contact's webhook was delivered"
+        assert len([a for a in attempts if a.received_at > erased_at]) <= 1  # at most one already under way
+        stats = cast("dict[bytes, bytes]", stack.client.hgetall(keys.delivery_stats()))
+        assert int(stats.get(b"erased:webhook:erase-hooks", b"0")) == 1, stats  # acked unsent, counted
 
     def test_kill_9_right_after_the_erase_and_a_restart_do_not_bring_it_back(self, stack: WorkflowStack) -> None:
         person = Person("kill")
