@@ -8,7 +8,7 @@ three parts agree on what an event is.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -18,6 +18,18 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 OptionalText = Annotated[str, msgspec.Meta(max_length=1024)] | None
 Fields = dict[str, Any]
+Trust = Literal["server", "verified", "browser"]
+"""How far an event's ids are believed, marked by the ingest (`api.identity_mark`), never by the client:
+
+- `server`: sent with the site's secret key (its back end);
+- `verified`: from a browser, its `userId` proved by the user's signature (or the key trusts browsers);
+- `browser`: from a browser, its `userId` (if any) unproved — the dataflow keeps it on the anonymous
+  visitor and its traits never overwrite a known contact's.
+An event without a mark was not sent through the public ingest (the admin API, tools): trusted.
+"""
+SERVER: Final = "server"
+VERIFIED: Final = "verified"
+BROWSER: Final = "browser"
 
 
 class _Message(
@@ -39,6 +51,9 @@ class _Message(
     received_at: datetime | None = None
     context: Fields = msgspec.field(default_factory=dict)
     integrations: Fields = msgspec.field(default_factory=dict)
+    # Set by the ingest only: a client's `trust` is discarded at validation (`state.validation`).
+    trust: Trust | None = None
+
 
 
 class Page(_Message, frozen=True, tag="page"):

@@ -311,6 +311,7 @@ class EventValidator:
             original_timestamp=None,
             sent_at=None,
             received_at=received_at,
+            trust=None,  # only the ingest marks trust (`api.identity_mark`), never the client
         )
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from dataflows.capabilities.base import Capability, Context
-from state.events import Event, Identify
+from state.events import BROWSER, Event, Identify
 
 if TYPE_CHECKING:
     from dataflows.capabilities.view import StateView
@@ -62,7 +62,12 @@ class TraitsCapability(Capability[Traits]):
 
     def apply(self, part: Traits, event: Event, ctx: Context) -> None:
         if isinstance(event, Identify):
-            set_traits(part.values, event.traits)
+            # An unverified browser only fills a known contact's gaps, never overwrites a trait
+            # (an anonymous visitor's own identifies arrive unmarked: `shard.identity.on_visitor`).
+            if event.trust == BROWSER:
+                merge_traits(part.values, event.traits)
+            else:
+                set_traits(part.values, event.traits)
 
     def merge(self, into: Traits, other: Traits, ctx: Context) -> None:
         merge_traits(into.values, other.values)

@@ -11,15 +11,44 @@ to the contact. Several devices of one user merge the same way.
 Guard rails (Segment's identity resolution): blocked ids such as `null`,
 `anonymous`, `0`, `-1` or empty never identify anyone, and at most
 `max_anonymous_ids` visitors merge into one contact.
+
+Verified identity (`state.events.Trust`): a browser's claim to a user id
+counts only when the ingest proved it. An unproved claim is taken off the
+event (`believed`), which then stays on the anonymous visitor: it merges
+nothing, and a known contact's traits and decisions are not its to touch.
+And since anonymous ids and user ids share one name space (profiles,
+aliases, decisions are keyed by either), the visitor stage remembers which
+ids of its shard are users (`mark_user`) and never lets a browser make an
+anonymous visitor under one (`is_known_user`).
 """
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+
 from dataflows.capabilities.base import Context
+from dataflows.shard.book import ContactBook
 from dataflows.shard.contact import ContactCore, Registry
 from dataflows.shard.dedup import DedupWindow, merge_seen
-from state.events import Alias, StreamEvent
+from state.events import BROWSER, Alias, Identify, StreamEvent
+from state.shards import shard_of
 from state.validation import is_blocked_id
+
+# Known users are kept among the shard's links under this prefix: ids never hold a control
+# character (`state.validation`), so no client id can collide with a marker, and the markers
+# ride along in the shard's snapshot. Like links, a marker unused for the anonymous TTL is purged.
+USER_MARK: Final = "\x00user:"
+
+
+@dataclass(frozen=True, slots=True)
+class KnownUser:
+    """Tells the visitor shard of `user_id` that it is a user (sent by the router beside an identify)."""
+
+    user_id: str
 
 
 def known_user(event: StreamEvent) -> str | None:
@@ -50,3 +79,65 @@ def merge_contacts(into: ContactCore, other: ContactCore, registry: Registry, ct
     for name, merge in registry.mergers:
         merge(getattr(into, name), getattr(other, name), ctx)
     return True
+
+
+def proved(event: StreamEvent) -> bool:
+    """Whether the event's ids are believed: not a browser's unproved claim (unmarked events are internal)."""
+    return event.trust != BROWSER
+
+
+def believed(event: StreamEvent) -> StreamEvent | None:
+    """The event as identity may take it: a browser's unproved `userId` is dropped from it.
+
+    What is left stays on the anonymous visitor (its `trust` still says
+    `browser`, so it is flagged unverified downstream). An unproved alias
+    says nothing else and goes (None), as does an event with no device id.
+    """
+    if event.trust != BROWSER or event.user_id is None:
+        return event
+    if isinstance(event, Alias) or event.anonymous_id is None:
+        return None
+    return msgspec.structs.replace(event, user_id=None)
+
+
+def user_notices(event: StreamEvent, shards: int) -> list[tuple[str, KnownUser]]:
+    """A `KnownUser` for the visitor shard of a user an identify or alias proves, if any."""
+    if not isinstance(event, Identify | Alias) or not proved(event):
+        return []
+    user_id = known_user(event)
+    return [] if user_id is None else [(str(shard_of(user_id, shards)), KnownUser(user_id))]
+
+
+def mark_user(links: MutableMapping[str, str], user_id: str) -> bool:
+    """Remember that `user_id` is a user; True the first time."""
+    if USER_MARK + user_id in links:
+        return False
+    links[USER_MARK + user_id] = user_id
+    return True
+
+
+def is_known_user(links: MutableMapping[str, str], any_id: str) -> bool:
+    """Whether `any_id` is a user this visitor shard knows of."""
+    return USER_MARK + any_id in links
+
+
+def learn_user(links: MutableMapping[str, str], book: ContactBook, touched: dict[str, None], user_id: str) -> None:
+    """Mark `user_id` a user of this shard; a browser's visitor made under that id before is dropped.
+
+    Dropped without output: the contact stage writes the id's profile, and a
+    retired visitor's segment exits or profile delete would hit the user's.
+    """
+    if mark_user(links, user_id) and book.get(user_id) is not None:
+        book.pop(user_id)
+        touched.pop(user_id, None)
+
+
+def on_visitor(event: StreamEvent) -> StreamEvent:
+    """The event as an anonymous visitor takes it: its own traits, so an identify's are not held back.
+
+    A browser's traits only fill a known contact's gaps (`capabilities.traits`);
+    a visitor's traits are all the browser's, so there the newest wins.
+    """
+    if isinstance(event, Identify) and event.trust == BROWSER:
+        return msgspec.structs.replace(event, trust=None)
+    return event

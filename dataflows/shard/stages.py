@@ -46,7 +46,16 @@ from dataflows.shard.contact import Registry
 from dataflows.shard.dedup import DedupWindow
 from dataflows.shard.emitter import retire
 from dataflows.shard.erase import apply_erase, blocked, event_ids
-from dataflows.shard.identity import device_id, known_user
+from dataflows.shard.identity import (
+    KnownUser,
+    believed,
+    device_id,
+    is_known_user,
+    known_user,
+    learn_user,
+    on_visitor,
+    proved,
+)
 from dataflows.shard.preview import Previews, ShardPreview, answer_preview
 from dataflows.shard.shard import ContactShard, ShardSettings
 from state.events import Identify, StreamEvent
@@ -86,7 +95,7 @@ def shard_key(contact_id: str, shards: int) -> str:
     return str(shard_of(contact_id, shards))
 
 
-VisitorItem = StreamEvent | ShardControl | ShardPreview | ShardErase
+VisitorItem = KnownUser | StreamEvent | ShardControl | ShardPreview | ShardErase
 ContactItem = Routed | Handoff | ShardControl | ShardPreview | ShardErase
 VisitorOutput = Output | Routed | Handoff | ShardControl | ShardPreview | ShardErase
 
@@ -167,9 +176,17 @@ class _VisitorShardLogic(_StageLogic[VisitorItem, VisitorOutput]):
                 if s.version != before:  # tell the contact shard of the same number, in order with what follows
                     out.append(item)
                 continue
+            if isinstance(item, KnownUser):
+                learn_user(s.links, s.book, touched, item.user_id)
+                continue
             if s.tombstones and blocked(s.tombstones, event_ids(item)):
                 s.ctx.count("erased_events_dropped")  # an erased contact's later event: touches no state
                 continue
+            taken = believed(item)  # a browser's unproved userId stays off (identity module docstring)
+            if taken is None:
+                s.ctx.count("unverified_dropped")
+                continue
+            item = taken
             anonymous_id = device_id(item)
             user_id = known_user(item)
             if user_id is None and anonymous_id is not None:
@@ -178,15 +195,25 @@ class _VisitorShardLogic(_StageLogic[VisitorItem, VisitorOutput]):
                     if arrival is not None:
                         out.append(HeartbeatSeen(arrival))
                         continue
+                if anonymous_id not in s.links and is_known_user(s.links, anonymous_id):
+                    # A device id that is a user's id: never a visitor (it would overwrite the user's
+                    # profile); a trusted sender means the user, a browser gets nothing.
+                    if proved(item):
+                        out.append(Routed(anonymous_id, item, s.version))
+                    else:
+                        s.ctx.count("user_id_as_anonymous_id_dropped")
+                    continue
                 owner = s.links.get(anonymous_id)
                 if owner is not None:
                     s.use_link(anonymous_id, now)
                     out.append(Routed(owner, item, s.version))
-                elif s.change(anonymous_id, item, now):
+                elif s.change(anonymous_id, on_visitor(item), now):
                     touched[anonymous_id] = None
                 continue
             if user_id is None:
                 continue  # validation guarantees an id; a blocked user id alone identifies nobody
+            if anonymous_id is None:  # routed by its user id: this is the user's own shard
+                learn_user(s.links, s.book, touched, user_id)
             if anonymous_id is not None:
                 if s.links.get(anonymous_id) != user_id:
                     out += self._identify(anonymous_id, user_id, touched, now)
@@ -256,7 +283,7 @@ class _ContactShardLogic(_StageLogic[ContactItem, Output]):
                 touched[contact_id] = None
                 event = item.event
                 email = event.traits.get("email") if isinstance(event, Identify) else None
-                if isinstance(email, str) and email and email != contact_id:
+                if isinstance(email, str) and email and email != contact_id and proved(event):
                     out.append(AliasWrite(email.lower(), contact_id))
         if touched and self.track_activity:
             out.append(ContactsSeen(tuple(touched), now))

@@ -409,10 +409,6 @@ class TestFoundByGeneration:
             f"`properties.{field}` is {limit + 1} characters; at most {limit} allowed",
             f"`properties.{field}` must be a string or a number, got dict"]
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "dataflows: the visitor stage (keyed by anonymous id) and the contact stage (keyed by user id) write "
-        "profiles, aliases and segment changes under the same contact id, so an anonymousId equal to a known "
-        "userId overwrites that contact's profile (and reuses its segment change ids)"))
     def test_an_anonymous_id_equal_to_a_user_id_does_not_overwrite_that_users_profile(self) -> None:
         """A page from a device whose id happens to be a customer's user id leaves the customer's profile intact."""
         raws = [orjson.dumps({"type": "track", "userId": "victim", "event": "Order Completed",
