@@ -46,6 +46,7 @@ from api.routes import (
     email,
     health,
     ingest,
+    keys,
     metrics,
     privacy,
     quarantine,
@@ -145,6 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
                    segments.router, tags.router, quarantine.router, stats.router, tracker_script.router,
                    email.router, demo_shop.router):
         app.include_router(router)
+    app.include_router(keys.router)
     app.include_router(webhooks.router)
     app.include_router(workflows.router)
     app.include_router(catalog.router)

@@ -67,12 +67,12 @@ class DecisionsFastPath:
         # see), once the key allows their origin; before that, nothing.
         readable_by: str | None = None
         try:
-            await resolve_write_key(state.write_keys, key, origin)
+            write_key = await resolve_write_key(state.write_keys, key, origin)
             readable_by = origin
             product = query.get("product") or None
             if product is not None and len(product) > MAX_PRODUCT_ID:
                 raise InvalidBodyError(f"query.product: at most {MAX_PRODUCT_ID} characters")
-            body = await service.answer(path[len(PREFIX):], product, sig)
+            body = await service.answer(path[len(PREFIX):], product, sig, write_key.identity_secrets)
         except AttimoError as exc:
             await _respond(send, status_for(exc), _encoder.encode(ErrorBody(str(exc))), readable_by)
             return

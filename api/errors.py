@@ -33,6 +33,10 @@ class AdminAuthError(ApiError):
     """The admin bearer token is missing or wrong."""
 
 
+class ScopeError(ApiError):
+    """The admin token (or the session it opened) works but lacks the scope the route needs (→ 403)."""
+
+
 class IdentityRequiredError(ApiError):
     """Decisions of a signed-in user were asked for without the user id's signature (`sig`)."""
 
@@ -72,6 +76,7 @@ HTTP_STATUS: Final[tuple[tuple[type[AttimoError], int], ...]] = (
     (AdminAuthError, 401),
     (IdentityRequiredError, 401),
     (InvalidSignatureError, 403),
+    (ScopeError, 403),
     (OriginNotAllowedError, 403),
     (NotFoundError, 404),
     (PreconditionFailedError, 412),

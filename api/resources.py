@@ -67,7 +67,9 @@ async def open_resources(settings: Settings) -> Resources:
         validator=EventValidator(limits_from(settings)),
     )
     try:
-        await save_write_key(client, WriteKey(settings.write_key, settings.origins))
+        # The dev key: listed as `dev`, and trusting browser identity unless told otherwise (settings).
+        await save_write_key(client, WriteKey(settings.write_key, settings.origins, id="dev",
+                                              trust_browser_identity=settings.write_key_trusts_identity))
     except (RedisError, OSError) as exc:
         log(logger, logging.ERROR, "cannot save the default write key", error=str(exc))
     return resources

@@ -25,8 +25,28 @@ def contact_alias(any_id: str) -> str:
 
 
 def write_key(key: str) -> str:
-    """The write key's record (allowed origins)."""
+    """The write key's record (allowed origins); a secret key's is named by its SHA-256 (`state.writekeys`)."""
     return f"{PREFIX}:writekey:{key}"
+
+
+def write_key_index() -> str:
+    """Hash key id → the name its record is filed under (`write_key`): the admin API's list of keys."""
+    return f"{PREFIX}:writekeys"
+
+
+def sites() -> str:
+    """Hash site id → the site's record (name, identity secret, default trust) (`state.sites`)."""
+    return f"{PREFIX}:sites"
+
+
+def admin_token(digest: str) -> str:
+    """String → an admin token's record (scopes), named by the token's SHA-256: the token is never stored."""
+    return f"{PREFIX}:admintoken:{digest}"
+
+
+def admin_token_index() -> str:
+    """Hash token id → its SHA-256 (`admin_token`): the admin API's list of tokens."""
+    return f"{PREFIX}:admintokens"
 
 
 def dataflow_progress() -> str:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 
-from api.dashboard.session import close_session, has_session, open_session, same_origin, token_matches
+from api.dashboard.session import close_session, login_scopes, open_session, same_origin, session_scopes
 from api.deps import RedisDep, SettingsDep
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -57,10 +57,14 @@ async def login(request: Request, settings: SettingsDep, client: RedisDep) -> Re
     """Exchange the admin token for a session cookie, then go to the live page."""
     body = await request.body()
     token = parse_qs(body[:MAX_LOGIN_BODY].decode("utf-8", "replace")).get("token", [""])[0]
-    if len(body) > MAX_LOGIN_BODY or not same_origin(request) or not token_matches(token, settings.admin_token):
+    if len(body) > MAX_LOGIN_BODY or not same_origin(request):
+        return _page("login_failed.html", 401)
+    # The session carries the token's scopes: a read-only token's session cannot write.
+    record = await login_scopes(client, token, settings.admin_token)
+    if record is None:
         return _page("login_failed.html", 401)
     response = RedirectResponse("/dashboard", status_code=303, headers=SECURITY_HEADERS)
-    await open_session(client, response, secure=request.url.scheme == "https")
+    await open_session(client, response, request.url.scheme == "https", record.scopes, record.token_id)
     return response
 
 
@@ -91,6 +95,6 @@ async def page(request: Request, client: RedisDep, page: str = "") -> Response:
     name = PAGES.get(page)
     if name is None:
         return Response(status_code=404)
-    if not await has_session(client, request):
+    if await session_scopes(client, request) is None:
         return _to_login()
     return _page(name)

@@ -51,20 +51,21 @@ class IdentityVerifier:
         """Whether any secret is set (without one, no user's decisions are served)."""
         return bool(self._secrets)
 
-    def valid(self, user_id: str, sig: str | None) -> bool:
-        """Whether `sig` signs `user_id` under one of the secrets (constant time per secret)."""
+    def valid(self, user_id: str, sig: str | None, site_secrets: Sequence[str] = ()) -> bool:
+        """Whether `sig` signs `user_id` under one of the secrets, or of the site's (constant time per secret)."""
         if not sig or len(sig) != _SIG_LENGTH:
             return False
         given = sig.lower().encode("ascii", "replace")
         message = user_id.encode()
+        keys = [*self._secrets, *(s.encode() for s in site_secrets if s)] if site_secrets else self._secrets
         return any(hmac.compare_digest(hmac.new(key, message, hashlib.sha256).hexdigest().encode(), given)
-                   for key in self._secrets)
+                   for key in keys)
 
-    def check(self, user_id: str, sig: str | None) -> None:
+    def check(self, user_id: str, sig: str | None, site_secrets: Sequence[str] = ()) -> None:
         """Raise unless `sig` proves `user_id`: 401 when it is missing, 403 when it is wrong."""
         if not sig:
             raise IdentityRequiredError(
                 "these decisions belong to a signed-in user: pass the user id's signature as `sig` "
                 "(hex HMAC-SHA256 of the user id with an ATTIMO_IDENTITY_SECRETS secret)")
-        if not self.valid(user_id, sig):
+        if not self.valid(user_id, sig, site_secrets):
             raise InvalidSignatureError("`sig` is not a valid signature of this contact's user id")

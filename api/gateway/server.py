@@ -52,6 +52,7 @@ from api.errors import CLOSE_UNSUPPORTED_DATA, MissingWriteKeyError, OverloadedE
 from api.gateway import metrics
 from api.gateway.connections import Connections
 from api.gateway.push import DecisionPusher, listen_for_decisions
+from api.identity_mark import UNKNOWN_SENDER, Sender, mark_batch, sender_of, settings_trust
 from api.logging import configure_logging, log
 from api.resources import Resources, open_resources, redis_client
 from state.errors import (
@@ -146,6 +147,8 @@ class Gateway:
         self.verifier = IdentityVerifier.from_settings(settings)
         # User ids proved at the handshake (`uid` + `sig`), until `handle` registers the socket.
         self._proved: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
+        # Each open socket's write key, as trust marks need it (`api.identity_mark`).
+        self._senders: weakref.WeakKeyDictionary[ServerConnection, Sender] = weakref.WeakKeyDictionary()
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Check the path, write key and Origin before the socket opens.
@@ -180,6 +183,10 @@ class Gateway:
                 refusal = UnknownWriteKeyError("unknown write key")
             elif not write_key.allows_origin(origin):
                 refusal = OriginNotAllowedError("origin not allowed for this write key")
+            elif write_key.kind == "secret":  # the socket is the browser's path; the secret key stays on servers
+                refusal = OriginNotAllowedError("a secret write key is for the shop's back end (HTTP), not a socket")
+            else:
+                self._senders[connection] = sender_of(write_key, settings_trust(self.settings))
         if refusal is not None:
             log(logger, logging.INFO, "connection refused", reason=str(refusal), origin=origin,
                 key=key[:MAX_LOGGED_KEY])
@@ -242,6 +249,10 @@ class Gateway:
         except (BatchTooLargeError, InvalidBatchError) as exc:
             metrics.FRAMES_REFUSED.inc()
             return error_frame(peek_seq(body), str(exc))
+        # Trust marks (browser / verified); a user id proved by its signature also verifies the socket
+        # for that user's decision pushes, as `uid` + `sig` at the handshake do.
+        for user_id in mark_batch(decoded, self._senders.get(ws) or UNKNOWN_SENDER, self.verifier):
+            self.connections.verify(ws, user_id)
         if decoded.accepted:
             if not await self.backpressure.wait_until_ready(self.settings.max_ack_delay_s):
                 raise OverloadedError(await self.backpressure.lag_s(), 1)

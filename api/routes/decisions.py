@@ -32,7 +32,7 @@ router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
                        403: response(ErrorBody, "Origin not allowed for this write key, or `sig` is not the "
                                                 "user id's signature.")})
 async def get_decisions(
-    visitor_id: str, request: Request, _key: WriteKeyDep,
+    visitor_id: str, request: Request, key: WriteKeyDep,
     product: Annotated[str | None, Query(description="The product on screen (cross-sell and up-sell for it).",
                                          max_length=MAX_PRODUCT_ID)] = None,
     sig: Annotated[str | None, Query(description="For a signed-in user: hex HMAC-SHA256 of the user id "
@@ -41,5 +41,5 @@ async def get_decisions(
 ) -> Response:
     """Decisions for a visitor by anonymousId or userId (a user's need `sig`)."""
     service: DecisionService = request.app.state.decisions
-    body = await service.answer(visitor_id, product or None, sig or x_attimo_signature)
+    body = await service.answer(visitor_id, product or None, sig or x_attimo_signature, key.identity_secrets)
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})

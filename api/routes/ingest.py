@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request, Response
 
 from api.deps import AppenderDep, BackpressureDep, SettingsDep, WriteKeysDep, resolve_write_key
 from api.errors import UnsupportedEncodingError
+from api.identity_mark import mark_batch, sender_of
 from api.metrics import INGEST_ACCEPTED, INGEST_REJECTED
 from api.models import BatchBody, ErrorBody, IngestOk, IngestPartial
 from api.openapi import Responses, request_body, response
@@ -113,6 +114,11 @@ async def _store(
 ) -> Response:
     """Authenticate, push back if overloaded, append the good events, report the bad ones."""
     await resolve_write_key(write_keys, key, request.headers.get("origin"))
+    # Trust marks: the secret key's events are the server's, a browser's user ids need their signature
+    # (`api.identity_mark`). The key was just looked up: this second look-up is a cache hit.
+    sender = sender_of(await resolve_write_key(write_keys, key, request.headers.get("origin")),
+                       settings.trust_browser_identity)
+    mark_batch(decoded, sender, request.app.state.decisions.verifier)
     if decoded.accepted:  # nothing to store, nothing to push back on: the rejections are the answer
         await backpressure.check()
         try:
