@@ -51,6 +51,7 @@ def configs_from(settings: Settings) -> tuple[StreamSourceConfig, ContactConfig,
     return (
         StreamSourceConfig(redis_url=settings.redis_url, shards=settings.stream_shards,
                            idle_poll_s=settings.idle_poll_ms / 1000, trim_after_s=trim_after,
+                           retention_s=settings.event_retention_s,
                            quarantine_max=settings.quarantine_max,
                            quarantine_retention_s=settings.quarantine_retention_s,
                            redis_timeout_s=settings.redis_timeout_s),

@@ -38,7 +38,14 @@ from state.quarantine import QuarantineRecord, clip, queue_quarantine
 from state.rates import PROCESSED, queue_counts
 from state.segment_preview import PREVIEW_FIELD, PreviewControl
 from state.segment_preview import decode_control as decode_preview
-from state.streams import CONTROL_FIELD, ENTRY_FIELD, UnreadableEvent, decode_entry_salvaging, entry_millis
+from state.streams import (
+    CONTROL_FIELD,
+    ENTRY_FIELD,
+    UnreadableEvent,
+    compare_ids,
+    decode_entry_salvaging,
+    entry_millis,
+)
 
 SourceItem = StreamEvent | ConfigControl | PreviewControl | EraseControl
 
@@ -46,6 +53,7 @@ log = logging.getLogger(__name__)
 
 START_ID: Final = "0-0"
 PROGRESS_EVERY_S: Final = 0.1
+RETENTION_EVERY_S: Final = 1.0
 # Bytes only a heartbeat's entry holds: one substring search spares the other entries a look at each event.
 _HEARTBEAT_MARK: Final = b'"' + HEARTBEAT_EVENT.encode() + b'"'
 
@@ -61,6 +69,9 @@ class StreamSourceConfig:
     max_idle_poll_s: float = 0.01
     # None disables trimming (no recovery: restarts replay from the start).
     trim_after_s: float | None = None
+    # Raw events older than this are trimmed (`ATTIMO_EVENT_RETENTION_S`), never ahead of the snapshot rule
+    # above (with recovery) or of what was read (without); None: only the rule above.
+    retention_s: float | None = None
     # Longest wait between reads while Redis is unreachable.
     max_outage_poll_s: float = 1.0
     quarantine_max: int = 100_000
@@ -88,6 +99,7 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
         self._events_read = metrics.EVENTS.labels(str(shard))
         self._lag = metrics.STREAM_LAG.labels(str(shard))
         self._lagging = False
+        self._retention_at = 0.0
 
     def next_batch(self) -> list[SourceItem]:
         started = time.perf_counter()
@@ -195,6 +207,10 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
         now = time.monotonic()
         if now - self._progress_at < PROGRESS_EVERY_S:
             return
+        if self._config.trim_after_s is None and self._config.retention_s is not None \
+                and now - self._retention_at >= RETENTION_EVERY_S:
+            self._retention_at = now  # no recovery, so no snapshots: retention alone trims, behind the reads
+            self._trim_to(self._last_id)
         self._progress_at = now
         read, self._read = self._read, 0
         try:
@@ -224,12 +240,26 @@ class _ShardPartition(StatefulSourcePartition[SourceItem, str]):
         safe: str | None = None
         while self._snapshots and now - self._snapshots[0][0] >= self._config.trim_after_s:
             safe = self._snapshots.popleft()[1]
-        if safe is not None and safe != START_ID:
-            try:
-                # Entries strictly older than `safe` go; `safe` itself stays.
-                self._client.xtrim(self._stream, minid=safe, approximate=True)
-            except (redis.RedisError, OSError):
-                log.warning("could not trim", extra={"stream": self._stream})
+        if safe is not None:
+            self._trim_to(safe)
+
+    def _trim_to(self, safe: str) -> None:
+        """Trim entries strictly older than `safe` — or, with a retention, than `safe` and the retention both.
+
+        With a retention the stream keeps processed events until they are that
+        old (the contact export lists them), and the trim is exact, so an
+        event is gone once past it; without one, approximate (whole nodes).
+        """
+        retention = self._config.retention_s
+        if retention is not None:
+            cut = f"{max(0, int((time.time() - retention) * 1000))}-0"
+            safe = cut if compare_ids(cut, safe) < 0 else safe
+        if safe == START_ID:
+            return
+        try:
+            self._client.xtrim(self._stream, minid=safe, approximate=retention is None)
+        except (redis.RedisError, OSError):
+            log.warning("could not trim", extra={"stream": self._stream})
 
     def close(self) -> None:
         self._client.close()
