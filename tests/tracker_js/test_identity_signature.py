@@ -36,7 +36,7 @@ class TestSignature:
         page.goto(site.url("basic.html", gateway=gateway.url, data_retry_base_ms="50"))
         gateway.wait_for_events(1)
         assert handshake(gateway) == {"key": WRITE_KEY}
-        assert site.decision_reads[0][1] == {"key": WRITE_KEY}
+        assert wait_until(lambda: site.decision_reads, what="the first read")[0][1] == {"key": WRITE_KEY}
         page.evaluate(f"attimo('identify', 'ada@example.com', {{plan: 'pro'}}, {{signature: '{SIG}'}})")
         wait_until(lambda: len(gateway.paths) == 2, what="a reconnect proving the user")
         assert handshake(gateway) == {"key": WRITE_KEY, "uid": "ada@example.com", "sig": SIG}

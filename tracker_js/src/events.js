@@ -1,20 +1,25 @@
 // Builds Segment Spec events, so that the same server accepts both this
 // tracker and stock Segment / RudderStack clients.
 import { uuid } from './ids.js'
+import { session } from './session.js'
 
-export const VERSION = '1.0.0'
+export const VERSION = '1.1.0'
+
+// The page's referrer: the document's, then (single-page apps) the previous URL.
+export const nav = { ref: document.referrer }
 
 function pageInfo() {
   return {
     url: location.href,
     path: location.pathname,
     title: document.title,
-    referrer: document.referrer,
+    referrer: nav.ref,
     search: location.search,
   }
 }
 
 export function buildEvent(type, who, fields) {
+  const s = session(Date.now())
   const ev = {
     type,
     messageId: uuid(),
@@ -25,8 +30,11 @@ export function buildEvent(type, who, fields) {
       userAgent: navigator.userAgent,
       locale: navigator.language,
       library: { name: 'attimo.js', version: VERSION },
+      sessionId: s.id,
     },
   }
+  if (s.campaign) ev.context.campaign = s.campaign
+  if (s.referrer) ev.context.referrer = s.referrer
   if (who.userId) ev.userId = who.userId
   return Object.assign(ev, fields)
 }

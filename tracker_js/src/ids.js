@@ -8,23 +8,11 @@ const AID = 'attimo_aid'
 const UID = 'attimo_uid'
 const THIRTEEN_MONTHS = 396 * 86400
 
-export function uuid() {
-  const c = window.crypto
-  // randomUUID only exists in secure contexts; a shop served over plain http
-  // still has getRandomValues.
-  if (c && c.randomUUID) return c.randomUUID()
-  const b = new Uint8Array(16)
-  if (c && c.getRandomValues) c.getRandomValues(b)
-  else for (let i = 0; i < 16; i++) b[i] = (Math.random() * 256) | 0
-  b[6] = (b[6] & 15) | 64
-  b[8] = (b[8] & 63) | 128
-  let h = ''
-  for (let i = 0; i < 16; i++) {
-    h += (b[i] + 256).toString(16).slice(1)
-    if (i === 3 || i === 5 || i === 7 || i === 9) h += '-'
-  }
-  return h
-}
+// A random (v4) uuid. Not crypto.randomUUID: it only exists in secure
+// contexts, and a shop served over plain http still has getRandomValues.
+export const uuid = () =>
+  '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (d) =>
+    (d ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (d / 4)))).toString(16))
 
 export function anonymousId(reset) {
   let id = reset ? null : getCookie(AID) || lsGet(AID)
@@ -35,21 +23,24 @@ export function anonymousId(reset) {
   return id
 }
 
-export function loadUserId() {
-  return lsGet(UID) || null
-}
-
-export function saveUserId(id) {
-  lsSet(UID, id == null ? null : String(id))
-}
-
-// The site back end's signature of the user id (see decisions.js); kept with it.
+// The user id and the site back end's signature of it (see decisions.js),
+// kept together: saveIds() writes both (null removes), loadIds() reads them
+// (a signature only with its user id).
 const SIG = 'attimo_sig'
 
-export function loadSignature() {
-  return (loadUserId() && lsGet(SIG)) || null
+export function saveIds(who) {
+  lsSet(UID, who.userId)
+  lsSet(SIG, who.signature)
 }
 
-export function saveSignature(sig) {
-  lsSet(SIG, sig == null ? null : String(sig))
+export function loadIds(who) {
+  who.userId = lsGet(UID) || null
+  who.signature = (who.userId && lsGet(SIG)) || null
+}
+
+// Consent withdrawn: every id and everything stored about the visitor goes.
+// `keys` are the other stores' localStorage keys (queue, cart, session …).
+export function forgetAll(keys) {
+  setCookie(AID, '', 0)
+  for (const k of [AID, UID, SIG].concat(keys)) lsSet(k, null)
 }

@@ -1,23 +1,40 @@
 // Public API and wiring: reads the <script> tag's settings, replays calls the
 // snippet queued before this file loaded, moves events from the persistent
-// queue to the gateway, and keeps the visitor's current decisions.
+// queue to the gateway (or, while websockets fail, to the HTTP API), and
+// keeps the visitor's current decisions.
 //
 // Popups and product strips live in a second file (attimo-widgets.js),
 // loaded only on pages that have a popup to consider or a strip to render,
 // so that every other page view pays for the tracker alone.
-import { anonymousId, loadUserId, saveUserId, loadSignature, saveSignature } from './ids.js'
+import { anonymousId, saveIds, loadIds, forgetAll } from './ids.js'
 import { createQueue } from './queue.js'
 import { createTransport } from './transport.js'
 import * as build from './events.js'
-import { sendBeacons } from './beacon.js'
 import { readDecisions, proof } from './decisions.js'
 import { cartAfter } from './cart.js'
-import { lsGet, lsSet } from './storage.js'
+import { lsGet, lsSet, store } from './storage.js'
+import { SESSION, forgetSession } from './session.js'
+import { postBatch } from './http.js'
+import { blocked } from './privacy.js'
+import { watchHistory } from './spa.js'
+import { watchForms } from './forms.js'
+import { bucket } from './limit.js'
+import { ECOM, ecomName, ecomProps } from './ecommerce.js'
+import { backoff } from './retry.js'
 
 const MAX_BATCH = 100
 const MAX_FRAMES_IN_FLIGHT = 4 // so a lagging gateway's withheld acks slow us down
+// Bytes per frame or HTTP body: far under the gateway's 512 KB frame limit and
+// under the browser's 64 KB cap on keepalive requests.
+const MAX_BYTES = 48e3
+// The ingest refuses an event over 32 KB: such an event is never queued.
+const MAX_EVENT = 32e3
 const QUEUE_CAP = 1000
+const Q = 'attimo_q'
 const CART = 'attimo_cart'
+
+const bytes = (v) => new Blob([JSON.stringify(v)]).size
+const warn = (...a) => console.warn('attimo:', ...a)
 
 function widgetsUrl(tag, cfg) {
   if (cfg.widgets) return cfg.widgets
@@ -35,16 +52,30 @@ function main() {
   const writeKey = cfg.key || ''
   const gateway = (cfg.gateway || '').replace(/\/$/, '')
   const flushMs = cfg.flushMs ? +cfg.flushMs : 200
-
+  const baseMs = cfg.retryBaseMs ? +cfg.retryBaseMs : 500
   const apiBase = (cfg.api || '').replace(/\/$/, '')
   const nonce = (tag && tag.nonce) || ''
+  // Failed websocket connects in a row before batches go over HTTP (at once without a gateway).
+  const tries = gateway ? 3 : 0
 
-  const who = { anonymousId: anonymousId(), userId: loadUserId(), signature: loadSignature() }
-  const queue = createQueue('attimo_q', QUEUE_CAP)
+  // Not tracked at all: opt-out cookie, DNT / GPC (when respected), bots (unless allowed).
+  const off = blocked(cfg)
+  // Consent: until given, nothing is stored and nothing is sent.
+  let consent = !off && cfg.consent !== 'required'
+  // Whether events tracked while consent is pending are kept (false once withdrawn).
+  let keep = !off && cfg.consentQueue !== 'drop'
+  const held = [] // events tracked while consent is pending (data-consent-queue="keep")
+  store.on = consent
+
+  let who = {} // anonymousId, userId, signature: known once storage is allowed
+  let queue = createQueue(Q, QUEUE_CAP)
   const handlers = { decision: [], popup: [] }
+  const allow = bucket(+cfg.rate || 10, +cfg.burst || 100) // events per second, burst
+  let dropped = 0 // by the rate limit, on this page
+  let unreported = 0 // …not yet told to the server (context.dropped of the next event)
   // Popup events still unacked when this page started (popups.js holds back their campaigns).
-  const unacked = queue.all().filter((e) => /^Popup /.test(e.event))
-  let cart = +lsGet(CART) || 0
+  let unacked = []
+  let cart = 0
   let current = null // the visitor's decisions as last read or pushed
   let pushes = 0
   let product = null // the product on screen, when a strip names one
@@ -55,43 +86,107 @@ function main() {
   // seq -> batch sent on the current connection and not yet acked
   let inflight = new Map()
   let sentIds = new Set()
-  const beaconed = new Set()
+  let posted = new Set() // batches posted over HTTP and not answered yet
+  let leaving = false
+  let httpAt = 0 // no HTTP post before this time (backoff after a failed one)
+  let httpFails = 0
   let flushTimer = 0
   let keyRefused = false
+
+  function mark(batch, on) {
+    for (const e of batch) on ? sentIds.add(e.messageId) : sentIds.delete(e.messageId)
+  }
+
+  // The next batch: at most MAX_BATCH events and MAX_BYTES (at least one event).
+  function take(pending) {
+    let n = 0
+    let i = 0
+    for (; i < pending.length && i < MAX_BATCH; i++) if ((n += bytes(pending[i]) + 1) > MAX_BYTES && i) break
+    return pending.splice(0, i)
+  }
 
   function flush() {
     clearTimeout(flushTimer)
     flushTimer = 0
-    if (!transport.isOpen()) return
+    if (!consent) return
     const pending = queue.all().filter((e) => !sentIds.has(e.messageId))
-    while (pending.length && inflight.size < MAX_FRAMES_IN_FLIGHT) {
-      const batch = pending.splice(0, MAX_BATCH)
-      inflight.set(transport.send(batch), batch)
-      for (const e of batch) sentIds.add(e.messageId)
+    if (transport.isOpen()) {
+      while (pending.length && inflight.size < MAX_FRAMES_IN_FLIGHT) {
+        const batch = take(pending)
+        inflight.set(transport.send(batch), batch)
+        mark(batch, 1)
+      }
+    } else if (apiBase && !keyRefused && (leaving || transport.fails() >= tries && Date.now() >= httpAt)) {
+      // One post at a time, and one more when the page is going away (a
+      // keepalive post outlives it; what is left stays queued for the next page).
+      if (pending.length && (leaving || !posted.size)) post(take(pending))
     }
   }
 
+  function post(batch) {
+    posted.add(batch)
+    mark(batch, 1)
+    postBatch(apiBase, writeKey, batch).then((r) => {
+      if (!posted.delete(batch)) return // consent withdrawn meanwhile
+      if (r.retry) {
+        mark(batch, 0)
+        const wait = backoff(httpFails++, baseMs)
+        httpAt = Date.now() + wait
+        setTimeout(flush, wait)
+      } else if (r.refused) {
+        mark(batch, 0)
+        refused('API (' + r.refused + ')')
+      } else {
+        httpFails = 0
+        done(batch, r)
+      }
+    })
+  }
+
   function enqueue(ev) {
+    if (!consent && !keep) return
+    if (!allow()) {
+      dropped++
+      unreported++
+      return
+    }
+    if (unreported) {
+      ev.context.dropped = unreported
+      unreported = 0
+    }
+    if (bytes(ev) > MAX_EVENT) return warn('event too large', ev.event || ev.type)
+    if (!consent) return held.push(ev)
     queue.push(ev)
     if (!flushTimer) flushTimer = setTimeout(flush, flushMs)
   }
 
-  function onAck(msg) {
-    const batch = inflight.get(msg.ack)
-    // {"ack": n, "error": ...} refuses a whole frame (too big, malformed):
-    // like a rejected event it would fail again, so it is dropped, not resent.
-    if (msg.error) console.warn('attimo: frame rejected', msg.error)
-    if (!batch) return
-    inflight.delete(msg.ack)
-    // Rejected events are invalid, not unlucky: resending would fail again.
+  // An answered batch leaves the queue. Rejected events are invalid, not
+  // unlucky: resending would fail again. {"error": ...} refuses the whole batch
+  // (too big, malformed): like a rejected event it is dropped, not resent.
+  function done(batch, msg) {
+    if (msg.error) warn('frame rejected', msg.error)
     for (const r of msg.rejected || []) {
       const e = batch[r.index]
-      console.warn('attimo: event rejected', e && (e.event || e.type), r.error)
+      warn('event rejected', e && (e.event || e.type), r.error)
     }
     const ids = new Set(batch.map((e) => e.messageId))
     queue.remove(ids)
-    for (const id of ids) sentIds.delete(id)
+    mark(batch, 0)
     flush()
+  }
+
+  // {"ack": n, "rejected": [...]} or {"ack": n, "error": ...} (the whole frame refused).
+  function onAck(msg) {
+    const batch = inflight.get(msg.ack)
+    if (batch) inflight.delete(msg.ack), done(batch, msg)
+  }
+
+  // The key (or the page's origin) is refused for good (`why`: by whom, the
+  // code). Events stay queued in localStorage (capped): once the key is fixed
+  // they go out on the visitor's next page.
+  function refused(why) {
+    keyRefused = true
+    console.error('attimo: write key ' + JSON.stringify(writeKey) + ' refused by the ' + why + '; not retrying')
   }
 
   function loadWidgets() {
@@ -145,35 +240,48 @@ function main() {
       ack: onAck,
       decision: onPush,
       // Unacked frames are forgotten; their events are still in the queue and
-      // go out again (same messageIds) on the next connection.
+      // go out again (same messageIds) on the next connection — or over HTTP
+      // once connects keep failing.
       close() {
         inflight = new Map()
         sentIds = new Set()
+        for (const b of posted) mark(b, 1)
+        flush()
       },
-      // The transport has stopped for good. Events stay queued in localStorage
-      // (capped): once the key is fixed they go out on the visitor's next page.
-      refused(code, reason) {
-        keyRefused = true
-        console.error(
-          'attimo: write key ' + JSON.stringify(writeKey) + ' refused by the gateway (' +
-            (reason ? code + ' ' + reason : code) + '); not retrying'
-        )
-      },
+      refused: (code, reason) => refused('gateway (' + (reason ? code + ' ' + reason : code) + ')'),
     },
-    cfg.retryBaseMs ? +cfg.retryBaseMs : 500
+    baseMs
   )
 
+  // Storage allowed from here on: the ids are read (or made) and stored, and
+  // what was tracked while waiting joins the queue.
+  function grant() {
+    who.anonymousId = anonymousId()
+    if (who.userId) saveIds(who)
+    else loadIds(who)
+    cart = +lsGet(CART) || 0
+    unacked = queue.all().filter((e) => /^Popup /.test(e.event))
+    for (const e of held.splice(0)) queue.push(Object.assign(e, { anonymousId: who.anonymousId }))
+  }
+
+  // …and sending: the socket, the decisions read, the first flush.
+  function go() {
+    if (tries) transport.connect()
+    started = true
+    read()
+    flushTimer = setTimeout(flush, flushMs)
+  }
+
+  // Leaving (or hidden, maybe for good): what the socket has not taken goes
+  // out as keepalive posts, which the browser finishes after the page is gone.
+  // They stay queued until answered; a resend is deduped by messageId.
   function onLeave(ev) {
-    if (ev.type === 'pagehide' || document.visibilityState === 'hidden') {
-      queue.persist()
-      if (transport.isOpen()) return flush()
-      // The API refuses the same key (401 / 403): beacons would only add load.
-      if (keyRefused) return
-      const pending = queue.all().filter((e) => !beaconed.has(e.messageId))
-      // Beaconed events stay queued: a beacon's success only means "handed to
-      // the browser", and a resend is deduped by messageId.
-      for (const id of sendBeacons(cfg.api, writeKey, pending)) beaconed.add(id)
-    }
+    if (!consent) return
+    leaving = ev.type === 'pagehide' || document.visibilityState === 'hidden'
+    if (!leaving) return
+    queue.persist()
+    flush()
+    leaving = false
   }
 
   const api = {
@@ -199,10 +307,9 @@ function main() {
       if (userId != null && String(userId) !== who.userId) {
         who.userId = String(userId)
         who.signature = null // a signature is only valid for the id it signed
-        saveUserId(who.userId)
       }
       if (opts && opts.signature && who.userId) who.signature = String(opts.signature)
-      saveSignature(who.signature)
+      saveIds(who)
       enqueue(build.identify(who, traits))
       // A socket is verified for one user at its handshake: prove the new identity.
       if (proof(who) !== had) transport.reconnect()
@@ -211,11 +318,35 @@ function main() {
       if (proof(who)) transport.reconnect()
       who.anonymousId = anonymousId(true)
       who.userId = who.signature = null
-      saveUserId(null)
-      saveSignature(null)
+      saveIds(who)
       lsSet(CART, null)
       cart = 0
     },
+    // attimo('consent', true): store and send from now on (with what was held);
+    // attimo('consent', false): stop, close the socket, forget the ids and
+    // everything stored, and drop what is tracked until consent is given again.
+    consent(yes) {
+      if (off || !yes === !consent) return
+      if ((consent = store.on = !!yes)) return grant(), go()
+      keep = false
+      transport.stop()
+      posted = new Set()
+      held.length = 0
+      queue = createQueue(Q, QUEUE_CAP) // empty, in memory while storage is off
+      forgetAll([Q, CART, SESSION, 'attimo_popups'])
+      store.on = false
+      forgetSession()
+      who = {}
+      cart = 0
+    },
+    // What the tracker is doing: for a site's own checks and the tests.
+    stats: () => ({
+      blocked: off,
+      consent,
+      websocket: transport.isOpen(),
+      queued: queue.all().length + held.length,
+      dropped,
+    }),
     on(name, fn) {
       if (handlers[name] && typeof fn === 'function') handlers[name].push(fn)
     },
@@ -247,24 +378,36 @@ function main() {
     anonymousId: () => who.anonymousId,
     userId: () => who.userId,
   }
+  for (const k of ECOM) api[k] = (p) => api.track(ecomName(k), ecomProps(ecomName(k), p))
 
   function attimo(method) {
     const fn = api[method]
-    if (!fn) return console.warn('attimo: unknown method', method)
+    if (!fn) return warn('unknown method', method)
     return fn.apply(null, [].slice.call(arguments, 1))
   }
   attimo.loaded = true
   attimo.version = build.VERSION
   w.attimo = attimo
 
+  if (off) return
+  if (consent) grant()
   if (cfg.autoPage !== 'false') api.page()
   for (const args of (stub && stub.q) || []) attimo.apply(null, args)
+  if (consent && !started) go()
 
+  if (cfg.spa !== 'false')
+    watchHistory((from) => {
+      build.nav.ref = from
+      api.page()
+    })
+  watchForms(api.track)
   w.addEventListener('pagehide', onLeave)
   document.addEventListener('visibilitychange', onLeave)
-  transport.connect()
-  started = true
-  read()
+  w.addEventListener('online', () => {
+    httpAt = 0
+    transport.now()
+    flush()
+  })
 }
 
 main()

@@ -1,33 +1,48 @@
 // The websocket to the gateway: numbered frames, acks and pushed decisions,
 // and reconnection with backoff. It knows nothing about the queue; index.js
-// decides what to (re)send when the socket opens or an ack arrives, and what
-// to tell the page when the gateway refuses this client for good.
+// decides what to (re)send when the socket opens or an ack arrives, what to
+// send over HTTP while sockets fail, and what to tell the page when the
+// gateway refuses this client for good.
 import { backoff, fatal } from './retry.js'
+
+// A connection counts as good (and the backoff starts again from its base)
+// once the gateway has acked a frame on it or it stayed open this long: a
+// socket that opens only to be closed at once (an overloaded gateway's 1013)
+// must not reset the backoff, or every browser would hammer it.
+const GOOD_MS = 5000
 
 // url() is asked on every connect: the handshake carries who the page has
 // proved to be (a signed user id), which can change while the page is open.
 export function createTransport(url, on, baseMs) {
   let ws = null
   let attempt = 0
+  let fails = 0 // connects in a row that never opened (a blocked or down gateway)
   let timer = 0
   let seq = 0
-  let stopped = false
+  let stopped = true
+  let openedAt = 0
 
   function retry() {
     if (!timer && !stopped) timer = setTimeout(connect, backoff(attempt++, baseMs))
   }
 
   function connect() {
+    clearTimeout(timer)
     timer = 0
+    if (ws) return
+    stopped = false
     let sock
     try {
       sock = new WebSocket(url())
     } catch (e) {
+      fails++
+      on.close()
       return retry()
     }
     ws = sock
     sock.onopen = () => {
-      attempt = 0
+      fails = 0
+      openedAt = Date.now()
       seq = 0 // seq numbers are per connection
       on.open()
     }
@@ -39,13 +54,18 @@ export function createTransport(url, on, baseMs) {
         return
       }
       if (!msg || typeof msg !== 'object') return
-      if ('ack' in msg) on.ack(msg)
-      else if (msg.decision) on.decision(msg.decision, msg.id)
+      if ('ack' in msg) {
+        attempt = 0
+        on.ack(msg)
+      } else if (msg.decision) on.decision(msg.decision, msg.id)
     }
     // "error" is always followed by "close", so only close reconnects.
     sock.onclose = (e) => {
       if (ws !== sock) return
       ws = null
+      if (!openedAt) fails++
+      else if (Date.now() - openedAt >= GOOD_MS) attempt = 0
+      openedAt = 0
       on.close()
       if (!fatal(e.code)) return retry()
       stopped = true
@@ -56,8 +76,20 @@ export function createTransport(url, on, baseMs) {
   return {
     connect,
     isOpen: () => !!ws && ws.readyState === 1,
+    fails: () => fails,
     // Close and connect again (with the usual backoff), e.g. to prove a new identity.
     reconnect() {
+      if (ws) ws.close()
+    },
+    // The network is back: try now instead of waiting out the backoff.
+    now() {
+      if (!stopped && !ws) connect()
+    },
+    // Consent withdrawn: close (on.close() follows) and stay closed until connect().
+    stop() {
+      stopped = true
+      clearTimeout(timer)
+      timer = 0
       if (ws) ws.close()
     },
     send(batch) {
