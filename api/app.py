@@ -28,7 +28,7 @@ from api.decisions.reader import DecisionReader
 from api.decisions.redis_wire import PipelinedRedis
 from api.decisions_fast import DecisionsFastPath
 from api.deps import WRITE_KEY_HEADER
-from api.errors import OverloadedError, status_for
+from api.errors import OverloadedError, RateLimitedError, status_for
 from api.heartbeat import heartbeat_running
 from api.http_server import HttpLimits, serve_http
 from api.logging import configure_logging, log
@@ -50,6 +50,7 @@ from api.routes import (
     metrics,
     privacy,
     quarantine,
+    segment_compat,
     segment_preview,
     segments,
     stats,
@@ -68,7 +69,8 @@ logger = logging.getLogger("attimo.api")
 async def _attimo_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AttimoError)
     status = status_for(exc)
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, OverloadedError) else None
+    headers = ({"Retry-After": str(exc.retry_after_s)} if isinstance(exc, OverloadedError | RateLimitedError)
+               else None)
     if status >= 500:
         log(logger, logging.ERROR, "request failed", path=request.url.path, error=str(exc))
     return error_response(status, str(exc), headers)
@@ -153,6 +155,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(campaigns.router)
     app.include_router(segment_preview.router)
     app.include_router(privacy.router)
+    app.include_router(segment_compat.router)
     app.include_router(dashboard_stream.router)
     app.include_router(dashboard_routes.router)
     app.include_router(metrics.router)

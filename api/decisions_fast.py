@@ -23,6 +23,7 @@ from api.decisions.answer import DecisionService
 from api.deps import resolve_write_key
 from api.errors import InvalidBodyError, status_for
 from api.models import ErrorBody
+from api.rate_limits import limits_of
 from state.errors import AttimoError
 
 Scope = MutableMapping[str, Any]
@@ -52,6 +53,7 @@ class DecisionsFastPath:
         origin: str | None = None
         header_key: str | None = None
         header_sig: str | None = None
+        forwarded: str | None = None
         for name, value in scope["headers"]:  # the last of a repeated header counts
             if name == b"origin":
                 origin = value.decode("latin-1")
@@ -59,6 +61,18 @@ class DecisionsFastPath:
                 header_key = value.decode("latin-1")
             elif name == b"x-attimo-signature":
                 header_sig = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                forwarded = value.decode("latin-1")
+        # Reads per client IP (api.rate_limits), before any look-up: a flood costs no Redis round trip.
+        limits = limits_of(self.app.state)
+        if limits.reads.rate.enabled:
+            client = scope.get("client")
+            wait = limits.reads.wait_s(limits.proxies.client_ip(client[0] if client else None, forwarded))
+            if wait:
+                refusal = limits.reads.refusal(wait)
+                await _respond(send, 429, _encoder.encode(ErrorBody(str(refusal))), None,
+                               (b"retry-after", b"%d" % refusal.retry_after_s))
+                return
         key = query.get("key") or header_key
         sig = query.get("sig") or header_sig
         state = self.app.state
@@ -105,9 +119,10 @@ _NO_STORE: Final = (b"cache-control", b"no-store")
 _VARY: Final = (b"vary", b"Origin")
 
 
-async def _respond(send: Send, status: int, body: bytes, readable_by: str | None) -> None:
+async def _respond(send: Send, status: int, body: bytes, readable_by: str | None,
+                   *extra: tuple[bytes, bytes]) -> None:
     """Send the answer; `readable_by` is the origin whose pages may read it (CORS), if any."""
-    headers = [_CONTENT_TYPE, (b"content-length", b"%d" % len(body)), _NO_STORE]
+    headers = [_CONTENT_TYPE, (b"content-length", b"%d" % len(body)), _NO_STORE, *extra]
     if readable_by is not None:
         headers += [(b"access-control-allow-origin", readable_by.encode("latin-1")), _VARY]
     await send({"type": "http.response.start", "status": status, "headers": headers})

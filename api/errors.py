@@ -70,6 +70,15 @@ class OverloadedError(ApiError):
         self.retry_after_s = retry_after_s
 
 
+class RateLimitedError(ApiError):
+    """A write key or a client IP sent more than its rate limit allows (`api.rate_limits`); retry later."""
+
+    def __init__(self, limit: str, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
 # Most specific first: `status_for` returns the first class that matches.
 HTTP_STATUS: Final[tuple[tuple[type[AttimoError], int], ...]] = (
     (UnknownWriteKeyError, 401),
@@ -86,6 +95,7 @@ HTTP_STATUS: Final[tuple[tuple[type[AttimoError], int], ...]] = (
     (InvalidEventError, 400),
     (InvalidBodyError, 422),
     (OverloadedError, 429),
+    (RateLimitedError, 429),
     (StoreError, 503),
 )
 
@@ -100,6 +110,9 @@ CLOSE_TRY_AGAIN_LATER: Final = 1013
 # it with one of these; the tracker treats them as final and stops reconnecting.
 CLOSE_UNKNOWN_WRITE_KEY: Final = 4401
 CLOSE_ORIGIN_NOT_ALLOWED: Final = 4403
+# A client that kept sending frames past its rate limit (`api.rate_limits`); not final: reconnect
+# after a back-off and resend the unacked frames.
+CLOSE_RATE_LIMITED: Final = 4429
 
 # First match wins, as in HTTP_STATUS; a MissingWriteKeyError is an UnknownWriteKeyError (4401).
 WS_CLOSE_CODE: Final[tuple[tuple[type[AttimoError], int], ...]] = (
@@ -107,6 +120,7 @@ WS_CLOSE_CODE: Final[tuple[tuple[type[AttimoError], int], ...]] = (
     (OriginNotAllowedError, CLOSE_ORIGIN_NOT_ALLOWED),
     (StoreError, CLOSE_INTERNAL_ERROR),
     (OverloadedError, CLOSE_TRY_AGAIN_LATER),
+    (RateLimitedError, CLOSE_RATE_LIMITED),
     (BatchTooLargeError, CLOSE_MESSAGE_TOO_BIG),
 )
 

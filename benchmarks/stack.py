@@ -134,6 +134,8 @@ class Stack:
             "ATTIMO_STREAM_SHARDS": str(SHARDS),
             "ATTIMO_DATA_DIR": str(self.directory / "data"),
             "ATTIMO_ALLOWED_ORIGINS": "*",
+            # One load generator on one IP stands for thousands of shoppers: no per-key / per-IP limits.
+            "ATTIMO_RATE_LIMIT_KEY_PER_S": "0", "ATTIMO_RATE_LIMIT_IP_PER_S": "0", "ATTIMO_RATE_LIMIT_READS_PER_S": "0",
             **{f"ATTIMO_{k.upper()}": v for k, v in extra.items()},
         }
         return attimo_environment({**values, "PYTHONPATH": str(CODE["root"])})

@@ -36,6 +36,20 @@ class FrameError(msgspec.Struct, frozen=True):
     error: str
 
 
+class RateLimited(msgspec.Struct, frozen=True, rename="camel"):
+    """Frame `limited` was over a rate limit and NOT stored, nor acked: resend it after `retry_after` seconds.
+
+    Deliberately not an ack (no `ack` key): a client that does not know this
+    reply keeps the frame unacked and resends it after its next reconnect.
+    `limit` names the limit (`write key`, `client IP`); `error` says it in words.
+    """
+
+    limited: int
+    limit: str
+    error: str
+    retry_after: int
+
+
 class DecisionFrame(msgspec.Struct, frozen=True):
     """Pushed to a visitor's open page when its decisions change.
 
@@ -67,7 +81,7 @@ _encoder: Final = msgspec.json.Encoder()
 _push_decoder: Final = msgspec.json.Decoder(DecisionPush)
 
 
-def encode_reply(reply: Ack | FrameError | DecisionFrame) -> str:
+def encode_reply(reply: Ack | FrameError | RateLimited | DecisionFrame) -> str:
     """The text frame to send."""
     return _encoder.encode(reply).decode()
 

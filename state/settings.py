@@ -7,11 +7,12 @@ production runs with days.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_ORIGINS = "http://127.0.0.1:8000,http://localhost:8000"
@@ -89,6 +90,18 @@ class Settings(BaseSettings):
     rate_limit_max_clients: int = Field(default=100_000, ge=1)
     rate_limit_ws_strikes: int = Field(default=3, ge=1)
     trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        """Refused at start-up, naming the entry, rather than on the first request."""
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an IP address or network") from exc
+        return value
+
     # Events from known bots (`api.bots`: the user agent of a browser connection or of the event's
     # context) are acked and dropped at ingest, never reaching the dataflow; true keeps them.
     accept_bots: bool = False

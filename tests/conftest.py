@@ -13,6 +13,14 @@ import redis
 
 from tests.helpers import RedisServer, running_redis
 
+# The test browser is headless Chromium, whose user agent ingest rightly takes for a bot's and drops
+# (api.bots). Every process a test starts inherits this; the bot filter's own tests set it to false.
+os.environ.setdefault("ATTIMO_ACCEPT_BOTS", "true")
+# Tests drive traffic from one IP far faster than one shop's visitors would; the rate limits have their
+# own tests (tests/e2e/test_ingest_limits.py), which set them explicitly.
+for _rate in ("KEY", "IP", "READS"):
+    os.environ.setdefault(f"ATTIMO_RATE_LIMIT_{_rate}_PER_S", "0")
+
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:

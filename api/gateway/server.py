@@ -24,7 +24,13 @@ How a connection is refused or ended (codes in `api.errors`):
   none of that user's decision pushes (`api.gateway.push`);
 - later: 1003 for a binary frame, 1009 for a frame far over the size limit,
   1011 when an append fails and 1013 when ingest stays overloaded (no ack in
-  either case: the client resends after reconnecting).
+  either case: the client resends after reconnecting);
+- a frame over the write key's or the client IP's rate limit
+  (`api.rate_limits`) is neither stored nor acked: it gets a `RateLimited`
+  reply naming the limit and when to retry; `rate_limit_ws_strikes` such
+  frames in a row close the socket with 4429 (not final: back off, resend).
+
+Events of a known bot (`api.bots`) are acked and dropped, unless `accept_bots`.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import contextlib
 import logging
 import weakref
 from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
@@ -44,16 +51,24 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from api.bots import without_bots
 from api.decisions.answer import DecisionService
 from api.decisions.identity import SIGNATURE_PARAM, USER_PARAM, IdentityVerifier
 from api.decisions.reader import DecisionReader
 from api.decisions.redis_wire import PipelinedRedis
-from api.errors import CLOSE_UNSUPPORTED_DATA, MissingWriteKeyError, OverloadedError, close_code_for
+from api.errors import (
+    CLOSE_UNSUPPORTED_DATA,
+    MissingWriteKeyError,
+    OverloadedError,
+    RateLimitedError,
+    close_code_for,
+)
 from api.gateway import metrics
 from api.gateway.connections import Connections
 from api.gateway.push import DecisionPusher, listen_for_decisions
 from api.identity_mark import UNKNOWN_SENDER, Sender, mark_batch, sender_of, settings_trust
 from api.logging import configure_logging, log
+from api.rate_limits import RateLimits
 from api.resources import Resources, open_resources, redis_client
 from state.errors import (
     AttimoError,
@@ -64,7 +79,7 @@ from state.errors import (
     UnknownWriteKeyError,
 )
 from state.events import Alias, Event
-from state.frames import Ack, FrameError, RejectedEvent, encode_reply
+from state.frames import Ack, FrameError, RateLimited, RejectedEvent, encode_reply
 from state.heartbeat import is_heartbeat_batch
 from state.json_bounds import object_members
 from state.metrics_server import serve_metrics
@@ -130,6 +145,22 @@ def error_frame(seq: int | None, error: str) -> str:
     return encode_reply(FrameError(seq, error))
 
 
+def limited_frame(seq: int, exc: RateLimitedError) -> str:
+    """The reply to a frame refused by a rate limit: not stored, not acked, resend after the wait."""
+    return encode_reply(RateLimited(seq, exc.limit, str(exc), exc.retry_after_s))
+
+
+@dataclass(slots=True)
+class SocketClient:
+    """Who a socket counts as for rate limits and bot filtering, fixed at its handshake."""
+
+    key: str
+    ip: str
+    # The browser's own user agent (None for a server-side client, which sends no Origin).
+    browser_agent: str | None
+    strikes: int = 0
+
+
 class Gateway:
     """Handshake checks and the per-connection frame loop."""
 
@@ -149,6 +180,8 @@ class Gateway:
         self._proved: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
         # Each open socket's write key, as trust marks need it (`api.identity_mark`).
         self._senders: weakref.WeakKeyDictionary[ServerConnection, Sender] = weakref.WeakKeyDictionary()
+        self.rate_limits = RateLimits.from_settings(settings)
+        self._clients: weakref.WeakKeyDictionary[ServerConnection, SocketClient] = weakref.WeakKeyDictionary()
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Check the path, write key and Origin before the socket opens.
@@ -202,6 +235,7 @@ class Gateway:
         proved = self._proved.pop(ws, None)
         if proved is not None:
             self.connections.verify(ws, proved)
+        self._clients[ws] = self.socket_client(ws)
         metrics.CONNECTIONS.inc()
         try:
             async for message in ws:
@@ -209,7 +243,7 @@ class Gateway:
                     await ws.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not supported")
                     return
                 await ws.send(await self.handle_frame(ws, message.encode()))
-        except (StoreError, OverloadedError) as exc:
+        except (StoreError, OverloadedError, RateLimitedError) as exc:
             # No ack was sent for this frame: the client keeps it and resends.
             log(logger, logging.WARNING, "closing connection", error=str(exc),
                 remote=str(ws.remote_address))
@@ -219,6 +253,37 @@ class Gateway:
         finally:
             metrics.CONNECTIONS.dec()
             self.connections.forget(ws)
+
+    def socket_client(self, ws: ServerConnection) -> SocketClient:
+        """The key, client IP and browser user agent a socket's frames count against."""
+        headers = ws.request.headers if ws.request is not None else None
+        key = parse_qs(urlsplit(ws.request.path).query).get("key", [""])[0] if ws.request is not None else ""
+        remote = ws.remote_address
+        peer = str(remote[0]) if isinstance(remote, tuple) and remote else None
+        forwarded = headers.get("X-Forwarded-For") if headers is not None else None
+        ip = self.rate_limits.proxies.client_ip(peer, forwarded)
+        agent = headers.get("User-Agent", "") if headers is not None and "Origin" in headers else None
+        return SocketClient(key, ip, agent)
+
+    def over_limit(self, ws: ServerConnection, seq: int, events: int) -> str | None:
+        """The `RateLimited` reply when the frame's events are over a limit, else None (charged).
+
+        Raises instead once the socket has been refused `rate_limit_ws_strikes`
+        times in a row, which closes it with 4429.
+        """
+        client = self._clients.get(ws)
+        if client is None:
+            return None
+        try:
+            self.rate_limits.check_ingest(client.key, client.ip, events)
+        except RateLimitedError as exc:
+            client.strikes += 1
+            metrics.FRAMES_LIMITED.inc()
+            if client.strikes >= self.settings.rate_limit_ws_strikes:
+                raise
+            return limited_frame(seq, exc)
+        client.strikes = 0
+        return None
 
     async def handle_frame(self, ws: ServerConnection, body: bytes) -> str:
         """Validate, append and ack one frame; returns the reply to send.
@@ -232,7 +297,7 @@ class Gateway:
         """
         try:
             return await self._handle_frame(ws, body)
-        except (StoreError, OverloadedError):
+        except (StoreError, OverloadedError, RateLimitedError):
             raise
         except Exception as exc:
             log(logger, logging.ERROR, "frame failed", exc_info=True, error=repr(exc)[:200],
@@ -253,21 +318,28 @@ class Gateway:
         # for that user's decision pushes, as `uid` + `sig` at the handshake do.
         for user_id in mark_batch(decoded, self._senders.get(ws) or UNKNOWN_SENDER, self.verifier):
             self.connections.verify(ws, user_id)
-        if decoded.accepted:
+        if decoded.accepted and (limited := self.over_limit(ws, seq, len(decoded.accepted))) is not None:
+            return limited
+        events = decoded.accepted
+        if events and not self.settings.accept_bots:
+            client = self._clients.get(ws)
+            events, bots = without_bots(events, client.browser_agent if client is not None else None)
+            metrics.EVENTS_BOT.inc(bots)
+        if events:
             if not await self.backpressure.wait_until_ready(self.settings.max_ack_delay_s):
                 raise OverloadedError(await self.backpressure.lag_s(), 1)
             # Learn the visitor before appending: the dataflow may push its first
             # decision before the append's reply reaches us.
-            self.connections.learn(ws, visitor_ids(decoded.accepted))
+            self.connections.learn(ws, visitor_ids(events))
             try:
-                source = HEARTBEAT if is_heartbeat_batch(decoded.accepted) else GATEWAY
-                await self.appender.append(decoded.accepted, source)
+                source = HEARTBEAT if is_heartbeat_batch(events) else GATEWAY
+                await self.appender.append(events, source)
             except Exception as exc:
                 # Whatever failed (redis-py under uvloop raises RuntimeError on a
                 # closed transport), the events may or may not be stored: close
                 # without an ack, so the client resends and de-duplication decides.
                 raise StoreError(f"append failed: {exc!r}") from exc
-            metrics.EVENTS_ACCEPTED.inc(len(decoded.accepted))
+            metrics.EVENTS_ACCEPTED.inc(len(events))
         if decoded.rejected:
             metrics.EVENTS_REJECTED.inc(len(decoded.rejected))
             log(logger, logging.DEBUG, "events rejected", seq=seq, rejected=len(decoded.rejected))

@@ -18,12 +18,14 @@ from typing import Any, Final
 import msgspec
 from fastapi import APIRouter, Request, Response
 
+from api.bots import without_bots
 from api.deps import AppenderDep, BackpressureDep, SettingsDep, WriteKeysDep, resolve_write_key
 from api.errors import UnsupportedEncodingError
 from api.identity_mark import mark_batch, sender_of
-from api.metrics import INGEST_ACCEPTED, INGEST_REJECTED
+from api.metrics import INGEST_ACCEPTED, INGEST_EVENTS, INGEST_REJECTED
 from api.models import BatchBody, ErrorBody, IngestOk, IngestPartial
 from api.openapi import Responses, request_body, response
+from api.rate_limits import limits_of
 from api.responses import json_response
 from state.errors import BatchTooLargeError, InvalidBatchError, InvalidEventError, StoreError
 from state.events import EVENT_TYPES
@@ -34,6 +36,7 @@ from state.validation import DecodedBatch, EventValidator
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
+INGEST_BOTS: Final = INGEST_EVENTS.labels("bot")
 SINGLE_EVENT_TYPES: Final = ("track", "page", "identify", "alias", "screen", "group")
 _GZIP_WBITS: Final = 16 + zlib.MAX_WBITS
 INGEST_RESPONSES: Final[Responses] = {
@@ -43,7 +46,7 @@ INGEST_RESPONSES: Final[Responses] = {
     403: response(ErrorBody, "Origin not allowed for this write key."),
     413: response(ErrorBody, "Body over the size limit."),
     415: response(ErrorBody, "Unsupported Content-Encoding."),
-    429: response(ErrorBody, "Overloaded: retry after `Retry-After` seconds."),
+    429: response(ErrorBody, "Overloaded or over a rate limit (named): retry after `Retry-After` seconds."),
     503: response(ErrorBody, "Store unavailable: retry."),
 }
 
@@ -113,19 +116,29 @@ async def _store(
     settings: SettingsDep, appender: AppenderDep, write_keys: WriteKeysDep, backpressure: BackpressureDep,
 ) -> Response:
     """Authenticate, push back if overloaded, append the good events, report the bad ones."""
-    await resolve_write_key(write_keys, key, request.headers.get("origin"))
+    origin = request.headers.get("origin")
+    await resolve_write_key(write_keys, key, origin)
     # Trust marks: the secret key's events are the server's, a browser's user ids need their signature
     # (`api.identity_mark`). The key was just looked up: this second look-up is a cache hit.
     sender = sender_of(await resolve_write_key(write_keys, key, request.headers.get("origin")),
                        settings.trust_browser_identity)
     mark_batch(decoded, sender, request.app.state.decisions.verifier)
     if decoded.accepted:  # nothing to store, nothing to push back on: the rejections are the answer
-        await backpressure.check()
-        try:
-            await appender.append(decoded.accepted, HTTP)
-        except Exception as exc:  # any failure: 503, and the sender retries (de-duplication decides)
-            raise StoreError(f"append failed: {exc!r}") from exc
-        INGEST_ACCEPTED.inc(len(decoded.accepted))
+        limits = limits_of(request.app.state)  # per request, not per event (api.rate_limits)
+        peer = request.client.host if request.client else None
+        limits.check_ingest(key or "", limits.proxies.client_ip(peer, request.headers.get("x-forwarded-for")),
+                            len(decoded.accepted))
+        events = decoded.accepted
+        if not settings.accept_bots:  # acked and dropped (api.bots), judged by each event's context.userAgent
+            events, bots = without_bots(events, None)
+            INGEST_BOTS.inc(bots)
+        if events:
+            await backpressure.check()
+            try:
+                await appender.append(events, HTTP)
+            except Exception as exc:  # any failure: 503, and the sender retries (de-duplication decides)
+                raise StoreError(f"append failed: {exc!r}") from exc
+            INGEST_ACCEPTED.inc(len(events))
     if decoded.rejected:
         INGEST_REJECTED.inc(len(decoded.rejected))
     if not decoded.rejected:
@@ -173,7 +186,7 @@ def single_event_body(body: bytes, kind: str) -> tuple[bytes, str | None]:
     return msgspec.json.encode(event), body_key if isinstance(body_key, str) else None
 
 
-def _single_event_route(kind: str) -> Callable[..., Awaitable[Response]]:
+def single_event_route(kind: str) -> Callable[..., Awaitable[Response]]:
     async def single_event(
         request: Request, settings: SettingsDep, appender: AppenderDep,
         write_keys: WriteKeysDep, backpressure: BackpressureDep,
@@ -190,6 +203,6 @@ def _single_event_route(kind: str) -> Callable[..., Awaitable[Response]]:
 
 
 for _kind in SINGLE_EVENT_TYPES:
-    router.add_api_route(f"/{_kind}", _single_event_route(_kind), methods=["POST"], response_class=Response,
+    router.add_api_route(f"/{_kind}", single_event_route(_kind), methods=["POST"], response_class=Response,
                          openapi_extra=request_body(EVENT_TYPES[_kind]), responses=INGEST_RESPONSES)
 
