@@ -36,9 +36,13 @@ FAILING = threading.Event()
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkflowStack]:
-    with workflow_stack(tmp_path_factory.mktemp("privacy"),
+    # Raw events are retained (10 min), so an erase must scrub them from the streams.
+    with workflow_stack(tmp_path_factory.mktemp("privacy"), dataflow_settings={"event_retention_s": "600"},
                         dispatcher_settings={"webhook_retry_schedule": "1s,1s,1s,1s,1s,1s,1s,1s"},
                         answer=lambda _id, _nth: Reply(503) if FAILING.is_set() else Reply(200)) as running:
+        # Every test's person is put on the newsletter list, so it enters this segment (member set, change log).
+        running.request("PUT", "/v1/admin/segments/newsletter-readers",
+                        {"when": {"kind": "list", "list": "newsletter"}}, expect=(200, 201))
         yield running
 
 
@@ -132,7 +136,37 @@ def send_history(stack: WorkflowStack, person: Person) -> None:
     stack.wait_profile(person.user_id, lambda p: p.email == person.email and p.counters is not None,
                        "merged with its e-mail")
     stack.request("POST", "/v1/admin/lists/newsletter/members", {"add": [person.user_id]}, expect=(202,))
-    stack.wait_profile(person.user_id, lambda p: "newsletter" in p.lists, "on the newsletter list")
+    stack.wait_profile(person.user_id, lambda p: "newsletter-readers" in p.segments, "in the readers' segment")
+
+
+class TestExport:
+    """The export holds the profile, the retained events, segment memberships and history, and messages sent."""
+
+    def test_export_lists_profile_events_segments_and_messages(self, stack: WorkflowStack) -> None:
+        person = Person("export")
+        send_history(stack, person)
+        stack.put_workflow(Workflow(id="export-hello", trigger=OnManual(), reentry="always",
+                                    steps=[SendWebhook(id="hello", endpoint="export-hooks")]))
+        stack.enter("export-hello", [person.user_id])
+        stack.wait_deliveries(person.user_id, "export-hello", 1)
+        stack.wait_profile(person.user_id, lambda p: any(a.workflow == "export-hello" for a in p.actions),
+                           "the message in the action log")
+        export = stack.request("GET", f"/v1/admin/contacts/{person.email.lower()}/export")
+        assert export["contact_id"] == person.user_id
+        assert export["profile"]["email"] == person.email
+        assert person.anonymous_id in export["profile"]["anonymous_ids"]
+        kinds = [(e["event"]["type"], e["event"].get("event")) for e in export["events"]]
+        assert kinds.count(("track", "Product Viewed")) == 2 and ("identify", None) in kinds, kinds
+        assert ("track", "Product Added") in kinds and ("page", None) in kinds, kinds
+        assert all(e["stream_entry"] for e in export["events"])
+        readers = [s for s in export["segments"] if s["segment"] == "newsletter-readers"]
+        assert len(readers) == 1 and readers[0]["entered_at"] > time.time() - 120, export["segments"]
+        assert any(c["segment_id"] == "newsletter-readers" and c["entered"] for c in export["segment_changes"]), \
+            export["segment_changes"]
+        assert [m["step"] for m in export["messages"] if m["workflow"] == "export-hello"] == ["hello"], \
+            export["messages"]
+        other = stack.request("GET", "/v1/admin/contacts/nobody-at-all/export", expect=(404,))
+        assert "nobody-at-all" in other["error"]
 
 
 class TestErase:
