@@ -32,6 +32,7 @@ import msgspec
 
 from state.errors import BatchTooLargeError, InvalidBatchError, InvalidEventError
 from state.events import RESERVED_EVENT_PREFIX, Alias, Event, Group, Identify, Page, Screen, Track
+from state.ip_privacy import scrub_context
 from state.json_bounds import (
     MAX_DEPTH,
     BoundsError,
@@ -67,6 +68,9 @@ class Limits:
     max_events_per_batch: int = 100
     max_future_skew: timedelta = timedelta(hours=24)
     max_event_age: timedelta = timedelta(days=365)
+    # Privacy at ingest (`state.ip_privacy`).
+    anonymize_ip: bool = False
+    keep_user_agent: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +308,11 @@ class EventValidator:
             raise ValueError(f"`timestamp` {timestamp.isoformat()} is in the future")
         if received_at - timestamp > self.limits.max_event_age:
             raise ValueError(f"`timestamp` {timestamp.isoformat()} is older than the allowed age")
+        limits = self.limits
+        if event.context and (limits.anonymize_ip or not limits.keep_user_agent):
+            scrubbed = scrub_context(event.context, limits.anonymize_ip, limits.keep_user_agent)
+            if scrubbed is not None:
+                event = msgspec.structs.replace(event, context=scrubbed)
         return msgspec.structs.replace(
             event,
             message_id=event.message_id or str(uuid.uuid4()),
@@ -323,4 +332,6 @@ def limits_from(settings: Any) -> Limits:
         max_events_per_batch=settings.max_events_per_batch,
         max_future_skew=timedelta(seconds=settings.max_future_skew_s),
         max_event_age=timedelta(seconds=settings.max_event_age_s),
+        anonymize_ip=bool(settings.anonymize_ip),
+        keep_user_agent=bool(settings.keep_user_agent),
     )
