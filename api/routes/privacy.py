@@ -12,6 +12,9 @@ Re-consent: `POST /v1/admin/contacts/{id}/consent` lifts the tombstones of
 the erase that covered `id` (all of that erase's ids, e-mail included), so
 the site's later events of that person are taken again, as a new contact.
 
+Every route needs an admin token with the `contacts:erase` scope (the
+export too: it hands out everything held about a person).
+
 Export reads what Attimo still holds: the profile, the events still in the
 ingest streams, current segment memberships with their entry times and the
 segment change log, and the messages (the profile's action log, actions
@@ -28,7 +31,7 @@ from typing import Any, cast
 import msgspec
 from fastapi import APIRouter, Response
 
-from api.deps import AdminDep, RedisDep, SettingsDep
+from api.deps import EraseDep, RedisDep, SettingsDep
 from api.errors import NotFoundError
 from api.models import ErrorBody
 from api.openapi import response
@@ -90,7 +93,7 @@ def profile_ids(profile: Profile | None, given: str) -> list[str]:
 @router.post("/contacts/{contact_id:path}/erase", response_class=Response, status_code=202,
              responses={202: response(EraseAccepted, "Erase recorded; the dataflow applies it within seconds."),
                         **ADMIN_ERRORS})
-async def erase_contact(contact_id: str, _admin: AdminDep, settings: SettingsDep, client: RedisDep) -> Response:
+async def erase_contact(contact_id: str, _admin: EraseDep, settings: SettingsDep, client: RedisDep) -> Response:
     """Erase the contact known by `contact_id` (anonymous id, user id or e-mail) → 202 `{"erase_id", "status"}`."""
     ref = await resolve_contact(client, contact_id)
     profile = ref.profile if ref is not None else None
@@ -104,7 +107,7 @@ async def erase_contact(contact_id: str, _admin: AdminDep, settings: SettingsDep
 @router.get("/erasures/{erase_id}", response_class=Response,
             responses={200: response(EraseStatus, "How far the erase got."), **ADMIN_ERRORS,
                        404: response(ErrorBody, "No erase has this id.")})
-async def erase_status(erase_id: str, _admin: AdminDep, settings: SettingsDep, client: RedisDep) -> Response:
+async def erase_status(erase_id: str, _admin: EraseDep, settings: SettingsDep, client: RedisDep) -> Response:
     """An erase's progress: `pending`, `erased` (every contact shard applied it), `scrubbed` (recovery store too)."""
     status = await read_status(client, erase_id, settings.contact_shards, settings.recovery)
     if status is None:
@@ -115,7 +118,7 @@ async def erase_status(erase_id: str, _admin: AdminDep, settings: SettingsDep, c
 @router.post("/contacts/{contact_id:path}/consent", response_class=Response, status_code=202,
              responses={202: response(ConsentAccepted, "Tombstones lifted."), **ADMIN_ERRORS,
                         404: response(ErrorBody, "The id is not erased.")})
-async def lift_tombstone(contact_id: str, _admin: AdminDep, settings: SettingsDep, client: RedisDep) -> Response:
+async def lift_tombstone(contact_id: str, _admin: EraseDep, settings: SettingsDep, client: RedisDep) -> Response:
     """The person re-consented: lift the tombstones of the erase that covered `contact_id` (all its ids)."""
     owner = cast("bytes | None", await client.get(keys.tombstone(id_hash(contact_id))))
     if owner is None:
@@ -152,7 +155,7 @@ async def _entries(client: Any, stream: str) -> list[tuple[bytes, dict[bytes, by
 @router.get("/contacts/{contact_id:path}/export", response_class=Response,
             responses={200: response(ContactExport, "The contact's data as JSON."), **ADMIN_ERRORS,
                        404: response(ErrorBody, "No contact is known by this id.")})
-async def export_contact(contact_id: str, _admin: AdminDep, settings: SettingsDep, client: RedisDep) -> Response:
+async def export_contact(contact_id: str, _admin: EraseDep, settings: SettingsDep, client: RedisDep) -> Response:
     """Everything held about the contact: profile, retained events, segments (and their history), messages.
 
     Events are those still in the ingest streams (see `ATTIMO_EVENT_RETENTION_S`);

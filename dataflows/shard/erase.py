@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from dataflows.io.outputs import ContactErased, EraseDone, Output
 from dataflows.shard.contact import ContactCore
+from dataflows.shard.identity import USER_MARK
 from state.erasure import EraseAnswer, EraseControl, id_hash, shard_field
 from state.events import Alias, Identify, StreamEvent
 
@@ -88,6 +89,7 @@ def apply_erase(shard: ContactShard, control: EraseControl, stage: str) -> list[
             forgotten.update(dict.fromkeys((anonymous_id, user_id)))
     if contacts or links:
         shard.ctx.count("contacts_erased", contacts)
-    out: list[Output] = [ContactErased(tuple(forgotten))] if forgotten else []
+    ids = tuple(i for i in forgotten if not i.startswith(USER_MARK))  # a user marker names no key of its own
+    out: list[Output] = [ContactErased(ids)] if ids else []
     out.append(EraseDone(control.id, field, EraseAnswer(contacts, links)))
     return out

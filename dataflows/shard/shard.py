@@ -47,7 +47,7 @@ from dataflows.shard.book import ContactBook
 from dataflows.shard.contact import ContactCore, Registry
 from dataflows.shard.dedup import DedupWindow, first_time
 from dataflows.shard.emitter import emit_contact, retire
-from dataflows.shard.identity import merge_contacts
+from dataflows.shard.identity import USER_MARK, merge_contacts
 from state import keys
 from state.events import ListChanged, StreamEvent, TagsChanged, WorkflowEntry, event_time
 from state.quarantine import QuarantineRecord, Stage, clip, describe
@@ -394,7 +394,9 @@ class ContactShard:
         if not self.links or now - self._links_swept_at < min(ttl / 10, 60.0):
             return []
         self._links_swept_at = now
-        stale = [a for a in self.links if self.link_seen.setdefault(a, now) + ttl <= now]
+        # A user marker (`identity.USER_MARK`) is no device link: it guards the user's id for good.
+        stale = [a for a in self.links
+                 if not a.startswith(USER_MARK) and self.link_seen.setdefault(a, now) + ttl <= now]
         for anonymous_id in stale:
             del self.links[anonymous_id]
             del self.link_seen[anonymous_id]

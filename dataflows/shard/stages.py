@@ -177,7 +177,8 @@ class _VisitorShardLogic(_StageLogic[VisitorItem, VisitorOutput]):
                     out.append(item)
                 continue
             if isinstance(item, KnownUser):
-                learn_user(s.links, s.book, touched, item.user_id)
+                if not (s.tombstones and blocked(s.tombstones, (item.user_id,))):  # an erased user stays unknown
+                    learn_user(s.links, s.book, touched, item.user_id)
                 continue
             if s.tombstones and blocked(s.tombstones, event_ids(item)):
                 s.ctx.count("erased_events_dropped")  # an erased contact's later event: touches no state
