@@ -333,6 +333,7 @@ function main() {
       posted = new Set()
       held.length = 0
       queue = createQueue(Q, QUEUE_CAP) // empty, in memory while storage is off
+      store.on = true // to clear it
       forgetAll([Q, CART, SESSION, 'attimo_popups'])
       store.on = false
       forgetSession()
