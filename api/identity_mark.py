@@ -13,7 +13,8 @@ event's ids are worth and writes it in the event's `trust` field
 - any other browser event: `browser`. The dataflow keeps such an event on
   the anonymous visitor (no merge into the user, no change of the user's
   traits). A browser event with a `userId` and no `anonymousId` would have
-  nowhere to go, so it is refused with the reason.
+  nowhere to go, and an unproved `alias` says nothing else: both are
+  refused with the reason.
 
 `context.userHash` is always removed: a signature has no business in the
 stream, the profile or a webhook body.
@@ -27,7 +28,7 @@ from typing import Final
 import msgspec
 
 from api.decisions.identity import IdentityVerifier
-from state.events import BROWSER, SERVER, VERIFIED, Event, Trust
+from state.events import BROWSER, SERVER, VERIFIED, Alias, Event, Trust
 from state.settings import Settings
 from state.validation import DecodedBatch, Rejection
 from state.writekeys import WriteKey
@@ -36,6 +37,7 @@ USER_HASH: Final = "userHash"
 """The `context` field that carries the user id's signature (`attimo('identify', id, traits, {userHash})`)."""
 NEEDS_ANONYMOUS_ID: Final = ("a browser event with a `userId` needs its `anonymousId`, or `context.userHash` "
                              "(the user id's signature) to be believed")
+UNPROVED_ALIAS: Final = "a browser `alias` needs `context.userHash` (the user id's signature) to be believed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +53,8 @@ class Sender:
         return self.key.kind == "secret"
 
 
-def _mark_one(event: Event, sender: Sender, verifier: IdentityVerifier) -> tuple[Event | None, bool]:
-    """The event marked (None: refused), and whether its userId was proved by its signature."""
+def _mark_one(event: Event, sender: Sender, verifier: IdentityVerifier) -> tuple[Event | str, bool]:
+    """The event marked (or why it is refused), and whether its userId was proved by its signature."""
     context = event.context
     given = context.get(USER_HASH) if context else None
     if given is not None:
@@ -68,8 +70,10 @@ def _mark_one(event: Event, sender: Sender, verifier: IdentityVerifier) -> tuple
         trust, signed = VERIFIED, True
     else:
         trust = BROWSER
+        if isinstance(event, Alias):
+            return UNPROVED_ALIAS, False
         if event.user_id is not None and event.anonymous_id is None:
-            return None, False
+            return NEEDS_ANONYMOUS_ID, False
     if given is None:
         return msgspec.structs.replace(event, trust=trust), signed
     return msgspec.structs.replace(event, trust=trust, context=context), signed
@@ -86,8 +90,8 @@ def mark_batch(decoded: DecodedBatch, sender: Sender, verifier: IdentityVerifier
     refused: list[Rejection] = []
     for position, event in zip(positions, decoded.accepted, strict=True):
         marked, signed = _mark_one(event, sender, verifier)
-        if marked is None:
-            refused.append(Rejection(position, NEEDS_ANONYMOUS_ID))
+        if isinstance(marked, str):
+            refused.append(Rejection(position, marked))
             continue
         if signed and marked.user_id is not None:
             proved_ids.add(marked.user_id)

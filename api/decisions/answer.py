@@ -10,6 +10,7 @@ the profile, so segments, score or cart value cannot leak by accident.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Final
 
@@ -55,6 +56,11 @@ def authorize(doc: DocView | None, sig: str | None, verifier: IdentityVerifier,
     verifier.check(doc.user_id, sig, site_secrets)
 
 
+def is_email_lookup(any_id: str, doc: DocView) -> bool:
+    """Whether `any_id` found this document through the contact's e-mail alias, not one of its own ids."""
+    return "@" in any_id and any_id != doc.user_id and any_id != doc.contact_id
+
+
 class DecisionService:
     """Reads and answers decisions for one process (the API or a gateway)."""
 
@@ -70,5 +76,9 @@ class DecisionService:
                      site_secrets: Sequence[str] = ()) -> bytes:
         """The JSON answer of `GET /v1/decisions/{any_id}` (raises the identity errors)."""
         read = await self.reader.read(any_id, product)
+        if read.doc is not None and is_email_lookup(any_id, read.doc):
+            # Look-ups by e-mail are never public: answered as for a stranger, so that an answer
+            # does not even tell whether the address is a customer's (no 401 to tell it apart).
+            read = dataclasses.replace(read, doc=None)
         authorize(read.doc, sig, self.verifier, site_secrets)
         return public_decisions(read, product)
