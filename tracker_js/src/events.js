@@ -1,12 +1,11 @@
 // Builds Segment Spec events, so that the same server accepts both this
 // tracker and stock Segment / RudderStack clients.
 import { uuid } from './ids.js'
-import { session } from './session.js'
+import { session, nav } from './session.js'
 
 export const VERSION = '1.1.0'
 
-// The page's referrer: the document's, then (single-page apps) the previous URL.
-export const nav = { ref: document.referrer }
+export { nav }
 
 function pageInfo() {
   return {

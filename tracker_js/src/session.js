@@ -1,6 +1,7 @@
 // The visit: a session id on every event, a new one after 30 min without an
 // event or 24 h after the visit began, and how the visit began — UTM
-// parameters and an outside referrer of its first page — sent with each of
+// parameters and an outside referrer of its first page (after a route change
+// in a single-page app, the page's referrer is the previous URL) — sent with each of
 // its events in Segment's `context.campaign` / `context.referrer` shapes.
 // Kept in localStorage so tabs and pages of one visit share it (in memory
 // only while storage is unusable or consent is pending).
@@ -8,6 +9,8 @@ import { uuid } from './ids.js'
 import { lsGet, lsSet } from './storage.js'
 
 export const SESSION = 'attimo_session'
+// The page's referrer: the document's, then (single-page apps) the previous URL.
+export const nav = { ref: document.referrer }
 const IDLE = 18e5 // 30 min
 const MAX = 864e5 // 24 h
 let mem = null
@@ -19,7 +22,7 @@ function begin(now) {
   // utm_X -> context.campaign.X (Segment calls utm_campaign "name").
   for (const k of ['campaign', 'source', 'medium', 'term', 'content'])
     if (q.get('utm_' + k)) s.campaign = Object.assign(c, { [k == 'campaign' ? 'name' : k]: q.get('utm_' + k) })
-  const r = document.referrer
+  const r = nav.ref
   if (r && r.split('/')[2] !== location.host) s.referrer = { url: r }
   return s
 }
