@@ -63,9 +63,8 @@ def _mentions(value: bytes, marks: list[bytes]) -> bool:
     return any(mark in value for mark in marks)
 
 
-def _entries(client: redis.Redis, stream: str) -> Iterable[tuple[bytes, dict[bytes, bytes]]]:
-    """Every entry of a stream, a page at a time."""
-    start = "-"
+def _entries(client: redis.Redis, stream: str, start: str = "-") -> Iterable[tuple[bytes, dict[bytes, bytes]]]:
+    """Every entry of a stream from `start` on, a page at a time."""
     while True:
         page = cast("list[tuple[bytes, dict[bytes, bytes]]]", client.xrange(stream, start, "+", count=_PAGE))
         yield from page
@@ -74,10 +73,10 @@ def _entries(client: redis.Redis, stream: str) -> Iterable[tuple[bytes, dict[byt
         start = "(" + page[-1][0].decode()
 
 
-def _scrub_events(client: redis.Redis, stream: str, ids: set[str], marks: list[bytes]) -> int:
+def _scrub_events(client: redis.Redis, stream: str, ids: set[str], marks: list[bytes], start: str = "-") -> int:
     """Drop the entries holding the ids' events; re-append other contacts' events of shared entries."""
     dropped = 0
-    for entry_id, fields in list(_entries(client, stream)):
+    for entry_id, fields in list(_entries(client, stream, start)):
         payload = fields.get(ENTRY_FIELD)
         if payload is None or not _mentions(payload, marks):
             continue
@@ -116,6 +115,19 @@ def _scrub_records(client: redis.Redis, pattern: str, index: str, marks: list[by
                 pipe.execute()
             deleted += 1
     return deleted
+
+
+def scrub_recent_events(client: redis.Redis, ids: Iterable[str], stream_shards: int, since_ms: int) -> None:
+    """Drop the stream entries of events a tombstone stopped: only entries appended since `since_ms`.
+
+    A stopped event was appended a moment before the dataflow read it, so
+    the pass covers seconds of stream, not the whole retention.
+    """
+    wanted = set(ids)
+    if wanted:
+        marks = _marks(wanted)
+        for shard in range(stream_shards):
+            _scrub_events(client, keys.event_stream(shard), wanted, marks, f"{max(0, since_ms)}-0")
 
 
 def scrub_traces(client: redis.Redis, ids: Iterable[str], stream_shards: int, outbox_shards: int) -> None:

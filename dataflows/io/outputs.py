@@ -168,6 +168,14 @@ class ContactErased:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockedEvents:
+    """Events of erased ids were dropped: the sink drops their stream entries (appended since `since_ms`)."""
+
+    ids: tuple[str, ...]
+    since_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class EraseDone:
     """A contact shard's answer to an erase: `HSET keys.erasure(id) field answer`."""
 
@@ -184,7 +192,7 @@ class ShardErase:
     shard: str
 
 
-Output = (AliasDelete | ContactErased | EraseDone
+Output = (AliasDelete | BlockedEvents | ContactErased | EraseDone
           | PreviewCount | ProfileWrite | ProfileDelete | AliasWrite | DecisionPush | SegmentChange | BackfillProgress
           | MetricAdd | Quarantined | ActionOut | Tally | TallyWrite | DecisionDocWrite
           | ProductActivity | RecsWrite | LearnedWrite | HeartbeatSeen | ContactsSeen)

@@ -26,12 +26,13 @@ import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from dataflows import metrics
-from dataflows.io.erase_sink import queue_erased, scrub_traces
+from dataflows.io.erase_sink import queue_erased, scrub_recent_events, scrub_traces
 from dataflows.io.outputs import (
     ActionOut,
     AliasDelete,
     AliasWrite,
     BackfillProgress,
+    BlockedEvents,
     ContactErased,
     ContactsSeen,
     DecisionDocWrite,
@@ -120,6 +121,17 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
         erased = [i for _, item in items if isinstance(item, ContactErased) for i in item.ids]
         if erased:
             self._scrub(erased)
+        blocked = [item for _, item in items if isinstance(item, BlockedEvents)]
+        if blocked:
+            self._scrub_blocked(blocked)
+
+    def _scrub_blocked(self, blocked: list[BlockedEvents]) -> None:
+        """Events a tombstone stopped leave the streams too (their raw ids would stay until retention)."""
+        try:
+            scrub_recent_events(self._client, {i for b in blocked for i in b.ids}, self._config.stream_shards,
+                                min(b.since_ms for b in blocked))
+        except (redis.RedisError, OSError) as exc:
+            log.error("could not drop stopped events from the streams", extra={"error": str(exc)})
 
     def _scrub(self, ids: list[str]) -> None:
         """An erase's second half: what no key names (streams, member sets, records), read and rewritten.

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from dataflows.io.outputs import ContactErased, EraseDone, Output
+from dataflows.io.outputs import BlockedEvents, ContactErased, EraseDone, Output
 from dataflows.shard.contact import ContactCore
 from dataflows.shard.identity import USER_MARK
 from state.erasure import EraseAnswer, EraseControl, id_hash, shard_field
@@ -44,6 +44,12 @@ def event_ids(event: StreamEvent) -> list[str]:
 def blocked(tombstones: dict[str, float], ids: Iterable[str]) -> bool:
     """Whether any of `ids` is tombstoned (callers skip this when there are no tombstones)."""
     return any(id_hash(any_id) in tombstones for any_id in ids)
+
+
+def stopped(event: StreamEvent, ids: list[str], now: float) -> BlockedEvents:
+    """What the sink needs to drop a stopped event's stream entry: its ids, and since when to look."""
+    received = event.received_at.timestamp() if event.received_at is not None else now
+    return BlockedEvents(tuple(ids), int((min(received, now) - 60) * 1000))
 
 
 def contact_ids(state: ContactCore) -> list[str]:

@@ -45,7 +45,7 @@ from dataflows.rules.live_config import ConfigLoader
 from dataflows.shard.contact import Registry
 from dataflows.shard.dedup import DedupWindow
 from dataflows.shard.emitter import retire
-from dataflows.shard.erase import apply_erase, blocked, event_ids
+from dataflows.shard.erase import apply_erase, blocked, event_ids, stopped
 from dataflows.shard.identity import (
     KnownUser,
     believed,
@@ -180,8 +180,9 @@ class _VisitorShardLogic(_StageLogic[VisitorItem, VisitorOutput]):
                 if not (s.tombstones and blocked(s.tombstones, (item.user_id,))):  # an erased user stays unknown
                     learn_user(s.links, s.book, touched, item.user_id)
                 continue
-            if s.tombstones and blocked(s.tombstones, event_ids(item)):
+            if s.tombstones and blocked(s.tombstones, ids := event_ids(item)):
                 s.ctx.count("erased_events_dropped")  # an erased contact's later event: touches no state
+                out.append(stopped(item, ids, now))
                 continue
             taken = believed(item)  # a browser's unproved userId stays off (identity module docstring)
             if taken is None:
@@ -271,6 +272,8 @@ class _ContactShardLogic(_StageLogic[ContactItem, Output]):
             if s.tombstones and blocked(s.tombstones, (item.contact_id,) if isinstance(item, Handoff)
                                         else (item.contact_id, *event_ids(item.event))):
                 s.ctx.count("erased_events_dropped")
+                if isinstance(item, Routed):
+                    out.append(stopped(item.event, event_ids(item.event), now))
                 continue
             if item.version > s.version:
                 shard = s.shard or shard_key(item.contact_id, self.contact_shards)
