@@ -29,6 +29,8 @@ def own_sections() -> dict[str, Callable[[dict[str, Any]], str]]:
     """
     from benchmarks.decisions_report import NAME as DECISIONS
     from benchmarks.decisions_report import render_decisions
+    from benchmarks.dedup import NAME as DEDUP
+    from benchmarks.dedup import render_dedup
     from benchmarks.dispatch import render_dispatcher  # imported here: it imports this module
     from benchmarks.explorer import NAME as EXPLORER
     from benchmarks.explorer import render_explorer
@@ -39,7 +41,7 @@ def own_sections() -> dict[str, Callable[[dict[str, Any]], str]]:
 
     return {SOAK: render_soak, DISPATCHER: render_dispatcher, WORKFLOWS: render_workflows,
             DECISIONS: render_decisions, POPUPS: render_popups, RECOMMENDATIONS: render_recommendations,
-            EXPLORER: render_explorer}
+            EXPLORER: render_explorer, DEDUP: render_dedup}
 
 
 def machine() -> dict[str, Any]:
