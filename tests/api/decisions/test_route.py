@@ -136,12 +136,23 @@ class TestIdentity:
 
     def test_a_users_decisions_without_sig_are_401_and_say_what_is_missing(
             self, client: TestClient, redis_client: redis.Redis) -> None:
-        """Whichever id names the contact: user id, e-mail in any case, a merged anonymous id."""
+        """Whichever of its own ids names the contact: user id, a merged anonymous id."""
         save_doc(redis_client, user_doc(), "anon-7", "ada@example.com")
-        for any_id in ("user-7", "anon-7", "Ada@Example.com"):
+        for any_id in ("user-7", "anon-7"):
             response = get(client, any_id)
             assert response.status_code == 401, any_id
             assert "sig" in response.json()["error"]
+
+    def test_a_look_up_by_e_mail_answers_as_for_a_stranger(self, client: TestClient,
+                                                         redis_client: redis.Redis) -> None:
+        """Look-ups by e-mail are never public (issue 12): the same answer as an unknown address, sig or not."""
+        save_doc(redis_client, user_doc(), "anon-7", "ada@example.com")
+        stranger = get(client, "nobody@example.com")
+        for sig in ("", sign_user_id(SECRET, "user-7")):
+            response = get(client, "Ada@Example.com", sig=sig) if sig else get(client, "Ada@Example.com")
+            assert response.status_code == 200
+            assert response.json() == stranger.json()
+            assert response.json()["public"] == {}
 
     def test_a_valid_signature_is_accepted_by_query_or_header(
             self, client: TestClient, redis_client: redis.Redis) -> None:
