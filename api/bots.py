@@ -23,12 +23,12 @@ user agent is judged:
   shopper.
 
 A check runs the pattern list (~150 µs); answers are cached per distinct
-user agent (bounded), so each event costs a dict look-up.
+user agent (bounded), and judged again only when it differs from the
+previous event's, so each event costs a string comparison.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import lru_cache
 from typing import Final
 
@@ -51,19 +51,28 @@ def is_bot(user_agent: str) -> bool:
     return bool(_detector.isCrawler(user_agent[:MAX_AGENT_CHARS]))
 
 
-def event_agent(event: Event) -> str:
-    """The user agent an event's context names ("" when none)."""
-    agent = event.context.get("userAgent")
-    return agent if isinstance(agent, str) else ""
-
-
-def without_bots(events: Sequence[Event], connection_agent: str | None) -> tuple[list[Event], int]:
+def without_bots(events: list[Event], connection_agent: str | None) -> tuple[list[Event], int]:
     """The events to keep and how many were bots'.
 
     `connection_agent` is the browser connection's user agent (None for a
-    server-side sender); when it is a bot's, every event of it is.
+    server-side sender); when it is a bot's, every event of it is. The
+    events of a frame nearly always share one agent: it is judged again only
+    when it changes (~4 µs per 20-event frame in all, about 1 % of the
+    frame's validation), and the frame itself is returned when no event is
+    a bot's.
     """
     if connection_agent and is_bot(connection_agent):
         return [], len(events)
-    kept = [event for event in events if not is_bot(event_agent(event))]
+    last: object = None
+    last_bot = False
+    kept: list[Event] = []
+    for event in events:
+        agent = event.context.get("userAgent")
+        if agent != last:
+            last = agent
+            last_bot = isinstance(agent, str) and is_bot(agent)
+        if not last_bot:
+            kept.append(event)
+    if len(kept) == len(events):
+        return events, 0
     return kept, len(events) - len(kept)
