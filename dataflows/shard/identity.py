@@ -40,7 +40,8 @@ from state.validation import is_blocked_id
 
 # Known users are kept among the shard's links under this prefix: ids never hold a control
 # character (`state.validation`), so no client id can collide with a marker, and the markers
-# ride along in the shard's snapshot. Like links, a marker unused for the anonymous TTL is purged.
+# ride along in the shard's snapshot. Unlike device links, markers are kept (`shard.purge_links`): they
+# guard the user's id for good, at about 50 bytes per user; an erase removes them (`shard.erase`).
 USER_MARK: Final = "\x00user:"
 
 
