@@ -221,6 +221,20 @@ class RateLimits:
             self.key.take(key, key_after)
 
 
+    def check_room(self, key: str | None, ip: str) -> None:
+        """Raise when the IP (or the key, when already known) has no room for even one event.
+
+        Asked before a request's body is read: a client already over its
+        limit is refused for the cost of a look-up, not of reading and
+        validating its batch. Takes nothing.
+        """
+        for limiter, client in ((self.ip, ip), (self.key, key)):
+            if client is not None:
+                wait, _ = limiter.peek(client, 1)
+                if wait:
+                    raise limiter.refusal(wait)
+
+
 def limits_of(app_state: Any) -> RateLimits:
     """The process's `RateLimits`, built from its settings on first use and kept on `app.state`."""
     limits: RateLimits | None = getattr(app_state, "rate_limits", None)

@@ -106,6 +106,12 @@ def basic_username(authorization: str | None) -> str | None:
     return decoded.partition(":")[0] or None
 
 
+def client_ip(request: Request) -> str:
+    """The client a request counts as for rate limits: its peer, or who a trusted proxy says it is."""
+    peer = request.client.host if request.client else None
+    return limits_of(request.app.state).proxies.client_ip(peer, request.headers.get("x-forwarded-for"))
+
+
 def _validator(request: Request) -> EventValidator:
     validator: EventValidator = request.app.state.validator
     return validator
@@ -124,10 +130,8 @@ async def _store(
                        settings.trust_browser_identity)
     mark_batch(decoded, sender, request.app.state.decisions.verifier)
     if decoded.accepted:  # nothing to store, nothing to push back on: the rejections are the answer
-        limits = limits_of(request.app.state)  # per request, not per event (api.rate_limits)
-        peer = request.client.host if request.client else None
-        limits.check_ingest(key or "", limits.proxies.client_ip(peer, request.headers.get("x-forwarded-for")),
-                            len(decoded.accepted))
+        # Per request, not per event (api.rate_limits).
+        limits_of(request.app.state).check_ingest(key or "", client_ip(request), len(decoded.accepted))
         events = decoded.accepted
         if not settings.accept_bots:  # acked and dropped (api.bots), judged by each event's context.userAgent
             events, bots = without_bots(events, None)
@@ -157,6 +161,7 @@ async def batch(
     if basic_key is not None:
         # Refuse a bad key before spending CPU on its body.
         await resolve_write_key(write_keys, basic_key, request.headers.get("origin"))
+    limits_of(request.app.state).check_room(basic_key, client_ip(request))  # nor on a client over its limit
     body = await read_body(request, settings.max_batch_bytes)
     envelope, decoded = _validator(request).decode_http_batch(body, datetime.now(UTC))
     key = basic_key or envelope.write_key
@@ -191,6 +196,8 @@ def single_event_route(kind: str) -> Callable[..., Awaitable[Response]]:
         request: Request, settings: SettingsDep, appender: AppenderDep,
         write_keys: WriteKeysDep, backpressure: BackpressureDep,
     ) -> Response:
+        limits_of(request.app.state).check_room(basic_username(request.headers.get("authorization")),
+                                                client_ip(request))
         body = await read_body(request, settings.max_batch_bytes)
         raw, body_key = single_event_body(body, kind)
         key = basic_username(request.headers.get("authorization")) or body_key

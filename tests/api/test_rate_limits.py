@@ -87,6 +87,19 @@ class TestIngestLimits:
             limits.check_ingest("k3", "1.2.3.4", 1)
 
 
+    def test_room_is_checked_without_taking_anything(self) -> None:
+        settings = Settings(rate_limit_key_per_s=1, rate_limit_key_burst=10, rate_limit_ip_per_s=1,
+                            rate_limit_ip_burst=10)
+        limits = RateLimits.from_settings(settings, clock=Clock())
+        for _ in range(20):
+            limits.check_room("k1", "1.2.3.4")
+        limits.check_ingest("k1", "1.2.3.4", 10)
+        with pytest.raises(RateLimitedError, match="client IP"):
+            limits.check_room(None, "1.2.3.4")
+        with pytest.raises(RateLimitedError, match="write key"):
+            limits.check_room("k1", "5.6.7.8")
+
+
 class TestClientIp:
     """X-Forwarded-For counts only when the peer is a trusted proxy."""
 

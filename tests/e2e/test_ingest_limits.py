@@ -170,6 +170,9 @@ class TestHttpIngest:
         assert status == 429
         assert 1 <= int(headers["retry-after"]) <= 10
         assert body["success"] is False and "write key" in body["error"] and "retry after" in body["error"]
+        # Past its limit, a client's body is not even read: a malformed one is a 429 too, not a 400.
+        status, _, body = limited.post("/v1/batch", {"batch": "not a list"}, key_a, "203.0.113.3")
+        assert status == 429 and "write key" in body["error"]
         status, _, _ = limited.post("/v1/batch", {"batch": events(10, "b1")}, key_b, "203.0.113.2")
         assert status == 200
         stored = limited.stored_message_ids()
