@@ -17,16 +17,19 @@ rewrites it:
 * the segment-changes stream and the outbox streams: entries naming an id
   are dropped (the dispatcher also refuses an erased contact's action,
   `keys.tombstone`);
-* quarantine records and dead letters naming an id are deleted.
+* quarantine records and dead letters naming an id are deleted (read
+  through their index sorted sets).
 
-This costs one pass over those streams and key families per erase (not per
-event), and is idempotent: the replay after a crash does it again harmlessly.
+This costs, per sink batch holding erasures (not per event), one pass over
+those streams and records and one SCAN of the keyspace for member sets
+(a deleted segment's set stays in Redis, so the configuration's list would
+miss it); it is idempotent: the replay after a crash does it again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, cast
 
 import msgspec
@@ -80,10 +83,11 @@ def _scrub_events(client: redis.Redis, stream: str, ids: set[str], marks: list[b
         payload = fields.get(ENTRY_FIELD)
         if payload is None or not _mentions(payload, marks):
             continue
-        events, _ = decode_entry_salvaging(payload)
+        events, unreadable = decode_entry_salvaging(payload)
         keep = [e for e in events if not ids.intersection(event_ids(e))]
-        if len(keep) == len(events):
+        if len(keep) == len(events) and not any(_mentions(bad.payload, marks) for bad in unreadable):
             continue  # the id appeared in a property, not as an id of the event
+        # An element that does not decode (already quarantined by the source) is not kept either.
         with client.pipeline(transaction=True) as pipe:
             pipe.xdel(stream, entry_id)
             if keep:
@@ -102,18 +106,20 @@ def _scrub_stream(client: redis.Redis, stream: str, marks: list[bytes]) -> int:
     return len(doomed)
 
 
-def _scrub_records(client: redis.Redis, pattern: str, index: str, marks: list[bytes]) -> int:
-    """Delete the records (JSON strings) matching `pattern` that name an id, and their index entries."""
+def _scrub_records(client: redis.Redis, index: str, key_of: Callable[[str], str], marks: list[bytes]) -> int:
+    """Delete the records listed in `index` (JSON strings) that name an id, and their index entries."""
     deleted = 0
-    for key in client.scan_iter(match=pattern, count=_PAGE):
-        value = cast("bytes | None", client.get(key))
-        if value is not None and _mentions(value, marks):
-            record_id = key.decode().split("{", 1)[-1].rstrip("}")
+    members = [m.decode() for m in cast("list[bytes]", client.zrange(index, 0, -1))]
+    for start in range(0, len(members), _PAGE):
+        chunk = members[start:start + _PAGE]
+        values = cast("list[bytes | None]", client.mget([key_of(m) for m in chunk]))
+        doomed = [m for m, v in zip(chunk, values, strict=True) if v is not None and _mentions(v, marks)]
+        if doomed:
             with client.pipeline(transaction=False) as pipe:
-                pipe.delete(key)
-                pipe.zrem(index, record_id)
+                pipe.delete(*[key_of(m) for m in doomed])
+                pipe.zrem(index, *doomed)
                 pipe.execute()
-            deleted += 1
+            deleted += len(doomed)
     return deleted
 
 
@@ -141,6 +147,6 @@ def scrub_traces(client: redis.Redis, ids: Iterable[str], stream_shards: int, ou
     entries = sum(_scrub_events(client, keys.event_stream(shard), wanted, marks) for shard in range(stream_shards))
     entries += _scrub_stream(client, keys.segment_changes(), marks)
     entries += sum(_scrub_stream(client, keys.outbox(shard), marks) for shard in range(outbox_shards))
-    records = _scrub_records(client, keys.quarantine_record("*"), keys.quarantine_index(), marks)
-    records += _scrub_records(client, keys.dead_letter("*"), keys.dead_letters(), marks)
+    records = _scrub_records(client, keys.quarantine_index(), keys.quarantine_record, marks)
+    records += _scrub_records(client, keys.dead_letters(), keys.dead_letter, marks)
     log.info("erased contact's traces scrubbed", extra={"stream_entries": entries, "records": records})

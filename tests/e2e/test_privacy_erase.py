@@ -34,6 +34,12 @@ pytestmark = pytest.mark.timeout(240)
 
 # While set, the receiver answers 503: the dispatcher keeps a webhook in its retry loop.
 FAILING = threading.Event()
+# While set, the receiver answers 400: a permanent failure, dead-lettered at once.
+REFUSING = threading.Event()
+
+
+def _answer(_id: str, _nth: int) -> Reply:
+    return Reply(400) if REFUSING.is_set() else Reply(503) if FAILING.is_set() else Reply(200)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +47,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkflowStack]:
     # Raw events are retained (10 min), so an erase must scrub them from the streams.
     with workflow_stack(tmp_path_factory.mktemp("privacy"), dataflow_settings={"event_retention_s": "600"},
                         dispatcher_settings={"webhook_retry_schedule": "1s,1s,1s,1s,1s,1s,1s,1s"},
-                        answer=lambda _id, _nth: Reply(503) if FAILING.is_set() else Reply(200)) as running:
+                        answer=_answer) as running:
         # Every test's person is put on the newsletter list, so it enters this segment (member set, change log).
         running.request("PUT", "/v1/admin/segments/newsletter-readers",
                         {"when": {"kind": "list", "list": "newsletter"}}, expect=(200, 201))
@@ -251,6 +257,28 @@ class TestErase:
         wait_until(lambda: compare_ids(progress(), last.decode()) >= 0 or None, 10, "the re-appended entry read")
         after = stack.profile(kept)
         assert after is not None and after.counters == kept_before.counters
+
+    def test_dead_letters_and_quarantine_records_naming_the_contact_go(self, stack: WorkflowStack) -> None:
+        person = Person("records")
+        send_history(stack, person)
+        stack.put_workflow(Workflow(id="erase-dead", trigger=OnManual(), reentry="always",
+                                    steps=[SendWebhook(id="refused", endpoint="erase-hooks")]))
+        REFUSING.set()
+        try:
+            stack.enter("erase-dead", [person.user_id])
+            wait_until(lambda: [d for d in stack.dead_letters() if person.user_id in str(d)] or None, 10,
+                       "the dead letter")
+        finally:
+            REFUSING.clear()
+        # An entry the dataflow cannot read, naming the person, is quarantined with its payload.
+        stack.client.xadd(keys.event_stream(0), {b"e": f'[{{"type":"page","anonymousId":"{person.anonymous_id}"'
+                                                       .encode()})
+        wait_until(lambda: [k for k in stack.client.scan_iter(match="attimo:quarantine:*")
+                            if person.anonymous_id.encode() in (stack.client.get(k) or b"")] or None, 10,
+                   "the quarantine record")
+        wait_state(stack, erase(stack, person.user_id), "erased")
+        assert not [d for d in stack.dead_letters() if person.user_id in str(d)]
+        assert redis_traces(stack.client, person.marks) == []
 
     def test_kill_9_right_after_the_erase_and_a_restart_do_not_bring_it_back(self, stack: WorkflowStack) -> None:
         person = Person("kill")
