@@ -29,7 +29,7 @@ from state.config import ActiveConfig
 from state.config_rules import config_problem
 from state.config_store import ConfigControl
 from state.decisions import DecisionDoc, PopupDecision, ProductCard, PublicDecisions
-from state.frames import Ack, DecisionFrame, DecisionPush, FrameError, RejectedEvent
+from state.frames import Ack, DecisionFrame, DecisionPush, FrameError, RateLimited, RejectedEvent
 from state.json_bounds import MAX_DEPTH
 from state.profile import Profile
 from state.quarantine import QuarantineRecord, Stage
@@ -118,8 +118,8 @@ class TestCodesAndStatuses:
 class TestMessages:
     """Every message crossing a process boundary is documented field by field, with its module."""
 
-    @pytest.mark.parametrize("kind", [Ack, RejectedEvent, FrameError, DecisionFrame, DecisionPush, SegmentChange,
-                                      QuarantineRecord, ConfigControl, PublicDecisions, PopupDecision,
+    @pytest.mark.parametrize("kind", [Ack, RejectedEvent, FrameError, RateLimited, DecisionFrame, DecisionPush,
+                                      SegmentChange, QuarantineRecord, ConfigControl, PublicDecisions, PopupDecision,
                                       ProductCard, DecisionDoc, Profile, WriteKey, Frame,
                                       HttpBatch, ErrorBody, IngestOk, IngestPartial])
     def test_every_message_names_its_module_and_its_json_fields(self, kind: type[msgspec.Struct]) -> None:
