@@ -21,7 +21,7 @@ check costs under a microsecond. So with several API or gateway processes
 behind a load balancer each enforces the limit on its own share: N processes
 let a client through at up to N times the rate (set the rates per process).
 The table is bounded (`max_clients`): clients whose bucket is full again are
-forgotten first, then the oldest; a forgotten client starts with a full
+forgotten first, then the first seen; a forgotten client starts with a full
 bucket, so eviction errs towards letting traffic through.
 
 A rate of 0 turns a limit off.
@@ -121,12 +121,19 @@ class Limiter:
             retry_after)
 
     def _evict(self, now: float) -> None:
-        """Forget clients whose bucket is full again; if none are, the oldest tenth."""
-        full = [client for client, at in self._full_at.items() if at <= now]
-        if not full:
-            full = list(self._full_at)[: max(1, self.max_clients // 10)]
-        for client in full:
-            del self._full_at[client]
+        """Make room for a tenth of the table at once: clients whose bucket is full again, then the first seen.
+
+        Freeing a tenth at a time keeps the scan's cost per new client
+        constant on average, even while a flood of new addresses keeps the
+        table full.
+        """
+        table = self._full_at
+        for client in [client for client, at in table.items() if at <= now]:
+            del table[client]
+        excess = len(table) - (self.max_clients - max(1, self.max_clients // 10))
+        if excess > 0:
+            for client in list(table)[:excess]:  # first seen first: a dict keeps insertion order
+                del table[client]
 
 
 class TrustedProxies:

@@ -72,6 +72,14 @@ class TestLimiter:
         assert limiter.wait_s("busy1", 1) > 0  # still remembered, still limited
 
 
+    def test_a_flood_of_new_clients_keeps_the_table_bounded_and_the_newest_limited(self) -> None:
+        limiter = Limiter("client IP", Rate(1, 10), max_clients=100, clock=Clock())
+        for n in range(1000):
+            assert limiter.wait_s(f"10.0.{n // 256}.{n % 256}", 10) == 0.0
+            assert len(limiter) <= 100
+        assert limiter.wait_s("10.0.3.231", 1) > 0  # the last one seen is still remembered
+
+
 class TestIngestLimits:
     """Ingest charges both the key and the IP, or neither."""
 
