@@ -60,11 +60,16 @@ class RecoveryScrubber(threading.Thread):
         self._stop = threading.Event()
 
     def run(self) -> None:
+        failing = False
         while not self._stop.wait(self._poll_s):
             try:
                 self.scrub_once(time.time())
             except (redis.RedisError, OSError, sqlite3.Error) as exc:
-                log.warning("recovery store scrub failed; will retry", extra={"error": str(exc)})
+                if not failing:  # once per outage, not twice a second
+                    log.warning("recovery store scrub failed; will retry", extra={"error": str(exc)})
+                failing = True
+            else:
+                failing = False
 
     def scrub_once(self, now: float) -> list[str]:
         """Vacuum if some erase is old enough; the erase ids marked scrubbed."""
