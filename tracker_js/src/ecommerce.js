@@ -19,5 +19,5 @@ function fix(p, isProduct) {
   return p
 }
 
-// cartViewed([...]) is cartViewed({products: [...]}).
-export const ecomProps = (name, p) => fix(Array.isArray(p) ? { products: p } : p, /^Product /.test(name))
+// `k` is the helper's name. cartViewed([...]) is cartViewed({products: [...]}).
+export const ecomProps = (k, p) => fix(Array.isArray(p) ? { products: p } : p, /^product/.test(k))

@@ -204,7 +204,7 @@ function main() {
   function read(pushed) {
     const before = pushes
     // A push that arrived while this read was in flight is newer than its answer.
-    if (apiBase && cfg.decisions !== 'false' && w.fetch) {
+    if (apiBase && cfg.decisions !== 'false') {
       readDecisions(apiBase, writeKey, who, product).then((d) => pushes === before && onDecision(d || pushed))
     } else onDecision(pushed)
   }
@@ -379,7 +379,7 @@ function main() {
     anonymousId: () => who.anonymousId,
     userId: () => who.userId,
   }
-  for (const k of ECOM) api[k] = (p) => api.track(ecomName(k), ecomProps(ecomName(k), p))
+  for (const k of ECOM) api[k] = (p) => api.track(ecomName(k), ecomProps(k, p))
 
   function attimo(method) {
     const fn = api[method]

@@ -33,7 +33,7 @@ export function session(now) {
   try {
     s = JSON.parse(lsGet(SESSION)) || mem
   } catch (e) {}
-  if (!s || !(now - s.last < IDLE) || !(now - s.start < MAX)) s = begin(now)
+  if (!(s && now - s.last < IDLE && now - s.start < MAX)) s = begin(now)
   s.last = now
   lsSet(SESSION, JSON.stringify((mem = s)))
   return s
