@@ -113,7 +113,8 @@ class ContactShard:
         self._cause: Stage = "timers"
         self.tallies: dict[str, dict[str, int]] = {}
         self._tallied: set[tuple[str, str]] = set()
-        # The shard's size as last reported (`keys.population()`); -1: not yet since this process started.
+        # The shard's size as last reported (`keys.population()`); -1: never. A snapshot is taken after
+        # a batch's outputs, whose last report was the size it holds, so a resumed shard starts from that.
         self._population = -1
         if resume is not None:
             snapshot = _snapshot_decoder.decode(resume)
@@ -124,6 +125,8 @@ class ContactShard:
             self.tombstones = dict(snapshot.tombstones)
             self.tallies = {key: dict(fields) for key, fields in snapshot.tallies.items()}
             self.book.restore(snapshot.states, snapshot.deadlines)
+            if self.shard:
+                self._population = self.book.committed_count()
 
     @property
     def version(self) -> int:
