@@ -38,8 +38,17 @@ SECURITY_HEADERS: Final = {
 }
 
 
+REFUSED_LOGIN: Final = (STATIC / "login.html").read_bytes().replace(
+    b"<form", b'<p class="error" role="alert">That is not the admin token.</p>\n  <form', 1)
+"""The login form again, saying why (the page is static: the message is put in here, once)."""
+
+
 def _page(name: str, status: int = 200) -> Response:
     return FileResponse(STATIC / name, status_code=status, media_type="text/html", headers=SECURITY_HEADERS)
+
+
+def _login_refused() -> Response:
+    return Response(REFUSED_LOGIN, status_code=401, media_type="text/html", headers=SECURITY_HEADERS)
 
 
 def _to_login() -> Response:
@@ -58,11 +67,11 @@ async def login(request: Request, settings: SettingsDep, client: RedisDep) -> Re
     body = await request.body()
     token = parse_qs(body[:MAX_LOGIN_BODY].decode("utf-8", "replace")).get("token", [""])[0]
     if len(body) > MAX_LOGIN_BODY or not same_origin(request):
-        return _page("login_failed.html", 401)
+        return _login_refused()
     # The session carries the token's scopes: a read-only token's session cannot write.
     record = await login_scopes(client, token, settings.admin_token)
     if record is None:
-        return _page("login_failed.html", 401)
+        return _login_refused()
     response = RedirectResponse("/dashboard", status_code=303, headers=SECURITY_HEADERS)
     await open_session(client, response, request.url.scheme == "https", record.scopes, record.token_id)
     return response
