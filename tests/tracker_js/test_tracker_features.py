@@ -251,3 +251,21 @@ class TestHttpFallback:
         page.goto(site.url("basic.html", gateway=""))
         wait_until(lambda: site.beacons, what="a post")
         assert site.beacons[0]["body"]["batch"][0]["type"] == "page" and sockets == []
+
+
+class TestIdentityProof:
+    def test_events_with_a_signed_user_id_carry_its_signature_as_user_hash(
+        self, page: Any, site: PageServer, gateway: FakeGateway
+    ) -> None:
+        """After identify(id, traits, {signature}) every event has context.userHash (docs/protocol.md 13.3);
+        an unsigned user id gets none."""
+        sig = "b" * 64
+        page.goto(site.url("basic.html", gateway=gateway.url, data_auto_page="false"))
+        loaded(page)
+        page.evaluate("attimo('identify', 'bob'); attimo('track', 'Unsigned')")
+        page.evaluate(f"attimo('identify', 'ada', {{}}, {{signature: '{sig}'}}); attimo('track', 'Signed')")
+        events = gateway.wait_for_events(4)
+        assert [e.get("event") or e["type"] for e in events] == ["identify", "Unsigned", "identify", "Signed"]
+        assert ["userHash" in e["context"] for e in events[:2]] == [False, False]
+        assert [e["context"]["userHash"] for e in events[2:]] == [sig, sig]
+        assert [e["userId"] for e in events] == ["bob", "bob", "ada", "ada"]

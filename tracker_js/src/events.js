@@ -35,6 +35,8 @@ export function buildEvent(type, who, fields) {
   if (s.campaign) ev.context.campaign = s.campaign
   if (s.referrer) ev.context.referrer = s.referrer
   if (who.userId) ev.userId = who.userId
+  // The user id's signature proves the claim to the ingest (docs/protocol.md 13.3), which strips it.
+  if (who.signature) ev.context.userHash = who.signature
   return Object.assign(ev, fields)
 }
 
