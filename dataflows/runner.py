@@ -63,7 +63,8 @@ def configs_from(settings: Settings) -> tuple[StreamSourceConfig, ContactConfig,
         RedisSinkConfig(redis_url=settings.redis_url, quarantine_max=settings.quarantine_max,
                         quarantine_retention_s=settings.quarantine_retention_s,
                         redis_timeout_s=settings.redis_timeout_s, outbox_shards=settings.outbox_shards,
-                        active_window_s=settings.active_window_s, stream_shards=settings.stream_shards),
+                        active_window_s=settings.active_window_s, stream_shards=settings.stream_shards,
+                        dedup_window_s=settings.dedup_window_s),
         recs,
     )
 

@@ -13,7 +13,9 @@ rewrites it:
   Redis cannot edit an entry in place, and pseudonymising would still leave
   a joinable record, so dropping is the choice. The re-appended events come
   after the erase: those the dataflow had already applied are dropped as
-  resends (each contact remembers its message ids, `ATTIMO_DEDUP_WINDOW_S`);
+  resends (each contact remembers its message ids, `ATTIMO_DEDUP_WINDOW_S`),
+  so only entries younger than half that window are re-appended; an older
+  one's other events leave the raw stream (their effects stay in state);
 * the segment-changes stream and the outbox streams: entries naming an id
   are dropped (the dispatcher also refuses an erased contact's action,
   `keys.tombstone`);
@@ -29,6 +31,7 @@ miss it); it is idempotent: the replay after a crash does it again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final, cast
 
@@ -37,7 +40,7 @@ import redis
 
 from dataflows.shard.erase import event_ids
 from state import keys
-from state.streams import ENTRY_FIELD, decode_entry_salvaging, encode_entry
+from state.streams import ENTRY_FIELD, decode_entry_salvaging, encode_entry, entry_millis
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +79,16 @@ def _entries(client: redis.Redis, stream: str, start: str = "-") -> Iterable[tup
         start = "(" + page[-1][0].decode()
 
 
-def _scrub_events(client: redis.Redis, stream: str, ids: set[str], marks: list[bytes], start: str = "-") -> int:
-    """Drop the entries holding the ids' events; re-append other contacts' events of shared entries."""
+def _scrub_events(client: redis.Redis, stream: str, ids: set[str], marks: list[bytes], start: str = "-",
+                  reappend_after_ms: int = 0) -> int:
+    """Drop the entries holding the ids' events; re-append other contacts' events of shared entries.
+
+    Only entries appended after `reappend_after_ms` have their other events
+    appended again: the dataflow drops those as resends (their contacts
+    remember message ids for the dedup window). An older entry was applied
+    and snapshotted long ago, and re-reading it could count it twice, so its
+    other events just leave the raw stream (their effects stay in state).
+    """
     dropped = 0
     for entry_id, fields in list(_entries(client, stream, start)):
         payload = fields.get(ENTRY_FIELD)
@@ -90,7 +101,7 @@ def _scrub_events(client: redis.Redis, stream: str, ids: set[str], marks: list[b
         # An element that does not decode (already quarantined by the source) is not kept either.
         with client.pipeline(transaction=True) as pipe:
             pipe.xdel(stream, entry_id)
-            if keep:
+            if keep and entry_millis(entry_id) > reappend_after_ms:
                 pipe.xadd(stream, {ENTRY_FIELD: encode_entry(keep)})
             pipe.execute()
         dropped += 1
@@ -133,10 +144,11 @@ def scrub_recent_events(client: redis.Redis, ids: Iterable[str], stream_shards: 
     if wanted:
         marks = _marks(wanted)
         for shard in range(stream_shards):
-            _scrub_events(client, keys.event_stream(shard), wanted, marks, f"{max(0, since_ms)}-0")
+            _scrub_events(client, keys.event_stream(shard), wanted, marks, f"{max(0, since_ms)}-0", since_ms)
 
 
-def scrub_traces(client: redis.Redis, ids: Iterable[str], stream_shards: int, outbox_shards: int) -> None:
+def scrub_traces(client: redis.Redis, ids: Iterable[str], stream_shards: int, outbox_shards: int,
+                 dedup_window_s: float = 48 * 3600.0) -> None:
     """Remove the ids from what no key names: member sets, streams, quarantine, dead letters."""
     wanted = set(ids)
     if not wanted:
@@ -144,7 +156,10 @@ def scrub_traces(client: redis.Redis, ids: Iterable[str], stream_shards: int, ou
     marks = _marks(wanted)
     for key in client.scan_iter(match=keys.segment_members("*"), count=_PAGE):
         client.zrem(key, *wanted)
-    entries = sum(_scrub_events(client, keys.event_stream(shard), wanted, marks) for shard in range(stream_shards))
+    # Half the dedup window: a re-appended event is surely still remembered by its contact when re-read.
+    reappend_after = int((time.time() - dedup_window_s / 2) * 1000)
+    entries = sum(_scrub_events(client, keys.event_stream(shard), wanted, marks, "-", reappend_after)
+                  for shard in range(stream_shards))
     entries += _scrub_stream(client, keys.segment_changes(), marks)
     entries += sum(_scrub_stream(client, keys.outbox(shard), marks) for shard in range(outbox_shards))
     records = _scrub_records(client, keys.quarantine_index(), keys.quarantine_record, marks)

@@ -83,8 +83,10 @@ class RedisSinkConfig:
     # The dashboard's active visitors: ids older than this leave `keys.active_contacts()`, checked this often.
     active_window_s: float = 300.0
     active_trim_every_s: float = 5.0
-    # The ingest streams an erased contact's entries are scrubbed from (`erase_sink`).
+    # The ingest streams an erased contact's entries are scrubbed from (`erase_sink`), and how long the
+    # contacts remember message ids (`ATTIMO_DEDUP_WINDOW_S`): shared entries younger than half that are re-appended.
     stream_shards: int = 1
+    dedup_window_s: float = 48 * 3600.0
 
 
 class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
@@ -141,7 +143,8 @@ class _RedisSinkPartition(StatelessSinkPartition[tuple[str, Output]]):
         the erase control after a restart does it again.
         """
         try:
-            scrub_traces(self._client, ids, self._config.stream_shards, self._config.outbox_shards)
+            scrub_traces(self._client, ids, self._config.stream_shards, self._config.outbox_shards,
+                         self._config.dedup_window_s)
         except (redis.RedisError, OSError) as exc:
             log.error("could not scrub an erased contact's traces", extra={"error": str(exc)})
 

@@ -311,14 +311,18 @@ class TestErase:
                  Page(message_id=str(uuid.uuid4()), anonymous_id=person.anonymous_id, timestamp=at, received_at=at),
                  Identify(message_id=str(uuid.uuid4()), anonymous_id=f"new-device-{uuid.uuid4().hex[:6]}",
                           user_id=person.user_id, timestamp=at, received_at=at, traits={"email": person.email})]
+        def dropped() -> int:
+            return int(cast("bytes | None", stack.client.hget(keys.metrics(), "erased_events_dropped")) or 0)
+        before = dropped()
         stack.send(*later)
         probe = Person("tomb-probe")
         stack.send(*probe.history())
         stack.wait_profile(probe.user_id, lambda p: p.email == probe.email, "a later contact processed")
         assert stack.profile(person.user_id) is None
         assert stack.profile(person.anonymous_id) is None
-        wait_until(lambda: int(stack.client.hget(keys.metrics(), "erased_events_dropped") or 0) >= 3 or None, 10,
-                   "the three later events dropped")
+        # At least one was stopped by a tombstone (the sink then drops the person's entries in every stream,
+        # so the others may never be read at all).
+        wait_until(lambda: dropped() > before or None, 10, "a later event stopped")
         # The stopped events' stream entries go too (retained raw events would otherwise keep the ids).
         wait_until(lambda: redis_traces(stack.client, person.marks) == [] or None, 10, "no trace of stopped events",
                    interval=0.2)
