@@ -32,7 +32,6 @@ from dataflows.recommendations.settings import RecsSettings
 from dataflows.recommendations.stage import is_activity, is_catalog_change, product_router, products_logic
 from dataflows.rules.live_config import ConfigLoader
 from dataflows.shard.identity import device_id, user_notices
-
 from dataflows.shard.stages import (
     ContactConfig,
     ContactItem,
@@ -71,7 +70,6 @@ def visitor_router(shards: int) -> Callable[[SourceItem], list[tuple[str, Visito
             return [(shard, ShardErase(item, shard)) for shard in every_shard]
         # A proved identify also tells the user's own shard that the id is a user's (shard.identity).
         return [*user_notices(item, shards), (shard_key(device_id(item) or routing_id(item), shards), item)]
-
     return route
 
 
