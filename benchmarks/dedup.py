@@ -27,7 +27,6 @@ section of `RESULTS.md` (the other sections stay).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import http.client
@@ -35,7 +34,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 import uuid
 from contextlib import ExitStack
@@ -52,6 +50,7 @@ from websockets.sync.client import connect
 
 from benchmarks import report
 from benchmarks.progress import note
+from benchmarks.sized_run import run_sized
 from benchmarks.stack import SHARDS, Stack
 from dataflows.shard.dedup import DedupWindow, SeenIds, first_time
 from state import keys
@@ -304,23 +303,9 @@ def render_dedup(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.dedup", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--short", action="store_true", help="20 000 events of 500 visitors (default)")
-    size.add_argument("--full", action="store_true", help="100 000 events of 2 000 visitors")
-    size.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # a smoke run: checks, no figures
-    parser.add_argument("--out", type=Path, default=report.HERE, help="where results/ and RESULTS.md go")
-    parser.add_argument("--workdir", type=Path, default=None, help="where the stack runs (default: a temp dir)")
-    args = parser.parse_args(argv)
-    mode = MODES["full" if args.full else "tiny" if args.tiny else "short"]
-    with tempfile.TemporaryDirectory(prefix="attimo-dedup-") as tmp:
-        figures = measure(mode, args.workdir or Path(tmp))
-    path = report.write(figures, NAME, f"python -m benchmarks.dedup --{mode.name}", args.out)
-    correct = report.all_correct(figures)
-    note(f"wrote {path}; correct: {str(correct).lower()}; resends dropped {figures['resends_dropped']}, "
-         f"counted twice {figures['counted_twice']}; dedup {figures['cost']['new_id_ns']} ns per new id")
-    return 0 if correct else 1
+    return run_sized(NAME, __doc__, MODES, ("20 000 events of 500 visitors", "100 000 events of 2 000 visitors"),
+                     measure, lambda f: (f"resends dropped {f['resends_dropped']}, counted twice {f['counted_twice']}; "
+                                         f"dedup {f['cost']['new_id_ns']} ns per new id"), argv)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,8 @@ Results go to `benchmarks/results/explorer-<date>.json` and the
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +50,7 @@ from benchmarks.ab_drains import compared, drain_alternately
 from benchmarks.backlog import timed_drain
 from benchmarks.livestate import LiveBacklog, build_backlog, preload
 from benchmarks.progress import note
+from benchmarks.sized_run import run_sized
 from benchmarks.stack import Stack
 from state import keys
 from state.profile import decode_profile
@@ -222,23 +221,12 @@ def render_explorer(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.explorer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--short", action="store_true", help="4 000 visitors, two drains of each (default)")
-    size.add_argument("--full", action="store_true", help="30 000 visitors, three drains of each")
-    size.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # a smoke run: checks, no figures
-    parser.add_argument("--out", type=Path, default=report.HERE, help="where results/ and RESULTS.md go")
-    parser.add_argument("--workdir", type=Path, default=None, help="where the stacks run (default: a temp dir)")
-    args = parser.parse_args(argv)
-    mode = MODES["full" if args.full else "tiny" if args.tiny else "short"]
-    with tempfile.TemporaryDirectory(prefix="attimo-explorer-") as tmp:
-        figures = measure(mode, args.workdir or Path(tmp))
-    path = report.write(figures, NAME, f"python -m benchmarks.explorer --{mode.name}", args.out)
-    correct = report.all_correct(figures)
-    note(f"wrote {path}; correct: {str(correct).lower()}; dashboard work on / off: {figures['throughput_ratio']}× "
-         f"events/s, {figures['cpu_throughput_ratio']}× per CPU-second")
-    return 0 if correct else 1
+    sizes = ("4 000 visitors, two drains of each", "30 000 visitors, three drains of each")
+
+    def summary(f: dict[str, Any]) -> str:
+        return f"dashboard work on / off: {f['throughput_ratio']}× events/s, {f['cpu_throughput_ratio']}× per CPU-s"
+
+    return run_sized(NAME, __doc__, MODES, sizes, measure, summary, argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ run` section of `RESULTS.md` (the other sections stay).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -42,6 +41,7 @@ from benchmarks.livestate_config import publish
 from benchmarks.popup_config import config, shop_campaigns, with_popup_events
 from benchmarks.progress import note
 from benchmarks.shoppers import ShopperModel, Tally, encode
+from benchmarks.sized_run import run_sized
 from benchmarks.stack import SHARDS, CpuMeter, Stack
 from state import keys
 from state.decisions import POPUP_CLICKED, POPUP_CLOSED, POPUP_SHOWN, decode_doc
@@ -255,24 +255,8 @@ def render_popups(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.popups", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--short", action="store_true", help="CI-sized, a minute or two (default)")
-    size.add_argument("--full", action="store_true", help="30 000 visitors, three drains of each")
-    size.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the test's: checks, no figures
-    parser.add_argument("--out", type=Path, default=report.HERE, help="where results/ and RESULTS.md go")
-    parser.add_argument("--workdir", type=Path, default=None, help="where the stacks run (default: a temp dir)")
-    args = parser.parse_args(argv)
-    mode = MODES["full" if args.full else "tiny" if args.tiny else "short"]
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="attimo-popups-") as tmp:
-        figures = measure(mode, args.workdir or Path(tmp))
-    path = report.write(figures, NAME, f"python -m benchmarks.popups --{mode.name}", args.out)
-    correct = report.all_correct(figures)
-    note(f"wrote {path}; correct: {str(correct).lower()}; ten campaigns / none: {figures['throughput_ratio']}×")
-    return 0 if correct else 1
+    return run_sized(NAME, __doc__, MODES, ("CI-sized, a minute or two", "30 000 visitors, three drains of each"),
+                     measure, lambda f: f"ten campaigns / none: {f['throughput_ratio']}×", argv)
 
 
 if __name__ == "__main__":
