@@ -111,7 +111,8 @@ function main() {
     if (!consent) return
     const pending = queue.all().filter((e) => !sentIds.has(e.messageId))
     if (transport.isOpen()) {
-      while (pending.length && inflight.size < MAX_FRAMES_IN_FLIGHT) {
+      // Not while the gateway's rate limit says to wait (a timer flushes then).
+      while (pending.length && inflight.size < MAX_FRAMES_IN_FLIGHT && Date.now() >= transport.until()) {
         const batch = take(pending)
         inflight.set(transport.send(batch), batch)
         mark(batch, 1)
@@ -238,6 +239,16 @@ function main() {
     {
       open: flush,
       ack: onAck,
+      // {"limited": seq, "retryAfter": s}: the frame was not stored. Its events
+      // stay queued and go out again once the wait is over (not before, or
+      // they would only be refused again).
+      limited(seq, until) {
+        const batch = inflight.get(seq)
+        if (!batch) return
+        inflight.delete(seq)
+        mark(batch, 0)
+        setTimeout(flush, until - Date.now())
+      },
       decision: onPush,
       // Unacked frames are forgotten; their events are still in the queue and
       // go out again (same messageIds) on the next connection — or over HTTP

@@ -1,6 +1,8 @@
 // The websocket to the gateway: numbered frames, acks and pushed decisions,
 // and reconnection with backoff. It knows nothing about the queue; index.js
-// decides what to (re)send when the socket opens or an ack arrives, what to
+// decides what to (re)send when the socket opens, an ack arrives or a rate
+// limit's wait is over (a `limited` reply; the close 4429 that follows three
+// in a row is retried like any other, after that wait at least), what to
 // send over HTTP while sockets fail, and what to tell the page when the
 // gateway refuses this client for good.
 import { backoff, fatal } from './retry.js'
@@ -21,9 +23,12 @@ export function createTransport(url, on, baseMs) {
   let seq = 0
   let stopped = true
   let openedAt = 0
+  // No frame sent (and no reconnect) before this time: the gateway's rate
+  // limit said when it would fit again (a `limited` reply's retryAfter).
+  let until = 0
 
   function retry() {
-    if (!timer && !stopped) timer = setTimeout(connect, backoff(attempt++, baseMs))
+    if (!timer && !stopped) timer = setTimeout(connect, Math.max(backoff(attempt++, baseMs), until - Date.now()))
   }
 
   function connect() {
@@ -57,6 +62,11 @@ export function createTransport(url, on, baseMs) {
       if ('ack' in msg) {
         attempt = 0
         on.ack(msg)
+      } else if ('limited' in msg) {
+        // Over the gateway's rate limit: the frame was neither stored nor
+        // acked; index.js resends it once `until` has passed.
+        until = Date.now() + (+msg.retryAfter || 1) * 1e3
+        on.limited(msg.limited, until)
       } else if (msg.decision) on.decision(msg.decision, msg.id)
     }
     // "error" is always followed by "close", so only close reconnects.
@@ -76,6 +86,8 @@ export function createTransport(url, on, baseMs) {
   return {
     connect,
     isOpen: () => !!ws && ws.readyState === 1,
+    // When frames may be sent again (0, or a past time: now).
+    until: () => until,
     fails: () => fails,
     // Close and connect again (with the usual backoff), e.g. to prove a new identity.
     reconnect() {
