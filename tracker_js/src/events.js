@@ -1,6 +1,7 @@
 // Builds Segment Spec events, so that the same server accepts both this
 // tracker and stock Segment / RudderStack clients.
 import { uuid } from './ids.js'
+import { iso } from './util.js'
 import { session, nav } from './session.js'
 
 export const VERSION = '1.1.0'
@@ -19,25 +20,25 @@ function pageInfo() {
 
 export function buildEvent(type, who, fields) {
   const s = session(Date.now())
-  const ev = {
+  // Absent fields are left undefined: JSON leaves them out.
+  return Object.assign({
     type,
     messageId: uuid(),
     anonymousId: who.anonymousId,
-    timestamp: new Date().toISOString(),
+    userId: who.userId || undefined,
+    timestamp: iso(),
     context: {
       page: pageInfo(),
       userAgent: navigator.userAgent,
       locale: navigator.language,
       library: { name: 'attimo.js', version: VERSION },
       sessionId: s.id,
+      campaign: s.campaign,
+      referrer: s.referrer,
+      // The user id's signature proves the claim to the ingest (docs/protocol.md 13.3), which strips it.
+      userHash: who.sig || undefined,
     },
-  }
-  if (s.campaign) ev.context.campaign = s.campaign
-  if (s.referrer) ev.context.referrer = s.referrer
-  if (who.userId) ev.userId = who.userId
-  // The user id's signature proves the claim to the ingest (docs/protocol.md 13.3), which strips it.
-  if (who.signature) ev.context.userHash = who.signature
-  return Object.assign(ev, fields)
+  }, fields)
 }
 
 export function track(who, name, props) {

@@ -10,10 +10,12 @@
 //   {error}            the whole batch refused (400 / 413): resending would fail again
 //   {refused: status}  401 / 403: the key or origin is refused
 //   {retry: 1}         not stored (network error, CORS, 429, 5xx): send again after a backoff
+import { iso } from './util.js'
+
 export function postBatch(api, writeKey, batch) {
   return fetch(api + '/v1/batch', {
     method: 'POST',
-    body: JSON.stringify({ batch, writeKey, sentAt: new Date().toISOString() }),
+    body: JSON.stringify({ batch, writeKey, sentAt: iso() }),
     keepalive: true,
     credentials: 'omit',
   }).then(

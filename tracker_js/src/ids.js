@@ -30,12 +30,12 @@ const SIG = 'attimo_sig'
 
 export function saveIds(who) {
   lsSet(UID, who.userId)
-  lsSet(SIG, who.signature)
+  lsSet(SIG, who.sig)
 }
 
 export function loadIds(who) {
   who.userId = lsGet(UID) || null
-  who.signature = (who.userId && lsGet(SIG)) || null
+  who.sig = (who.userId && lsGet(SIG)) || null
 }
 
 // Consent withdrawn: every id and everything stored about the visitor goes.

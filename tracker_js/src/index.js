@@ -21,6 +21,7 @@ import { watchForms } from './forms.js'
 import { bucket } from './limit.js'
 import { ECOM, ecomName, ecomProps } from './ecommerce.js'
 import { backoff } from './retry.js'
+import { warn } from './util.js'
 
 const MAX_BATCH = 100
 const MAX_FRAMES_IN_FLIGHT = 4 // so a lagging gateway's withheld acks slow us down
@@ -34,13 +35,9 @@ const Q = 'attimo_q'
 const CART = 'attimo_cart'
 
 const bytes = (v) => new Blob([JSON.stringify(v)]).size
-const warn = (...a) => console.warn('attimo:', ...a)
 
-function widgetsUrl(tag, cfg) {
-  if (cfg.widgets) return cfg.widgets
-  // Next to this file: /tracker.js -> /tracker-widgets.js, /attimo.js -> /attimo-widgets.js.
-  return tag && tag.src ? tag.src.replace(/(\.min)?\.js([?#].*)?$/, '-widgets.js') : ''
-}
+// data-widgets, else next to this file: /tracker.js -> /tracker-widgets.js, /attimo.js -> /attimo-widgets.js.
+const widgetsUrl = (tag, cfg) => cfg.widgets || (tag && tag.src && tag.src.replace(/(\.min)?\.js([?#].*)?$/, '-widgets.js'))
 
 function main() {
   const w = window
@@ -50,10 +47,11 @@ function main() {
   const tag = document.currentScript || document.querySelector('script[data-key]')
   const cfg = (tag && tag.dataset) || {}
   const writeKey = cfg.key || ''
-  const gateway = (cfg.gateway || '').replace(/\/$/, '')
-  const flushMs = cfg.flushMs ? +cfg.flushMs : 200
-  const baseMs = cfg.retryBaseMs ? +cfg.retryBaseMs : 500
-  const apiBase = (cfg.api || '').replace(/\/$/, '')
+  const base = (k) => (cfg[k] || '').replace(/\/$/, '')
+  const gateway = base('gateway')
+  const flushMs = +cfg.flushMs || 200
+  const baseMs = +cfg.retryBaseMs // NaN: backoff()'s default (500)
+  const apiBase = base('api')
   const nonce = (tag && tag.nonce) || ''
   // Failed websocket connects in a row before batches go over HTTP (at once without a gateway).
   const tries = gateway ? 3 : 0
@@ -67,7 +65,7 @@ function main() {
   const held = [] // events tracked while consent is pending (data-consent-queue="keep")
   store.on = consent
 
-  let who = {} // anonymousId, userId, signature: known once storage is allowed
+  let who = {} // anonymousId, userId, sig (its signature): known once storage is allowed
   let queue = createQueue(Q, QUEUE_CAP)
   const handlers = { decision: [], popup: [] }
   const allow = bucket(+cfg.rate || 10, +cfg.burst || 100) // events per second, burst
@@ -78,20 +76,20 @@ function main() {
   let cart = 0
   let current = null // the visitor's decisions as last read or pushed
   let pushes = 0
-  let product = null // the product on screen, when a strip names one
-  let started = false
-  let widgets = null
-  let widgetsAsked = false
+  let product // the product on screen, when a strip names one
+  let started
+  let widgets
+  let widgetsAsked
   const waiting = [] // strips asked for before the widgets file loaded
   // seq -> batch sent on the current connection and not yet acked
   let inflight = new Map()
   let sentIds = new Set()
   let posted = new Set() // batches posted over HTTP and not answered yet
-  let leaving = false
+  let leaving
   let httpAt = 0 // no HTTP post before this time (backoff after a failed one)
   let httpFails = 0
   let flushTimer = 0
-  let keyRefused = false
+  let keyRefused
 
   function mark(batch, on) {
     for (const e of batch) on ? sentIds.add(e.messageId) : sentIds.delete(e.messageId)
@@ -196,7 +194,6 @@ function main() {
     widgetsAsked = true
     const s = document.createElement('script')
     s.src = src
-    s.async = true
     if (nonce) s.nonce = nonce
     document.head.appendChild(s)
   }
@@ -223,7 +220,7 @@ function main() {
     if (!d || typeof d !== 'object') return
     current = d
     if (widgets) widgets.decide(d)
-    else if (Array.isArray(d.popups) && d.popups.length) loadWidgets()
+    else if ((d.popups || [])[0]) loadWidgets()
     for (const fn of handlers.decision) {
       try {
         fn(d)
@@ -231,7 +228,7 @@ function main() {
         console.error(e)
       }
     }
-    w.dispatchEvent(new CustomEvent('attimo:decision', { detail: d }))
+    dispatchEvent(new CustomEvent('attimo:decision', { detail: d }))
   }
 
   const transport = createTransport(
@@ -317,9 +314,9 @@ function main() {
       const had = proof(who)
       if (userId != null && String(userId) !== who.userId) {
         who.userId = String(userId)
-        who.signature = null // a signature is only valid for the id it signed
+        who.sig = null // a signature is only valid for the id it signed
       }
-      if (opts && opts.signature && who.userId) who.signature = String(opts.signature)
+      if (opts && opts.signature && who.userId) who.sig = String(opts.signature)
       saveIds(who)
       enqueue(build.identify(who, traits))
       // A socket is verified for one user at its handshake: prove the new identity.
@@ -328,7 +325,7 @@ function main() {
     reset() {
       if (proof(who)) transport.reconnect()
       who.anonymousId = anonymousId(true)
-      who.userId = who.signature = null
+      who.userId = who.sig = null
       saveIds(who)
       lsSet(CART, null)
       cart = 0
@@ -384,7 +381,7 @@ function main() {
       widgets = install({ track: api.track, flush, decision: () => current, cart: () => cart,
         renderers: handlers.popup, unacked, nonce })
       if (current) widgets.decide(current)
-      for (const args of waiting.splice(0)) widgets.strip.apply(null, args)
+      for (const args of waiting.splice(0)) widgets.strip(...args)
     },
     flush,
     anonymousId: () => who.anonymousId,
@@ -392,10 +389,9 @@ function main() {
   }
   for (const k of ECOM) api[k] = (p) => api.track(ecomName(k), ecomProps(k, p))
 
-  function attimo(method) {
+  function attimo(method, ...args) {
     const fn = api[method]
-    if (!fn) return warn('unknown method', method)
-    return fn.apply(null, [].slice.call(arguments, 1))
+    return fn ? fn(...args) : warn('unknown method', method)
   }
   attimo.loaded = true
   attimo.version = build.VERSION
@@ -404,7 +400,7 @@ function main() {
   if (off) return
   if (consent) grant()
   if (cfg.autoPage !== 'false') api.page()
-  for (const args of (stub && stub.q) || []) attimo.apply(null, args)
+  for (const args of (stub && stub.q) || []) attimo(...args)
   if (consent && !started) go()
 
   if (cfg.spa !== 'false')
@@ -413,9 +409,9 @@ function main() {
       api.page()
     })
   watchForms(api.track)
-  w.addEventListener('pagehide', onLeave)
+  addEventListener('pagehide', onLeave)
   document.addEventListener('visibilitychange', onLeave)
-  w.addEventListener('online', () => {
+  addEventListener('online', () => {
     httpAt = 0
     transport.now()
     flush()

@@ -6,6 +6,7 @@
 // send over HTTP while sockets fail, and what to tell the page when the
 // gateway refuses this client for good.
 import { backoff, fatal } from './retry.js'
+import { iso } from './util.js'
 
 // A connection counts as good (and the backoff starts again from its base)
 // once the gateway has acked a frame on it or it stayed open this long: a
@@ -52,13 +53,10 @@ export function createTransport(url, on, baseMs) {
       on.open()
     }
     sock.onmessage = (m) => {
-      let msg
+      let msg = {} // anything but an object (or unparsable) means nothing
       try {
-        msg = JSON.parse(m.data)
-      } catch (e) {
-        return
-      }
-      if (!msg || typeof msg !== 'object') return
+        msg = Object(JSON.parse(m.data))
+      } catch (e) {}
       if ('ack' in msg) {
         attempt = 0
         on.ack(msg)
@@ -106,7 +104,7 @@ export function createTransport(url, on, baseMs) {
     },
     send(batch) {
       seq += 1
-      ws.send(JSON.stringify({ seq, batch, sentAt: new Date().toISOString() }))
+      ws.send(JSON.stringify({ seq, batch, sentAt: iso() }))
       return seq
     },
   }
