@@ -15,8 +15,7 @@ export const uuid = () =>
     (d ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (d / 4)))).toString(16))
 
 export function anonymousId(reset) {
-  let id = reset ? null : getCookie(AID) || lsGet(AID)
-  if (!id) id = uuid()
+  const id = (!reset && (getCookie(AID) || lsGet(AID))) || uuid()
   // Re-write both every load: restores a lost copy and slides the cookie expiry.
   setCookie(AID, id, THIRTEEN_MONTHS)
   lsSet(AID, id)

@@ -241,10 +241,7 @@ function main() {
       // they would only be refused again).
       limited(seq, until) {
         const batch = inflight.get(seq)
-        if (!batch) return
-        inflight.delete(seq)
-        mark(batch, 0)
-        setTimeout(flush, until - Date.now())
+        if (batch) inflight.delete(seq), mark(batch, 0), setTimeout(flush, until - Date.now())
       },
       decision: onPush,
       // Unacked frames are forgotten; their events are still in the queue and
@@ -265,8 +262,7 @@ function main() {
   // what was tracked while waiting joins the queue.
   function grant() {
     who.anonymousId = anonymousId()
-    if (who.userId) saveIds(who)
-    else loadIds(who)
+    who.userId ? saveIds(who) : loadIds(who)
     cart = +lsGet(CART) || 0
     unacked = queue.all().filter((e) => /^Popup /.test(e.event))
     for (const e of held.splice(0)) queue.push(Object.assign(e, { anonymousId: who.anonymousId }))
@@ -335,15 +331,13 @@ function main() {
     // everything stored, and drop what is tracked until consent is given again.
     consent(yes) {
       if (off || !yes === !consent) return
-      if ((consent = store.on = !!yes)) return grant(), go()
-      keep = false
+      if (yes) return (consent = store.on = true), grant(), go()
+      forgetAll([Q, CART, SESSION, 'attimo_popups']) // while storage is still on
+      consent = store.on = keep = false
       transport.stop()
       posted = new Set()
       held.length = 0
       queue = createQueue(Q, QUEUE_CAP) // empty, in memory while storage is off
-      store.on = true // to clear it
-      forgetAll([Q, CART, SESSION, 'attimo_popups'])
-      store.on = false
       forgetSession()
       who = {}
       cart = 0
@@ -404,10 +398,7 @@ function main() {
   if (consent && !started) go()
 
   if (cfg.spa !== 'false')
-    watchHistory((from) => {
-      build.nav.ref = from
-      api.page()
-    })
+    watchHistory(() => api.page())
   watchForms(api.track)
   addEventListener('pagehide', onLeave)
   document.addEventListener('visibilitychange', onLeave)

@@ -18,15 +18,16 @@ export function createQueue(key, cap, get, set) {
   let timer = 0
 
   function load() {
-    if (timer) return mem // unsaved local changes are the newest state
-    const raw = get(key)
-    if (raw === undefined || raw === lastRaw) return mem
-    lastRaw = raw
-    try {
-      const v = JSON.parse(raw || '[]')
-      mem = Array.isArray(v) ? v : []
-    } catch (e) {
-      mem = []
+    // Unsaved local changes (timer) are the newest state; undefined: storage is unusable.
+    const raw = timer ? lastRaw : get(key)
+    if (raw !== undefined && raw !== lastRaw) {
+      lastRaw = raw
+      try {
+        mem = JSON.parse(raw)
+      } catch (e) {
+        mem = 0
+      }
+      if (!Array.isArray(mem)) mem = []
     }
     return mem
   }

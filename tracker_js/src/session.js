@@ -18,10 +18,11 @@ let mem = null
 function begin(now) {
   const s = { id: uuid(), start: now }
   const q = new URLSearchParams(location.search)
-  const c = {}
   // utm_X -> context.campaign.X (Segment calls utm_campaign "name").
-  for (const k of ['campaign', 'source', 'medium', 'term', 'content'])
-    if (q.get('utm_' + k)) s.campaign = Object.assign(c, { [k == 'campaign' ? 'name' : k]: q.get('utm_' + k) })
+  for (const k of ['campaign', 'source', 'medium', 'term', 'content']) {
+    const v = q.get('utm_' + k)
+    if (v) (s.campaign = s.campaign || {})[k == 'campaign' ? 'name' : k] = v
+  }
   const r = nav.ref
   if (r && r.split('/')[2] !== location.host) s.referrer = { url: r }
   return s

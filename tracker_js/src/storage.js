@@ -11,10 +11,8 @@ export const store = { on: true }
 // (callers keep their in-memory copy in that case instead of forgetting it).
 export function lsGet(key) {
   try {
-    return store.on ? localStorage.getItem(key) : undefined
-  } catch (e) {
-    return undefined
-  }
+    if (store.on) return localStorage.getItem(key)
+  } catch (e) {}
 }
 
 // Returns false when the write failed (quota, disabled storage, no consent);
@@ -35,7 +33,7 @@ export function lsSet(key, value) {
 export function getCookie(name) {
   try {
     const m = document.cookie.match('(?:^|; )' + name + '=([^;]*)')
-    return m ? decodeURIComponent(m[1]) : null
+    return m && decodeURIComponent(m[1])
   } catch (e) {
     return null
   }

@@ -92,9 +92,7 @@ export function createTransport(url, on, baseMs) {
       if (ws) ws.close()
     },
     // The network is back: try now instead of waiting out the backoff.
-    now() {
-      if (!stopped && !ws) connect()
-    },
+    now: () => stopped || connect(),
     // Consent withdrawn: close (on.close() follows) and stay closed until connect().
     stop() {
       stopped = true
