@@ -52,9 +52,7 @@ export function page(who, name, props) {
     props = name
     name = null
   }
-  const fields = { properties: Object.assign(pageInfo(), props) }
-  if (name) fields.name = String(name)
-  return buildEvent('page', who, fields)
+  return buildEvent('page', who, { name: name ? String(name) : undefined, properties: Object.assign(pageInfo(), props) })
 }
 
 export function identify(who, traits) {

@@ -13,15 +13,16 @@ export function watchForms(track) {
     'submit',
     (e) => {
       const f = e.target
-      if (f.dataset.attimoForm == null) return
+      const name = f.dataset.attimoForm
+      if (name == null) return
       const fields = {}
       for (const x of f.elements) {
         const v = String(x.value)
-        if (!x.name || SKIP.test(x.type + ' ' + x.name + ' ' + x.autocomplete) || x.hasAttribute('data-attimo-ignore') ||
+        if (!x.name || SKIP.test(x.type + ' ' + x.name + ' ' + x.autocomplete) || 'attimoIgnore' in x.dataset ||
           /^\d{13,19}$/.test(v.replace(/[ -]/g, '')) || /checkbox|radio/.test(x.type) && !x.checked) continue
         fields[x.name] = v
       }
-      track('Form Submitted', { form_id: f.id || null, form_name: f.dataset.attimoForm || null, fields })
+      track('Form Submitted', { form_id: f.id || null, form_name: name || null, fields })
     },
     true
   )

@@ -41,5 +41,5 @@ export function loadIds(who) {
 // `keys` are the other stores' localStorage keys (queue, cart, session …).
 export function forgetAll(keys) {
   setCookie(AID, '', 0)
-  for (const k of [AID, UID, SIG].concat(keys)) lsSet(k, null)
+  for (const k of [AID, UID, SIG, ...keys]) lsSet(k, null)
 }

@@ -37,22 +37,22 @@ const CART = 'attimo_cart'
 const bytes = (v) => new Blob([JSON.stringify(v)]).size
 
 // data-widgets, else next to this file: /tracker.js -> /tracker-widgets.js, /attimo.js -> /attimo-widgets.js.
-const widgetsUrl = (tag, cfg) => cfg.widgets || (tag && tag.src && tag.src.replace(/(\.min)?\.js([?#].*)?$/, '-widgets.js'))
+const widgetsUrl = (tag, cfg) => cfg.widgets || (tag.src && tag.src.replace(/(\.min)?\.js([?#].*)?$/, '-widgets.js'))
 
 function main() {
   const w = window
   const stub = w.attimo
   if (stub && stub.loaded) return // the script was included twice
 
-  const tag = document.currentScript || document.querySelector('script[data-key]')
-  const cfg = (tag && tag.dataset) || {}
+  const tag = document.currentScript || document.querySelector('script[data-key]') || {}
+  const cfg = tag.dataset || {}
   const writeKey = cfg.key || ''
   const base = (k) => (cfg[k] || '').replace(/\/$/, '')
   const gateway = base('gateway')
   const flushMs = +cfg.flushMs || 200
   const baseMs = +cfg.retryBaseMs // NaN: backoff()'s default (500)
   const apiBase = base('api')
-  const nonce = (tag && tag.nonce) || ''
+  const nonce = tag.nonce || ''
   // Failed websocket connects in a row before batches go over HTTP (at once without a gateway).
   const tries = gateway ? 3 : 0
 
@@ -127,18 +127,13 @@ function main() {
     mark(batch, 1)
     postBatch(apiBase, writeKey, batch).then((r) => {
       if (!posted.delete(batch)) return // consent withdrawn meanwhile
+      mark(batch, 0)
       if (r.retry) {
-        mark(batch, 0)
         const wait = backoff(httpFails++, baseMs)
         httpAt = Date.now() + wait
         setTimeout(flush, wait)
-      } else if (r.refused) {
-        mark(batch, 0)
-        refused('API (' + r.refused + ')')
-      } else {
-        httpFails = 0
-        done(batch, r)
-      }
+      } else if (r.refused) refused('API (' + r.refused + ')')
+      else (httpFails = 0), done(batch, r)
     })
   }
 
@@ -149,10 +144,8 @@ function main() {
       unreported++
       return
     }
-    if (unreported) {
-      ev.context.dropped = unreported
-      unreported = 0
-    }
+    ev.context.dropped = unreported || undefined
+    unreported = 0
     if (bytes(ev) > MAX_EVENT) return warn('event too large', ev.event || ev.type)
     if (!consent) return held.push(ev)
     queue.push(ev)
@@ -194,8 +187,8 @@ function main() {
     widgetsAsked = true
     const s = document.createElement('script')
     s.src = src
-    if (nonce) s.nonce = nonce
-    document.head.appendChild(s)
+    s.nonce = nonce
+    document.head.append(s)
   }
 
   // `pushed`: what to use if the read fails.
@@ -265,7 +258,7 @@ function main() {
     who.userId ? saveIds(who) : loadIds(who)
     cart = +lsGet(CART) || 0
     unacked = queue.all().filter((e) => /^Popup /.test(e.event))
-    for (const e of held.splice(0)) queue.push(Object.assign(e, { anonymousId: who.anonymousId }))
+    for (const e of held.splice(0)) (e.anonymousId = who.anonymousId), queue.push(e)
   }
 
   // …and sending: the socket, the decisions read, the first flush.
@@ -280,18 +273,14 @@ function main() {
   // out as keepalive posts, which the browser finishes after the page is gone.
   // They stay queued until answered; a resend is deduped by messageId.
   function onLeave(ev) {
-    if (!consent) return
-    leaving = ev.type === 'pagehide' || document.visibilityState === 'hidden'
-    if (!leaving) return
-    queue.persist()
-    flush()
-    leaving = false
+    if (consent && (ev.type == 'pagehide' || document.visibilityState == 'hidden'))
+      (leaving = true), queue.persist(), flush(), (leaving = false)
   }
 
   const api = {
     track(name, props) {
       const v = cartAfter(cart, name, props)
-      if (v !== cart) lsSet(CART, String((cart = v)))
+      if (v !== cart) lsSet(CART, (cart = v)) // stored as its string
       enqueue(build.track(who, name, props))
     },
     page(name, props) {

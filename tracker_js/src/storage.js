@@ -15,7 +15,7 @@ export function lsGet(key) {
   } catch (e) {}
 }
 
-// Returns false when the write failed (quota, disabled storage, no consent);
+// Returns false (or undefined) when the write failed (quota, disabled storage, no consent);
 // callers then rely on their in-memory copy for this page.
 export function lsSet(key, value) {
   try {
@@ -23,9 +23,7 @@ export function lsSet(key, value) {
     if (value == null) localStorage.removeItem(key)
     else localStorage.setItem(key, value)
     return true
-  } catch (e) {
-    return false
-  }
+  } catch (e) {}
 }
 
 // A cookie's value, or null. Never throws: a malformed value (a stray `%`

@@ -101,8 +101,7 @@ export function createTransport(url, on, baseMs) {
       if (ws) ws.close()
     },
     send(batch) {
-      seq += 1
-      ws.send(JSON.stringify({ seq, batch, sentAt: iso() }))
+      ws.send(JSON.stringify({ seq: ++seq, batch, sentAt: iso() }))
       return seq
     },
   }
