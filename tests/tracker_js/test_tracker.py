@@ -221,11 +221,11 @@ class TestBuild:
         assert 0 < size <= 12 * 1024, f"attimo.js is {size} bytes"
 
     def test_gzipped_files_fit_their_budgets(self, tracker_dist: Any) -> None:
-        """What a page downloads: the tracker ≤ 5 KB gzipped (every page), the widgets ≤ 4 KB (pages with
-        a popup or a strip only)."""
+        """What a page downloads: the tracker ≤ 5,000 bytes gzipped (every page; 5 KB read the strict way),
+        the widgets ≤ 4 KB (pages with a popup or a strip only)."""
         tracker = len(gzip.compress(DIST.read_bytes(), 9))
         widgets = len(gzip.compress(WIDGETS.read_bytes(), 9))
-        assert 0 < tracker <= 5 * 1024, f"attimo.js is {tracker} bytes gzipped"
+        assert 0 < tracker <= 5000, f"attimo.js is {tracker} bytes gzipped"
         assert 0 < widgets <= 4 * 1024, f"attimo-widgets.js is {widgets} bytes gzipped"
         # Everything since (consent, SPA, sessions, HTTP fallback …) is in the tracker's budget; the
         # widgets stay in their own file, loaded on demand.

@@ -26,29 +26,36 @@ SCRIPTED = """
         queueMicrotask(() => {
           if (step.open) { this.readyState = 1; this.onopen() }
           if (step.ack) this.onmessage({ data: JSON.stringify({ ack: 1, accepted: 1, rejected: [] }) })
+          if (step.limited) this.onmessage({ data: JSON.stringify({ limited: 1, limit: 'client IP',
+            error: 'rate limit exceeded', retryAfter: step.limited }) })
           now += step.ms || 0
           this.readyState = 3
-          this.onclose({ code: 1006, reason: '' })
+          this.onclose({ code: step.code || 1006, reason: '' })
         })
       }
     }
 """
 
 
-def reconnect_delays(steps: list[dict[str, Any]]) -> list[int]:
-    """The delays the transport waits before each reconnect, for sockets that behave as `steps` say."""
-    result: list[int] = run_node(f"""
+def reconnect_delays(steps: list[dict[str, Any]], limited: list[list[int]] | None = None) -> list[int]:
+    """The delays the transport waits before each reconnect, for sockets that behave as `steps` say
+    (`limited`, if given, receives each `limited(seq, ms until it may send)` call)."""
+    result: dict[str, Any] = run_node(f"""
         import {{ createTransport }} from '{SRC}/transport.js'
         {SCRIPTED.replace("STEPS", json.dumps(steps))}
-        const on = {{ open() {{}}, ack() {{}}, decision() {{}}, close() {{}}, refused() {{}} }}
+        const calls = []
+        const on = {{ open() {{}}, ack() {{}}, decision() {{}}, close() {{}}, refused() {{}},
+                      limited(seq, until) {{ calls.push([seq, until - Date.now()]) }} }}
         createTransport(() => 'ws://gw/v1/stream?key=k', on, 1000).connect()
         const tick = () => new Promise((r) => queueMicrotask(r))
         for (let i = 0; i < {len(steps)}; i++) {{
           await tick(); await tick(); await tick()
           if (i < {len(steps) - 1}) timers[i]()
         }}
-        console.log(JSON.stringify(delays))""")
-    return result
+        console.log(JSON.stringify({{ delays, calls }}))""")
+    if limited is not None:
+        limited.extend(result["calls"])
+    return list(result["delays"])
 
 
 class TestBackoff:
@@ -61,6 +68,15 @@ class TestBackoff:
         """Open-then-closed at once (an overloaded gateway) keeps growing the wait; five seconds open resets it."""
         assert reconnect_delays([{}, {"open": True}, {"open": True}, {}]) == [1000, 2000, 4000, 8000]
         assert reconnect_delays([{}, {}, {"open": True, "ms": 5000}, {}]) == [1000, 2000, 1000, 2000]
+
+    def test_a_rate_limited_frame_waits_retry_after_and_so_does_the_reconnect_after_4429(self) -> None:
+        """A `limited` reply is handed on with when sending may resume (retryAfter s from now); the close
+        4429 that follows is retried, not final, and not before that time even when the backoff is shorter."""
+        calls: list[list[int]] = []
+        delays = reconnect_delays([{"open": True, "limited": 3, "code": 4429}, {"ms": 3000}, {}], calls)
+        assert calls == [[1, 3000]]
+        # 3 s (retryAfter) instead of the 1 s backoff; then the backoff goes on doubling.
+        assert delays == [3000, 2000, 4000]
 
 
 class TestCookies:
