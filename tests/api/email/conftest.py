@@ -35,11 +35,13 @@ class Mailbox:
     raw: list[bytes] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     replies: dict[str, str] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)  # each RCPT TO answered from `replies`
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
         reply = self.replies.get(address)
         if reply is not None:
+            self.refused.append(address)
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
