@@ -6,8 +6,6 @@ import { session, nav } from './session.js'
 
 export const VERSION = '1.1.0'
 
-export { nav }
-
 function pageInfo() {
   return {
     url: location.href,
