@@ -2,8 +2,8 @@
 
 The gateway (`attimo gateway`, with `attimo api` beside it, as
 tests/e2e/test_ingest_limits.py starts them) runs against a private Redis
-with a small per-IP limit (2 events/s, burst 4). A page tracks 30 events,
-each flushed at once as its own frame, far faster than that: the gateway
+with a small per-IP limit (2 events/s, burst 4). A page tracks 30 events in
+bursts of four one-event frames, far faster than that: the gateway
 answers frames over the limit with `{"limited": seq, "retryAfter": s}` and
 closes the socket with 4429 after three in a row. What the shop would check
 afterwards: every event is in the ingest streams exactly once (none lost to
@@ -94,12 +94,13 @@ def test_events_over_the_gateways_rate_limit_arrive_exactly_once(
                             data_decisions="false", data_auto_page="false"))
         page.wait_for_function("window.attimo && window.attimo.loaded && attimo('stats').websocket")
         visitor = page.evaluate("attimo('anonymousId')")
-        # One frame per event while fewer than 4 are in flight: far over 2 events/s.
+        # Bursts of four one-event frames sent at once, far over 2 events/s: after the first burst the
+        # gateway refuses frames; three refused in a row (one burst) close the socket with 4429.
         page.evaluate("""async (n) => {
             for (let i = 0; i < n; i++) {
                 attimo('track', 'Limited ' + i, {i})
                 attimo('flush')
-                await new Promise((r) => setTimeout(r, 30))
+                if (i % 4 == 3) await new Promise((r) => setTimeout(r, 300))
             }
         }""", EVENTS)
         # An event leaves the queue when its frame is acked, and a frame is acked once stored.
