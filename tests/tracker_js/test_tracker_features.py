@@ -193,7 +193,12 @@ class TestRateLimit:
         gateway.wait_for_events(len(names) + 1)
         # Every drop is told to the server once, in the context of the next event that went out.
         assert sum(e["context"].get("dropped", 0) for e in gateway.events()) == dropped
-        assert gateway.events()[100]["context"]["dropped"] >= 1
+        # The first event out after the first drop carries it: E100 when the loop was quick, a few events
+        # later when the bucket refilled a token or two while it ran (a loaded machine), else R0.
+        sent = [int(n[1:]) for n in names if n.startswith("E")]
+        first = next((i for i, n in enumerate(sent) if n != i), len(sent))
+        assert first >= 100
+        assert gateway.events()[first]["context"]["dropped"] == [*sent, 150][first] - first
 
 
 class TestFrames:
