@@ -274,3 +274,14 @@ class TestIdentityProof:
         assert ["userHash" in e["context"] for e in events[:2]] == [False, False]
         assert [e["context"]["userHash"] for e in events[2:]] == [sig, sig]
         assert [e["userId"] for e in events] == ["bob", "bob", "ada", "ada"]
+
+    def test_the_option_may_be_named_user_hash_as_the_hash_it_sends(
+        self, page: Any, site: PageServer, gateway: FakeGateway
+    ) -> None:
+        """identify(id, traits, {userHash}) is the same as {signature}: the events carry context.userHash."""
+        sig = "c" * 64
+        page.goto(site.url("basic.html", gateway=gateway.url, data_auto_page="false"))
+        loaded(page)
+        page.evaluate(f"attimo('identify', 'ada', {{}}, {{userHash: '{sig}'}}); attimo('track', 'Signed')")
+        events = gateway.wait_for_events(2)
+        assert [e["context"]["userHash"] for e in events] == [sig, sig]

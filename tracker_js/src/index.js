@@ -287,7 +287,7 @@ function main() {
       if (widgets) widgets.page() // a new page view may show a popup again
       enqueue(build.page(who, name, props))
     },
-    // identify(userId, traits?, {signature}?) or identify(traits, {signature}?).
+    // identify(userId, traits?, {userHash}?) or identify(traits, {userHash}?); `signature` is its older name.
     // The signature is the site back end's HMAC of userId; decisions for a
     // user id are only read with it.
     identify(userId, traits, opts) {
@@ -301,7 +301,8 @@ function main() {
         who.userId = String(userId)
         who.sig = null // a signature is only valid for the id it signed
       }
-      if (opts && opts.signature && who.userId) who.sig = String(opts.signature)
+      const sig = opts && (opts.userHash || opts.signature)
+      if (sig && who.userId) who.sig = String(sig)
       saveIds(who)
       enqueue(build.identify(who, traits))
       // A socket is verified for one user at its handshake: prove the new identity.
