@@ -62,6 +62,7 @@ from benchmarks.ws_client import LoadRunner
 from state import keys
 from state.decisions import DecisionDoc, OnArrival, PopupContent, PopupDecision, ProductCard, Seeds, encode_doc
 from state.recommendations import encode_card, encode_neighbours, encode_trending, read_ids
+from state.settings import Settings
 
 SECRET = "bench-identity-secret"
 SERVERS = ("uvicorn", "granian")
@@ -267,6 +268,8 @@ def cpu_breakdown(redis_url: str, write_key: str, paths: list[str], reads: int =
         app = FastAPI()
         app.state.decisions = DecisionService(reader, IdentityVerifier([SECRET]))
         app.state.write_keys = WriteKeyCache(plain, ttl_s=600)
+        # What the fast path reads its read limit from; off, as in the measured API (benchmarks.stack).
+        app.state.settings = Settings(redis_url=redis_url, rate_limit_reads_per_s=0)
         fast = DecisionsFastPath(app)
         try:
             for c in contacts[:200]:
