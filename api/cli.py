@@ -68,6 +68,7 @@ def banner(settings: Settings, credentials: Path, token_source: str, to_terminal
         token, curl_token = "as set in ATTIMO_ADMIN_TOKEN (not printed to a log)", "$ATTIMO_ADMIN_TOKEN"
     return (f"\nAttimo is running.\n"
             f"  demo shop      {settings.api_url}/\n"
+            f"  dashboard      {settings.api_url}/dashboard (log in with the admin token)\n"
             f"  API docs       {settings.api_url}/docs\n"
             f"  gateway        {settings.gateway_url}/v1/stream?key={settings.write_key}\n"
             f"  write key      {settings.write_key}\n"
