@@ -51,6 +51,8 @@ LOST: Final = Counter("attimo_heartbeat_lost_total",
 
 WATCH_BLOCK_MS: Final = 500
 CONNECT_TIMEOUT_S: Final = 5.0
+STOP_TIMEOUT_S: Final = 5.0
+"""How long a stopping API waits for the sender to end before it goes on without it."""
 
 # KEYS: lease. ARGV: owner, ttl ms. Taken when free, renewed when ours; 1 if we hold it.
 _HOLD: Final = """
@@ -139,10 +141,11 @@ class HeartbeatSender:
                     if not await self.hold_lease():
                         return
             finally:
-                for task in (acks, watch):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+                # Their own ends are swallowed; a cancellation of this task is not (gather lets it through),
+                # else a stopping API would wait on a sender that never stops.
+                acks.cancel()
+                watch.cancel()
+                await asyncio.gather(acks, watch, return_exceptions=True)
 
     async def send(self, ws: ClientConnection) -> None:
         """Send the next heartbeat as a one-event tracker frame, through the next stream shard's id."""
@@ -225,6 +228,7 @@ async def heartbeat_running(settings: Settings, client: aioredis.Redis) -> Async
         yield
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)  # a stop never hangs on the sender
+        if not done:
+            log(logger, logging.WARNING, "heartbeat sender did not stop; leaving it", timeout_s=STOP_TIMEOUT_S)
         await watch_client.aclose()

@@ -99,3 +99,50 @@ class TestSender:
             assert len(points) >= 2 and all(p.latency_s is None for p in points)
         finally:
             await client.aclose()
+
+
+class TestStopping:
+    """A stopping API never hangs on its heartbeat sender."""
+
+    async def test_a_sender_cancelled_mid_session_stops_at_once(self, redis_server: RedisServer) -> None:
+        """Cancelled while its socket is open (its reply and watch tasks running): it ends, it does not loop on."""
+        settings = make_settings(redis_server)
+        client = aioredis.Redis.from_url(redis_server.url)
+        gateway = asyncio.create_task(serve_gateway(settings))
+        sender = HeartbeatSender(settings, client, aioredis.Redis.from_url(redis_server.url))
+        task = asyncio.create_task(sender.run())
+        try:
+            for _ in range(100):  # bounded: until a heartbeat went out over the socket
+                if sender.seq >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert sender.seq >= 2
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=2)
+            assert done and task.cancelled()
+        finally:
+            gateway.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gateway
+            await client.aclose()
+
+    async def test_the_lifespan_goes_on_without_a_sender_that_ignores_its_stop(
+            self, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A sender that swallowed its cancellation is left behind after STOP_TIMEOUT_S, not waited for."""
+        import api.heartbeat as heartbeat
+
+        async def stubborn(self: HeartbeatSender) -> None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
+            await asyncio.sleep(1.0)  # ignores its stop for a second, then ends on its own
+
+        monkeypatch.setattr(heartbeat.HeartbeatSender, "run", stubborn)
+        monkeypatch.setattr(heartbeat, "STOP_TIMEOUT_S", 0.2)
+        client = aioredis.Redis.from_url(redis_server.url)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with heartbeat.heartbeat_running(make_settings(redis_server), client):
+            await asyncio.sleep(0.05)
+        assert loop.time() - started < 0.8  # 0.05 s of work + the 0.2 s bound, not the sender's 1 s
+        await asyncio.sleep(1.0)  # let it end before the loop closes
+        await client.aclose()
