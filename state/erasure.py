@@ -37,10 +37,10 @@ import redis
 import redis.asyncio as aioredis
 
 from state import keys
+from state.shards import CONTACT_STAGES
 
 ERASE_FIELD: Final = b"x"
 """Stream entry field of an erase control (events use `e`, configuration controls `c`, previews `p`)."""
-STAGES: Final = ("visitors", "contacts")
 _HASH_DOMAIN: Final = b"attimo-id:"
 
 
@@ -114,10 +114,6 @@ def decode_control(payload: bytes) -> EraseControl:
     return _control_decoder.decode(payload)
 
 
-def shard_field(stage: str, shard: str) -> str:
-    """The erase record field a contact shard answers under."""
-    return f"{stage}:{shard}"
-
 
 def queue_answer(pipe: redis.client.Pipeline, erase_id: str, field: str, answer: EraseAnswer, now: float) -> None:
     """Queue a shard's answer on the sink's pipeline (an overwrite: a replay writes the same)."""
@@ -176,7 +172,7 @@ async def read_status(client: aioredis.Redis, erase_id: str, contact_shards: int
                 answers.append(_answer_decoder.decode(value))
             except msgspec.DecodeError:
                 continue
-    expected = len(STAGES) * contact_shards
+    expected = len(CONTACT_STAGES) * contact_shards
     scrubbed = raw.get(b"recovery_scrubbed_at")
     erased_at = raw.get(b"erased_at")
     state: EraseState = "pending"

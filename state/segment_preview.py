@@ -27,12 +27,12 @@ import redis.asyncio as aioredis
 
 from state import keys
 from state.config import Condition
+from state.shards import CONTACT_STAGES, shard_answer_field
 
 PREVIEW_FIELD: Final = b"p"
 """Stream entry field of a preview control (events use `e`, configuration controls `c`)."""
 ANSWER_TTL_S: Final = 60
 """How long the shards' answers stay in Redis: long enough for the API to read them, no longer."""
-STAGES: Final = ("visitors", "contacts")
 
 
 class PreviewControl(msgspec.Struct, frozen=True, tag="preview", tag_field="control"):
@@ -68,14 +68,10 @@ def decode_control(payload: bytes) -> PreviewControl:
     return _control_decoder.decode(payload)
 
 
-def shard_field(stage: str, shard: str) -> str:
-    """The hash field a contact shard answers under."""
-    return f"{stage}:{shard}"
-
 
 def expected_fields(contact_shards: int) -> list[str]:
     """Every field that must be present before the preview is complete (both stages, every shard)."""
-    return [shard_field(stage, str(shard)) for stage in STAGES for shard in range(contact_shards)]
+    return [shard_answer_field(stage, str(shard)) for stage in CONTACT_STAGES for shard in range(contact_shards)]
 
 
 def queue_answer(pipe: redis.client.Pipeline, preview_id: str, field: str, answer: PreviewAnswer) -> None:

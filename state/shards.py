@@ -6,7 +6,11 @@ the API and every dataflow process must agree on where a contact lives.
 
 from __future__ import annotations
 
+from typing import Final
 from zlib import crc32
+
+CONTACT_STAGES: Final = ("visitors", "contacts")
+"""The dataflow's two stages of contact shards: a control sent to every contact shard is answered by both."""
 
 
 def stable_hash(routing_id: str) -> int:
@@ -17,3 +21,8 @@ def stable_hash(routing_id: str) -> int:
 def shard_of(routing_id: str, shards: int) -> int:
     """The shard (0 … shards-1) that owns `routing_id`."""
     return stable_hash(routing_id) % shards
+
+
+def shard_answer_field(stage: str, shard: str) -> str:
+    """The hash field under which one contact shard of one stage answers a control (a preview, an erase)."""
+    return f"{stage}:{shard}"

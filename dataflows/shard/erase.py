@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 from dataflows.io.outputs import BlockedEvents, ContactErased, EraseDone, Output
 from dataflows.shard.contact import ContactCore
 from dataflows.shard.identity import USER_MARK
-from state.erasure import EraseAnswer, EraseControl, id_hash, shard_field
+from state.erasure import EraseAnswer, EraseControl, id_hash
 from state.events import Alias, Identify, StreamEvent
+from state.shards import shard_answer_field
 
 if TYPE_CHECKING:
     from dataflows.shard.shard import ContactShard
@@ -67,7 +68,7 @@ def contact_ids(state: ContactCore) -> list[str]:
 
 def apply_erase(shard: ContactShard, control: EraseControl, stage: str) -> list[Output]:
     """Tombstone the control's hashes (or lift them) and forget matching contacts and links."""
-    field = shard_field(stage, shard.shard)
+    field = shard_answer_field(stage, shard.shard)
     if control.lift:
         for digest in control.hashes:
             shard.tombstones.pop(digest, None)

@@ -22,7 +22,8 @@ from dataflows.io.outputs import PreviewCount
 from dataflows.io.outputs import ShardPreview as ShardPreview
 from dataflows.rules.conditions import evaluate_condition
 from state.config import Condition
-from state.segment_preview import PreviewAnswer, PreviewControl, shard_field
+from state.segment_preview import PreviewAnswer, PreviewControl
+from state.shards import shard_answer_field
 
 if TYPE_CHECKING:
     from dataflows.shard.shard import ContactShard
@@ -71,4 +72,4 @@ def count_matching(shard: ContactShard, when: Condition, now: float) -> PreviewA
 def answer_preview(shard: ContactShard, item: ShardPreview, now: float) -> PreviewCount:
     """The shard's answer to `item` (the caller checked `Previews.first_live_copy`)."""
     answer = count_matching(shard, item.control.when, now)
-    return PreviewCount(item.control.id, shard_field(shard.stage, item.shard), answer)
+    return PreviewCount(item.control.id, shard_answer_field(shard.stage, item.shard), answer)
