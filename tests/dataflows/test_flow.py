@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -81,9 +83,11 @@ class TestRecovery:
         with running_dataflow(redis_server.url, data_dir, stream_shards=str(SHARDS)) as dataflow:
             wait_for(lambda: client.hlen(keys.dataflow_progress()) == SHARDS, timeout=30,
                      what="the dataflow to start reading")
-            feeder = threading.Thread(target=feed_slowly, args=(client, events[3_000:9_000], 3.0))
+            feeder = threading.Thread(target=feed_slowly, args=(client, events[3_000:9_000], 5.0))
             feeder.start()
-            time.sleep(2.2)  # past at least one snapshot (1 s) and mid-feed
+            # Past a committed snapshot of what was read first (a fixed sleep was not, on a loaded machine:
+            # the restart then rightly replayed from the start), and most likely mid-feed.
+            wait_for(lambda: committed_epoch(data_dir) >= 3, timeout=30, what="a committed snapshot")
             dataflow.kill_hard()
             feeder.join()
         append_in_frames(client, events[9_000:10_000])
@@ -97,6 +101,19 @@ class TestRecovery:
             resumed = [line for line in dataflow.log().splitlines() if '"resume_from"' in line]
         restarted_from = [json.loads(line)["resume_from"] for line in resumed[-SHARDS:]]
         assert all(position != "0-0" for position in restarted_from), "restart must resume, not replay all"
+
+
+def committed_epoch(data_dir: Path) -> int:
+    """The epoch every recovery partition has committed (Bytewax's `commits` table), 0 before any."""
+    epochs = []
+    for path in sorted((data_dir / "recovery").glob("part-*.sqlite3")):
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as db:
+                row = db.execute("SELECT MAX(commit_epoch) FROM commits").fetchone()
+        except sqlite3.Error:
+            return 0  # being created or busy: ask again
+        epochs.append(int(row[0] or 0))
+    return min(epochs, default=0)
 
 
 def feed_slowly(client: redis.Redis, events: list[Event], seconds: float) -> None:
