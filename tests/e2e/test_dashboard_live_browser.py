@@ -107,3 +107,18 @@ def test_the_live_page_follows_the_load_generator(stack: Stack, browser: Any) ->
     assert latency_points >= 5
     assert not any(stack.admin_token in url for url in requested), "the admin token was in a URL"
     assert any(url.endswith("/dashboard/stream") for url in requested)
+
+
+def test_the_banner_shows_when_latency_passes_its_threshold(browser: Any, tmp_path: Path) -> None:
+    """With a latency threshold no heartbeat can meet, the page raises the banner with the measured p99."""
+    with running_redis(tmp_path / "redis") as redis_server, \
+            attimo_run(tmp_path / "stack", redis_server, ALERT_LATENCY_P99_S="0.000001") as stack:
+        context, page, _ = log_in(browser, stack)
+        try:
+            page.wait_for_selector("#banner.on", timeout=20_000)
+            page.wait_for_function(
+                "() => document.getElementById('banner').textContent.includes('latency p99')", timeout=20_000)
+            shown = page.locator("#banner").inner_text()
+        finally:
+            context.close()
+    assert "threshold 1e-06 s" in shown, shown
